@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load"]
 
 
-def load(checkpoint: str):  # noqa: ANN201 - lazy import keeps `import mmfer` light
+def load(checkpoint: str):
     """Load a trained model for prediction; see :func:`mmfer.api.load`."""
     from mmfer.api import load as _load
 

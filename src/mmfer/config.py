@@ -38,6 +38,8 @@ class DataConfig:
     root: str | None = None
     #: Emotions to keep (canonical names); empty keeps all.
     emotions: list[str] = field(default_factory=list)
+    #: Loader-specific options, e.g. ``{merge: false}`` (RAVDESS), ``{last_n: 3}`` (CK+).
+    options: dict[str, Any] = field(default_factory=dict)
     #: Synthetic corpus only: speakers, clips per speaker and emotion, seed.
     synthetic_speakers: int = 6
     synthetic_clips_per_emotion: int = 4

@@ -1,0 +1,39 @@
+"""Corpora as sample tables, and cross-validation protocols over them.
+
+Importing this package registers every corpus loader in
+:data:`mmfer.registry.CORPORA` and every protocol in
+:data:`mmfer.registry.SPLITTERS`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from mmfer.data import ckplus, cremad, manifest, ravdess, savee, splits, tess
+from mmfer.data.corpora import load_corpus
+from mmfer.data.splits import describe_protocol, is_speaker_independent, make_splits, speaker_holdout
+from mmfer.data.table import COLUMNS, make_table, read_table, validate_table, write_table
+
+# synthetic.py is written separately; the other loaders must work without it.
+if importlib.util.find_spec("mmfer.data.synthetic") is not None:
+    from mmfer.data import synthetic  # noqa: F401
+
+__all__ = [
+    "COLUMNS",
+    "ckplus",
+    "cremad",
+    "describe_protocol",
+    "is_speaker_independent",
+    "load_corpus",
+    "make_splits",
+    "make_table",
+    "manifest",
+    "ravdess",
+    "read_table",
+    "savee",
+    "speaker_holdout",
+    "splits",
+    "tess",
+    "validate_table",
+    "write_table",
+]

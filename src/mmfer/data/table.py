@@ -70,6 +70,10 @@ def make_table(records: Iterable[Mapping[str, Any]], *, corpus: str, root: str |
     df = pd.DataFrame(rows)
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df[list(COLUMNS) + extra]
+    # pandas stores a missing value in a string column as NaN; the contract (and
+    # `if row.audio:`) wants None
+    for c in (*MEDIA_COLUMNS, "transcript"):
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
     validate_table(df, source=root)
     return df.sort_values("id", kind="stable").reset_index(drop=True)
 

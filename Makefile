@@ -1,0 +1,23 @@
+# Two entry points, each creating the environment itself on a fresh machine:
+#   make demo   - main job end to end on the embedded SYNTHETIC corpus
+#   make test   - the test suite (what CI runs)
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+$(BIN)/.mmfer-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[all]'
+	touch $@
+
+.PHONY: env demo test lint
+env: $(BIN)/.mmfer-installed
+
+demo: env
+	$(BIN)/mmfer run -c configs/default.yaml
+
+test: env
+	$(BIN)/python -m pytest -q
+
+lint: env
+	$(BIN)/ruff check src tests bench

@@ -1,0 +1,154 @@
+"""Cross-validation protocols: speaker independence, coverage, stratification, seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmfer.data.splits import (
+    describe_protocol,
+    group_kfold,
+    is_speaker_independent,
+    loso,
+    make_splits,
+    speaker_holdout,
+    stratified_kfold,
+)
+from mmfer.errors import ConfigError
+from mmfer.registry import SPLITTERS
+
+EMOTIONS = ("angry", "happy", "sad", "neutral")
+
+
+def random_table(seed: int, min_speakers: int = 5) -> pd.DataFrame:
+    """A table with a random number of speakers, clips per speaker and emotions."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(int(rng.integers(min_speakers, 13))):
+        for k in range(int(rng.integers(3, 21))):
+            rows.append({"id": f"s{s}_{k}", "speaker": f"spk{s:02d}", "emotion": str(rng.choice(EMOTIONS))})
+    # Shuffle rows so that positional indices do not follow speakers.
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def check_partition(table: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    n = len(table)
+    tested = np.concatenate([te for _, te in folds])
+    assert np.array_equal(np.sort(tested), np.arange(n)), "every sample tested exactly once"
+    for tr, te in folds:
+        assert len(te) > 0 and len(tr) > 0
+        assert tr.dtype == np.int64 and te.dtype == np.int64
+        assert len(np.intersect1d(tr, te)) == 0
+        assert len(tr) + len(te) == n
+
+
+def no_shared_speaker(table: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    spk = table["speaker"].to_numpy()
+    return all(not (set(spk[tr]) & set(spk[te])) for tr, te in folds)
+
+
+def test_registered() -> None:
+    assert set(SPLITTERS.names()) >= {"loso", "group_kfold", "stratified_kfold"}
+    assert is_speaker_independent("loso") and is_speaker_independent("group_kfold")
+    assert not is_speaker_independent("stratified_kfold")
+    assert describe_protocol("group_kfold", 5) == "speaker-independent 5-fold (grouped by speaker)"
+    assert "3-fold" in describe_protocol("stratified_kfold", 3)
+    assert "speaker-dependent" in describe_protocol("stratified_kfold", 3)
+    assert "leave-one-speaker-out" in describe_protocol("loso", 5)
+    with pytest.raises(ConfigError, match="valid names"):
+        describe_protocol("holdout", 5)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_loso_properties(seed: int) -> None:
+    table = random_table(seed)
+    folds = loso(table)
+    check_partition(table, folds)
+    assert no_shared_speaker(table, folds)
+    spk = table["speaker"].to_numpy()
+    assert [set(spk[te]) for _, te in folds] == [{s} for s in sorted(set(spk))]
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_group_kfold_properties(seed: int, k: int) -> None:
+    table = random_table(seed)
+    folds = group_kfold(table, folds=k, seed=seed)
+    assert len(folds) == k
+    check_partition(table, folds)
+    assert no_shared_speaker(table, folds)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stratified_kfold_is_stratified(seed: int) -> None:
+    table = random_table(seed)
+    k = 3
+    folds = stratified_kfold(table, folds=k, seed=seed)
+    check_partition(table, folds)
+    emo = table["emotion"].to_numpy()
+    for e in EMOTIONS:
+        per_fold = [int((emo[te] == e).sum()) for _, te in folds]
+        assert max(per_fold) - min(per_fold) <= 1, (e, per_fold)
+    # Speaker-dependent: with many clips per speaker, speakers end up on both sides.
+    assert not no_shared_speaker(table, folds)
+
+
+@pytest.mark.parametrize("protocol", ["loso", "group_kfold", "stratified_kfold"])
+def test_determinism(protocol: str) -> None:
+    table = random_table(3, min_speakers=10)
+    a = make_splits(table, protocol, 5, 0)
+    b = make_splits(table, protocol, 5, 0)
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    if protocol != "loso":  # loso has no randomness
+        c = make_splits(table, protocol, 5, 1)
+        assert any(not np.array_equal(x[1], y[1]) for x, y in zip(a, c, strict=True))
+
+
+def test_make_splits_errors() -> None:
+    table = random_table(0)
+    n_spk = table["speaker"].nunique()
+    with pytest.raises(ConfigError, match=r"unknown protocol 'holdout'.*group_kfold, loso, stratified_kfold"):
+        make_splits(table, "holdout", 5, 0)
+    with pytest.raises(ConfigError, match=f"at least {n_spk + 1} speakers.*has {n_spk}"):
+        make_splits(table, "group_kfold", n_spk + 1, 0)
+    with pytest.raises(ConfigError, match=">= 2"):
+        make_splits(table, "stratified_kfold", 1, 0)
+    one = table.assign(speaker="only")
+    with pytest.raises(ConfigError, match="at least 2 speakers"):
+        make_splits(one, "loso", 5, 0)
+    tiny = pd.DataFrame({"speaker": ["a", "b", "c"], "emotion": ["sad", "happy", "angry"]})
+    with pytest.raises(ConfigError, match="largest class has 1"):
+        make_splits(tiny, "stratified_kfold", 2, 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_speaker_holdout(seed: int) -> None:
+    table = random_table(seed)
+    spk = table["speaker"].to_numpy()
+    for tr, te in group_kfold(table, folds=3, seed=seed):
+        fit, val = speaker_holdout(table, tr, 0.1, seed)
+        assert len(val) > 0, "at least one speaker held out"
+        assert np.array_equal(np.sort(np.concatenate([fit, val])), tr)
+        assert not set(spk[val]) & set(spk[fit])
+        assert not set(val) & set(te) and not set(spk[val]) & set(spk[te])
+        n_train_spk = len(set(spk[tr]))
+        assert len(set(spk[val])) == max(1, round(0.1 * n_train_spk))
+        again = speaker_holdout(table, tr, 0.1, seed)
+        assert np.array_equal(again[1], val)
+
+
+def test_speaker_holdout_edges() -> None:
+    table = random_table(1)
+    idx = np.arange(len(table))
+    fit, val = speaker_holdout(table, idx, 0.0, 0)
+    assert len(val) == 0 and np.array_equal(fit, idx)
+    single = table.index[table["speaker"] == "spk00"].to_numpy()
+    fit, val = speaker_holdout(table, single, 0.5, 0)
+    assert len(val) == 0 and np.array_equal(fit, np.sort(single))
+    fit, val = speaker_holdout(table, idx, 0.99, 0)
+    assert table["speaker"].iloc[fit].nunique() == 1, "never all speakers"
+    fit, val = speaker_holdout(table, None, 0.5, 0)
+    assert len(fit) + len(val) == len(table)
+    with pytest.raises(ConfigError, match="fraction"):
+        speaker_holdout(table, idx, 1.0, 0)
