@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,9 @@ import pandas as pd
 from mmfer.config import ExperimentConfig, dump_config
 from mmfer.data.table import write_table
 from mmfer.emotions import label_order
+from mmfer.errors import ConfigError
 from mmfer.io import atomic_write_text
 from mmfer.pipeline import (
-    CVResult,
     available_modalities,
     cache_dir_for,
     cross_validate,
@@ -26,6 +26,9 @@ from mmfer.pipeline import (
     media_hash,
     modality_subsets,
 )
+
+if TYPE_CHECKING:
+    from mmfer.evaluation.report import ProtocolResults, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,9 @@ def prepare(cfg: ExperimentConfig) -> tuple[pd.DataFrame, Path]:
 
 
 def _features(cfg: ExperimentConfig, table: pd.DataFrame) -> dict[str, Any]:
-    return extract(table, cfg.features, cache_dir_for(cfg), list(cfg.fusion.modalities),
-                   progress=cfg.train.progress)
+    return extract(
+        table, cfg.features, cache_dir_for(cfg), list(cfg.fusion.modalities), progress=cfg.train.progress
+    )
 
 
 def extract_all(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -54,8 +58,11 @@ def extract_all(cfg: ExperimentConfig) -> dict[str, Any]:
 
     table, _ = prepare(cfg)
     feats = _features(cfg, table)
-    return {"samples": len(table), "modalities": available_modalities(table, feats),
-            "issues": summarise_issues(feats)}
+    return {
+        "samples": len(table),
+        "modalities": available_modalities(table, feats),
+        "issues": summarise_issues(feats),
+    }
 
 
 def train(cfg: ExperimentConfig) -> Path:
@@ -66,9 +73,16 @@ def train(cfg: ExperimentConfig) -> Path:
     mods = [m for m in cfg.fusion.modalities if m in available_modalities(table, feats)]
     labels = label_order(set(table["emotion"]))
     res = fit_recognizer(
-        table, feats, np.arange(len(table)), labels=labels, model_cfg=cfg.model,
-        fusion_cfg=replace(cfg.fusion, modalities=mods), text_cfg=cfg.features.text,
-        train_cfg=cfg.train, features_cfg=cfg.features, speaker_independent=True,
+        table,
+        feats,
+        np.arange(len(table)),
+        labels=labels,
+        model_cfg=cfg.model,
+        fusion_cfg=replace(cfg.fusion, modalities=mods),
+        text_cfg=cfg.features.text,
+        train_cfg=cfg.train,
+        features_cfg=cfg.features,
+        speaker_independent=True,
         out_dir=out / "train",
     )
     res.recognizer.extra = {
@@ -79,28 +93,132 @@ def train(cfg: ExperimentConfig) -> Path:
     return res.recognizer.save(out / "model.safetensors")
 
 
-def format_cv(res: CVResult) -> str:
+def format_cv(run: RunResult) -> str:
+    """Mean ± std over folds of the headline metrics, naming the protocol."""
     from mmfer.evaluation.metrics import format_pm, summarise_folds
 
-    s = summarise_folds(res.fold_metrics)
-    lines = [f"{res.model} on {'+'.join(res.modalities)} — {res.protocol_description}"]
-    for key in ("accuracy", "macro.ppv", "macro.sensitivity", "macro.specificity", "macro.mcc_ovr"):
-        m = s[key]
-        lines.append(f"  {key:<18} {format_pm(m['mean'], m['std'])} %")
+    s = summarise_folds(run.fold_metrics)
+    rows = [("accuracy", s["accuracy"])] + [
+        (f"macro {k}", s["macro"][k]) for k in ("ppv", "sensitivity", "specificity", "mcc_ovr")
+    ]
+    lines = [f"{run.model} on {'+'.join(run.modalities)} — {run.protocol}"]
+    lines += [f"  {name:<18} {format_pm(m['mean'], m['std'])} %" for name, m in rows]
     return "\n".join(lines)
+
+
+def _setup(cfg: ExperimentConfig) -> tuple[Path, pd.DataFrame, dict[str, Any], list[str]]:
+    out = _out(cfg)
+    table, _ = prepare(cfg)
+    feats = _features(cfg, table)
+    have = available_modalities(table, feats)
+    mods = [m for m in cfg.fusion.modalities if m in have]
+    if not mods:
+        raise ConfigError(
+            f"fusion.modalities: none of {cfg.fusion.modalities} has features in corpus "
+            f"{cfg.data.corpus!r} (available: {have})"
+        )
+    return out, table, feats, mods
 
 
 def evaluate(cfg: ExperimentConfig) -> str:
     """Cross-validate ``cfg.model`` on ``cfg.fusion.modalities`` under ``cfg.eval.protocol``."""
-    out = _out(cfg)
-    table, _ = prepare(cfg)
-    feats = _features(cfg, table)
-    mods = [m for m in cfg.fusion.modalities if m in available_modalities(table, feats)]
-    res = cross_validate(table, feats, cfg, model_name=cfg.model.name, modalities=mods)
     from mmfer.evaluation.metrics import summarise_folds
 
-    atomic_write_text(out / f"evaluate_{res.model}_{res.protocol}.json", json.dumps({
-        "model": res.model, "modalities": res.modalities, "protocol": res.protocol_description,
-        "summary": summarise_folds(res.fold_metrics), "folds": res.fold_metrics,
-    }, indent=2, default=float))
-    return format_cv(res)
+    out, table, feats, mods = _setup(cfg)
+    run, audit = cross_validate(table, feats, cfg, model_name=cfg.model.name, modalities=mods)
+    path = out / f"evaluate_{run.model}_{cfg.eval.protocol}.json"
+    atomic_write_text(
+        path,
+        json.dumps(
+            {
+                "model": run.model,
+                "modalities": run.modalities,
+                "protocol": run.protocol,
+                "summary": summarise_folds(run.fold_metrics),
+                "folds": run.fold_metrics,
+                "leakage": asdict(audit),
+            },
+            indent=2,
+            default=float,
+        ),
+    )
+    return format_cv(run) + f"\n(written to {path})"
+
+
+def _protocol_runs(
+    cfg: ExperimentConfig,
+    table: pd.DataFrame,
+    feats: dict[str, Any],
+    mods: list[str],
+    protocol: str,
+    hashes: list[str | None],
+    ablations: bool,
+) -> ProtocolResults:
+    """Every model on all modalities, plus RMLSTM on each modality subset (Tables 1-4)."""
+    import mmfer.models  # noqa: F401
+    from mmfer.evaluation.report import ProtocolResults, compare_runs
+    from mmfer.registry import MODELS
+
+    primary = cfg.model.name
+    for m in cfg.eval.models:
+        MODELS.get(m)  # unknown model -> ConfigError listing the valid names, before any work
+    jobs: list[tuple[str, tuple[str, ...]]] = [
+        (m, tuple(mods)) for m in dict.fromkeys([primary, *cfg.eval.models])
+    ]
+    if ablations:
+        subsets = (
+            [tuple(a.split("+")) for a in cfg.eval.ablations]
+            if cfg.eval.ablations
+            else modality_subsets(mods)
+        )
+        jobs += [(primary, s) for s in subsets if tuple(s) != tuple(mods)]
+    runs, audit = [], None
+    for i, (model, subset) in enumerate(jobs):
+        log.info("[%d/%d] %s on %s (%s)", i + 1, len(jobs), model, "+".join(subset), protocol)
+        run, a = cross_validate(
+            table, feats, cfg, model_name=model, modalities=list(subset), protocol=protocol, hashes=hashes
+        )
+        runs.append(run)
+        audit = audit or a
+    base = runs[0]
+    sig = [compare_runs(base, r) for r in runs[1:] if r.modalities == base.modalities]
+    return ProtocolResults(protocol=base.protocol, runs=runs, significance=sig, leakage=audit)
+
+
+def report(cfg: ExperimentConfig) -> dict[str, Path]:
+    """Regenerate the paper's Tables 1-6 for one corpus under the configured protocol(s)."""
+    from mmfer.data.splits import is_speaker_independent
+    from mmfer.evaluation.report import ReportData, write_report
+
+    out, table, feats, mods = _setup(cfg)
+    hashes = [media_hash(row) for _, row in table.iterrows()]
+    main = _protocol_runs(cfg, table, feats, mods, cfg.eval.protocol, hashes, ablations=True)
+    second = None
+    if cfg.eval.both_protocols:
+        other = "stratified_kfold" if is_speaker_independent(cfg.eval.protocol) else "group_kfold"
+        second = _protocol_runs(cfg, table, feats, mods, other, hashes, ablations=False)
+    synthetic = bool(table.get("synthetic", pd.Series([False])).fillna(False).astype(bool).any()) or (
+        cfg.data.corpus == "synthetic"
+    )
+    data = ReportData(
+        corpus=cfg.data.corpus,
+        is_synthetic=synthetic,
+        protocol=main.protocol,
+        runs=main.runs,
+        significance=main.significance,
+        leakage=main.leakage,
+        speaker_independent=is_speaker_independent(cfg.eval.protocol),
+        second=second,
+        primary_model=cfg.model.name,
+        title=f"mmfer report — {cfg.data.corpus} ({len(table)} samples, "
+        f"{table['speaker'].nunique()} speakers)",
+        notes=[f"config: {out / 'config.yaml'}", f"modalities available: {', '.join(mods)}"],
+    )
+    return write_report(data, out / "report")
+
+
+def run_all(cfg: ExperimentConfig) -> dict[str, Path]:
+    """The main job: report (all tables) then a final model trained on every speaker."""
+    paths = report(cfg)
+    paths["model"] = train(cfg)
+    return paths

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,9 @@ from mmfer.config import (
 from mmfer.emotions import label_order
 from mmfer.errors import ConfigError, DataError
 from mmfer.fusion import Fuser
-from mmfer.registry import CORPORA
+
+if TYPE_CHECKING:
+    from mmfer.evaluation.report import LeakageAudit, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,11 @@ def load_corpus(cfg: DataConfig) -> pd.DataFrame:
     from mmfer.data.corpora import load_corpus as _load
 
     if cfg.corpus == "synthetic":
-        opts = {"speakers": cfg.synthetic_speakers, "clips_per_emotion": cfg.synthetic_clips_per_emotion,
-                "seed": cfg.synthetic_seed}
+        opts = {
+            "speakers": cfg.synthetic_speakers,
+            "clips_per_emotion": cfg.synthetic_clips_per_emotion,
+            "seed": cfg.synthetic_seed,
+        }
         return _load("synthetic", cfg.root, emotions=cfg.emotions, **opts, **cfg.options)
     if not cfg.root:
         raise ConfigError(f"data.root: corpus {cfg.corpus!r} needs a root folder (data.root=PATH)")
@@ -58,9 +63,18 @@ def cache_dir_for(cfg: ExperimentConfig) -> Path:
     return Path(cfg.features.cache_dir or Path(cfg.output_dir) / "cache")
 
 
-def extract(table: pd.DataFrame, cfg: FeatureConfig, cache_dir: str | Path, modalities: list[str],
-            *, progress: bool = True) -> dict[str, Any]:
-    """Per-sample features for ``modalities`` (cached); see :func:`mmfer.features.extract.extract_features`."""
+def extract(
+    table: pd.DataFrame,
+    cfg: FeatureConfig,
+    cache_dir: str | Path,
+    modalities: list[str],
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Per-sample features for ``modalities`` (cached).
+
+    See :func:`mmfer.features.extract.extract_features`.
+    """
     from mmfer.features.extract import extract_features
 
     return extract_features(table, cfg, cache_dir, modalities=tuple(modalities), progress=progress)
@@ -94,8 +108,9 @@ class Recognizer:
         from mmfer.training import predict
 
         fused = self.fuser.transform(feats)
-        return predict(self.model, torch.from_numpy(fused.x), torch.from_numpy(fused.mask),
-                       batch_size=batch_size)
+        return predict(
+            self.model, torch.from_numpy(fused.x), torch.from_numpy(fused.mask), batch_size=batch_size
+        )
 
     def save(self, path: str | Path) -> Path:
         from mmfer.training.checkpoint import save_checkpoint
@@ -123,8 +138,9 @@ class Recognizer:
             raise DataError(path, "not an mmfer model checkpoint (train one with `mmfer train`)")
         model_cfg = from_dict(ModelConfig, meta["model"])
         labels = list(meta["labels"])
-        model = create_model(model_cfg.name, in_features=int(meta["in_features"]),
-                             num_classes=len(labels), cfg=model_cfg)
+        model = create_model(
+            model_cfg.name, in_features=int(meta["in_features"]), num_classes=len(labels), cfg=model_cfg
+        )
         model.load_state_dict(tensors)
         model.eval()
         return cls(
@@ -148,8 +164,9 @@ class FitOutcome:
     fit_ids: list[str]
 
 
-def _val_split(table: pd.DataFrame, train_idx: np.ndarray, cfg: TrainConfig,
-               speaker_independent: bool) -> tuple[np.ndarray, np.ndarray]:
+def _val_split(
+    table: pd.DataFrame, train_idx: np.ndarray, cfg: TrainConfig, speaker_independent: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Validation rows taken from the training rows (whole speakers when speaker-independent)."""
     if cfg.val_fraction <= 0 or cfg.patience <= 0:
         return train_idx, np.array([], dtype=int)
@@ -162,11 +179,11 @@ def _val_split(table: pd.DataFrame, train_idx: np.ndarray, cfg: TrainConfig,
 
         y = table["emotion"].to_numpy()[train_idx]
         try:
-            fit_idx, val_idx = train_test_split(train_idx, test_size=cfg.val_fraction,
-                                                random_state=cfg.seed, stratify=y)
+            fit_idx, val_idx = train_test_split(
+                train_idx, test_size=cfg.val_fraction, random_state=cfg.seed, stratify=y
+            )
         except ValueError:  # a class too small to stratify
-            fit_idx, val_idx = train_test_split(train_idx, test_size=cfg.val_fraction,
-                                                random_state=cfg.seed)
+            fit_idx, val_idx = train_test_split(train_idx, test_size=cfg.val_fraction, random_state=cfg.seed)
     return np.asarray(fit_idx), np.asarray(val_idx)
 
 
@@ -197,43 +214,27 @@ def fit_recognizer(
 
     def tensors(idx: np.ndarray) -> Any:
         fused = fuser.transform([feats[i] for i in ids[idx]])
-        return TensorData(torch.from_numpy(fused.x), torch.from_numpy(fused.mask),
-                          torch.from_numpy(y_all[idx].astype(np.int64)))
+        return TensorData(
+            torch.from_numpy(fused.x),
+            torch.from_numpy(fused.mask),
+            torch.from_numpy(y_all[idx].astype(np.int64)),
+        )
 
     torch.manual_seed(train_cfg.seed)
-    model = create_model(model_cfg.name, in_features=fuser.n_features, num_classes=len(labels),
-                         cfg=model_cfg)
+    model = create_model(model_cfg.name, in_features=fuser.n_features, num_classes=len(labels), cfg=model_cfg)
     result = Trainer(train_cfg).fit(
-        model, tensors(fit_idx), tensors(val_idx) if len(val_idx) else None,
-        num_classes=len(labels), out_dir=out_dir,
+        model,
+        tensors(fit_idx),
+        tensors(val_idx) if len(val_idx) else None,
+        num_classes=len(labels),
+        out_dir=out_dir,
     )
     model.eval()
-    rec = Recognizer(fuser=fuser, model=model, labels=labels, model_cfg=model_cfg,
-                     features_cfg=features_cfg)
+    rec = Recognizer(fuser=fuser, model=model, labels=labels, model_cfg=model_cfg, features_cfg=features_cfg)
     return FitOutcome(rec, list(result.history), time.perf_counter() - t0, list(ids[fit_idx]))
 
 
 # ----------------------------------------------------------------------------- cross-validation
-
-
-@dataclass
-class CVResult:
-    """Pooled outcome of one (model, modalities, protocol) cross-validation."""
-
-    model: str
-    modalities: tuple[str, ...]
-    protocol: str
-    protocol_description: str
-    labels: list[str]
-    fold_metrics: list[dict[str, Any]]
-    y_true: list[int]
-    y_pred: list[int]
-    fold_of: list[int]
-    sample_ids: list[str]
-    train_seconds: list[float]
-    test_seconds_per_sample: float
-    histories: list[list[dict[str, Any]]]
-    leakage: dict[str, Any]
 
 
 def media_hash(row: pd.Series) -> str | None:
@@ -249,28 +250,42 @@ def media_hash(row: pd.Series) -> str | None:
     return None
 
 
-def leakage_audit(table: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]],
-                  fit_ids: list[list[str]], hashes: list[str | None] | None = None) -> dict[str, Any]:
-    """Measure, per fold, speaker overlap, fitting on test rows, duplicate media across splits."""
+def leakage_audit(
+    table: pd.DataFrame,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    fit_ids: list[list[str]],
+    hashes: list[str | None] | None = None,
+) -> LeakageAudit:
+    """Measure, per fold, speaker overlap, test rows used for fitting, duplicate media across splits.
+
+    Nothing here is a statement taken on trust: each figure is counted from the
+    actual fold indices and the ids the fuser/model were fitted on.
+    """
+    from mmfer.evaluation.report import LeakageAudit
+
     spk = table["speaker"].to_numpy()
     ids = table["id"].to_numpy()
-    overlap, fitted_on_test, dups = [], [], []
+    overlap, fitted_on_test, dups = [], [], 0
     for (tr, te), fitted in zip(splits, fit_ids, strict=True):
         overlap.append(len(set(spk[tr]) & set(spk[te])))
         fitted_on_test.append(len(set(fitted) & set(ids[te])))
         if hashes is not None:
             tr_h = {hashes[i] for i in tr if hashes[i]}
-            dups.append(sum(1 for i in te if hashes[i] and hashes[i] in tr_h))
-    return {
-        "speaker_overlap_per_fold": overlap,
-        "test_rows_used_for_fitting_per_fold": fitted_on_test,
-        "duplicate_clips_across_splits_per_fold": dups,
-        "fitted_components": [
-            {"component": "TF-IDF vocabulary and idf", "fitted_on": "training fold (minus validation)"},
-            {"component": "per-modality standardisers", "fitted_on": "training fold (minus validation)"},
-            {"component": "model weights / early stopping", "fitted_on": "training fold / validation speakers"},
+            dups += sum(1 for i in te if hashes[i] and hashes[i] in tr_h)
+    used = sum(fitted_on_test)
+    where = "train fold only (0 test rows, counted per fold)" if used == 0 else f"TEST rows too: {used}"
+    return LeakageAudit(
+        speaker_overlap=overlap,
+        fitted_on_test=[
+            {"component": "TF-IDF vocabulary and idf", "fitted_on": where},
+            {"component": "per-modality standardisers", "fitted_on": where},
+            {"component": "model weights and early stopping", "fitted_on": where},
+            {"component": "EfficientNet backbone", "fitted_on": "pretrained (ImageNet), frozen"},
+            {"component": "MFCC", "fitted_on": "stateless"},
         ],
-    }
+        duplicate_clips_across_splits=dups,
+        notes=[] if hashes is not None else ["duplicate-clip check skipped (no media hashes)"],
+    )
 
 
 def cross_validate(
@@ -282,10 +297,11 @@ def cross_validate(
     modalities: list[str],
     protocol: str | None = None,
     hashes: list[str | None] | None = None,
-) -> CVResult:
+) -> tuple[RunResult, LeakageAudit]:
     """Run one model on one modality subset over every fold of ``protocol``."""
     from mmfer.data.splits import describe_protocol, is_speaker_independent, make_splits
     from mmfer.evaluation.metrics import classification_metrics
+    from mmfer.evaluation.report import RunResult
 
     protocol = protocol or cfg.eval.protocol
     splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)
@@ -295,36 +311,56 @@ def cross_validate(
     model_cfg = replace(cfg.model, name=model_name)
     fusion_cfg = replace(cfg.fusion, modalities=list(modalities))
     train_cfg = replace(cfg.train, progress=False)
-    fold_metrics, y_true, y_pred, fold_of, sample_ids = [], [], [], [], []
+    fold_metrics, y_true, y_pred, sample_ids = [], [], [], []
     train_s, test_s, n_test, histories, fit_ids = [], 0.0, 0, [], []
     si = is_speaker_independent(protocol)
     for k, (tr, te) in enumerate(splits):
-        out = fit_recognizer(table, feats, tr, labels=labels, model_cfg=model_cfg,
-                             fusion_cfg=fusion_cfg, text_cfg=cfg.features.text, train_cfg=train_cfg,
-                             features_cfg=cfg.features, speaker_independent=si)
+        out = fit_recognizer(
+            table,
+            feats,
+            tr,
+            labels=labels,
+            model_cfg=model_cfg,
+            fusion_cfg=fusion_cfg,
+            text_cfg=cfg.features.text,
+            train_cfg=train_cfg,
+            features_cfg=cfg.features,
+            speaker_independent=si,
+        )
         t0 = time.perf_counter()
         proba = out.recognizer.predict_proba([feats[i] for i in ids[te]])
         test_s += time.perf_counter() - t0
         n_test += len(te)
         pred = proba.argmax(axis=1)
-        fold_metrics.append(classification_metrics(y_all[te], pred, labels=list(range(len(labels)))))
+        fold_metrics.append(classification_metrics(y_all[te], pred, labels=list(range(len(labels))), names=labels))
         y_true += y_all[te].tolist()
         y_pred += pred.tolist()
-        fold_of += [k] * len(te)
         sample_ids += ids[te].tolist()
         train_s.append(out.train_seconds)
         histories.append(out.history)
         fit_ids.append(out.fit_ids)
-        log.info("%s %s fold %d/%d acc=%.3f", model_name, "+".join(modalities), k + 1, len(splits),
-                 fold_metrics[-1]["accuracy"])
-    return CVResult(
-        model=model_name, modalities=tuple(modalities), protocol=protocol,
-        protocol_description=describe_protocol(protocol, len(splits)), labels=labels,
-        fold_metrics=fold_metrics, y_true=y_true, y_pred=y_pred, fold_of=fold_of,
-        sample_ids=sample_ids, train_seconds=train_s,
-        test_seconds_per_sample=test_s / max(n_test, 1), histories=histories,
-        leakage=leakage_audit(table, splits, fit_ids, hashes),
+        log.info(
+            "%s %s fold %d/%d acc=%.3f",
+            model_name,
+            "+".join(modalities),
+            k + 1,
+            len(splits),
+            fold_metrics[-1]["accuracy"],
+        )
+    run = RunResult(
+        model=model_name,
+        modalities=tuple(modalities),
+        protocol=describe_protocol(protocol, len(splits)),
+        fold_metrics=fold_metrics,
+        y_true=y_true,
+        y_pred=y_pred,
+        labels=labels,
+        train_seconds=train_s,
+        test_seconds_per_sample=test_s / max(n_test, 1),
+        history=histories,
+        sample_ids=sample_ids,
     )
+    return run, leakage_audit(table, splits, fit_ids, hashes)
 
 
 def available_modalities(table: pd.DataFrame, feats: dict[str, Any]) -> list[str]:

@@ -1,0 +1,380 @@
+"""Report writer: files, self-contained HTML, numbers traceable to the inputs, loud warnings."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmfer.errors import DataError
+from mmfer.evaluation import paper
+from mmfer.evaluation.metrics import classification_metrics, format_pm, summarise_folds
+from mmfer.evaluation.report import (
+    METRIC_COLUMNS,
+    SYNTHETIC_WARNING,
+    LeakageAudit,
+    ProtocolResults,
+    ReportData,
+    RunResult,
+    compare_runs,
+    write_report,
+)
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+MODELS = ("rmlstm", "lstm", "mlp")
+MODALITY_SETS = (("face", "audio", "text"), ("audio",))
+PROTOCOL = "speaker-independent leave-one-speaker-out (3 folds)"
+DEP_PROTOCOL = "speaker-dependent stratified 3-fold"
+
+
+def _run(model: str, mods: tuple[str, ...], protocol: str, seed: int, skill: float) -> RunResult:
+    """Random predictions over 3 folds, the same test samples (y_true) for every run."""
+    rng_y = np.random.default_rng(1234)  # shared: all runs see the same pooled test set
+    rng = np.random.default_rng(seed)
+    folds, y_true, y_pred, history = [], [], [], []
+    for k in range(3):
+        y = rng_y.integers(0, len(LABELS), size=24 + k)
+        p = np.where(rng.uniform(size=y.size) < skill, y, rng.integers(0, len(LABELS), size=y.size))
+        folds.append(classification_metrics(y, p, range(len(LABELS)), names=LABELS))
+        y_true += y.tolist()
+        y_pred += p.tolist()
+        losses = np.sort(rng.uniform(0.2, 1.5, size=5))[::-1]
+        history.append(
+            [
+                {"epoch": e + 1, "train_loss": float(v), "val_loss": float(v) + 0.1}
+                for e, v in enumerate(losses)
+            ]
+        )
+    return RunResult(
+        model=model,
+        modalities=mods,
+        protocol=protocol,
+        fold_metrics=folds,
+        y_true=y_true,
+        y_pred=y_pred,
+        labels=list(LABELS),
+        train_seconds=rng.uniform(30, 300, size=3).tolist(),
+        test_seconds_per_sample=float(rng.uniform(1e-4, 1e-2)),
+        history=history,
+    )
+
+
+def _runs(protocol: str, offset: int = 0, skill: float = 0.5) -> list[RunResult]:
+    return [
+        _run(m, mods, protocol, seed=offset + 10 * i + j, skill=skill + 0.1 * (m == "rmlstm"))
+        for i, m in enumerate(MODELS)
+        for j, mods in enumerate(MODALITY_SETS)
+    ]
+
+
+def _clean_audit(folds: int = 3) -> LeakageAudit:
+    return LeakageAudit(
+        speaker_overlap=[0] * folds,
+        fitted_on_test=[
+            {"component": "TF-IDF", "fitted_on": "train fold"},
+            {"component": "standardiser", "fitted_on": "train fold"},
+        ],
+        duplicate_clips_across_splits=0,
+        notes=["audit by test"],
+    )
+
+
+def _data(**overrides) -> ReportData:
+    runs = _runs(PROTOCOL)
+    full = [r for r in runs if len(r.modalities) == 3]
+    sig = [compare_runs(full[0], other) for other in full[1:]]
+    kwargs = dict(
+        corpus="savee",
+        is_synthetic=False,
+        protocol=PROTOCOL,
+        runs=runs,
+        significance=sig,
+        leakage=_clean_audit(),
+    )
+    kwargs.update(overrides)
+    return ReportData(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportData, dict[str, Path]]:
+    dep_runs = _runs(DEP_PROTOCOL, offset=500, skill=0.8)
+    second = ProtocolResults(
+        protocol=DEP_PROTOCOL,
+        runs=dep_runs,
+        leakage=LeakageAudit(speaker_overlap=[3, 3, 3], fitted_on_test=[], duplicate_clips_across_splits=0),
+    )
+    data = _data(second=second)
+    return data, write_report(data, tmp_path_factory.mktemp("report"))
+
+
+def _section(md: str, heading_start: str) -> str:
+    start = md.index(f"### {heading_start}")
+    nxt = md.find("\n#", start + 4)
+    return md[start : nxt if nxt != -1 else None]
+
+
+def _row(section: str, first_cells: list[str]) -> list[str]:
+    prefix = "| " + " | ".join(first_cells) + " |"
+    lines = [ln for ln in section.splitlines() if ln.startswith(prefix)]
+    assert len(lines) == 1, f"expected one row starting {prefix!r} in\n{section}"
+    return [c.strip() for c in lines[0].strip("|").split(" | ")]
+
+
+def test_all_files_written(report: tuple[ReportData, dict[str, Path]]) -> None:
+    _, files = report
+    expected = {
+        "report.md",
+        "report.html",
+        "table1_modalities.csv",
+        "table3_models.csv",
+        "table5_timing.csv",
+        "table6_paper_vs_ours.csv",
+        "significance.csv",
+        "per_fold.csv",
+        "protocol_comparison.csv",
+        "fold_accuracy.png",
+        "training_curves_rmlstm.png",
+        *(f"confusion_{m}_face_audio_text.png" for m in MODELS),
+    }
+    assert expected <= set(files)
+    for name, path in files.items():
+        assert path.is_file() and path.stat().st_size > 0, name
+        assert path.name == name
+    for png in (p for n, p in files.items() if n.endswith(".png")):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # No leftover temporary files from the atomic writes.
+    assert not list(files["report.md"].parent.glob("*.tmp"))
+
+
+def test_html_is_self_contained(report: tuple[ReportData, dict[str, Path]]) -> None:
+    _, files = report
+    text = files["report.html"].read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
+    assert "<link" not in text.lower() and "<script" not in text.lower()
+    assert "http://" not in text and "https://" not in text
+    imgs = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    n_png = sum(1 for n in files if n.endswith(".png"))
+    assert len(imgs) == n_png
+    embedded = {base64.b64decode(b) for b in imgs}
+    on_disk = {p.read_bytes() for n, p in files.items() if n.endswith(".png")}
+    assert embedded == on_disk
+    assert "<style>" in text
+
+
+def test_markdown_numbers_match_summarise_folds(report: tuple[ReportData, dict[str, Path]]) -> None:
+    data, files = report
+    md = files["report.md"].read_text(encoding="utf-8")
+    t3 = _section(md, "Table 3")
+    for r in (r for r in data.runs if len(r.modalities) == 3):
+        cells = _row(t3, [r.model, "face+audio+text", "3"])
+        s = summarise_folds(r.fold_metrics)
+        for i, (_, key) in enumerate(METRIC_COLUMNS):
+            node = s
+            for part in key.split("."):
+                node = node[part]
+            assert cells[3 + i] == format_pm(node["mean"], node["std"]), (r.model, key)
+        assert cells[-1] == f"{paper.paper_model_row('savee', r.model)['accuracy']:.2f}"
+    t1 = _section(md, "Table 1")
+    for r in (r for r in data.runs if r.model == "rmlstm"):
+        cells = _row(t1, [r.modality_text])
+        s = summarise_folds(r.fold_metrics)
+        assert cells[2] == format_pm(s["accuracy"]["mean"], s["accuracy"]["std"])
+        assert cells[3] == format_pm(s["macro"]["ppv"]["mean"], s["macro"]["ppv"]["std"])
+    # The ablation lists the primary model only: one row per modality set, after header and rule.
+    assert len([ln for ln in t1.splitlines() if ln.startswith("|")]) == 2 + len(MODALITY_SETS)
+    assert _row(t1, ["audio"])[-1] == f"{paper.TABLE1_SAVEE_MODALITIES['Audio']['accuracy']:.2f}"
+
+
+def test_csv_numbers_match_inputs(report: tuple[ReportData, dict[str, Path]]) -> None:
+    data, files = report
+    with open(files["table3_models.csv"], newline="", encoding="utf-8") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == set(MODELS)
+    for r in (r for r in data.runs if len(r.modalities) == 3):
+        s = summarise_folds(r.fold_metrics)
+        assert float(rows[r.model]["accuracy_mean_pct"]) == pytest.approx(s["accuracy"]["mean"] * 100)
+        assert float(rows[r.model]["macro_mcc_ovr_std_pct"]) == pytest.approx(
+            s["macro"]["mcc_ovr"]["std"] * 100
+        )
+        assert rows[r.model]["protocol"] == PROTOCOL
+    with open(files["per_fold.csv"], newline="", encoding="utf-8") as fh:
+        per_fold = list(csv.DictReader(fh))
+    assert len(per_fold) == 2 * len(MODELS) * len(MODALITY_SETS) * 3  # two protocols
+    r0 = data.runs[0]
+    first = next(p for p in per_fold if p["model"] == r0.model and p["modalities"] == r0.modality_text)
+    assert float(first["accuracy"]) == pytest.approx(r0.fold_metrics[0]["accuracy"])
+    with open(files["table5_timing.csv"], newline="", encoding="utf-8") as fh:
+        timing = {r["model"]: r for r in csv.DictReader(fh)}
+    full = {r.model: r for r in data.runs if len(r.modalities) == 3}
+    for m, r in full.items():
+        assert float(timing[m]["train_s_mean"]) == pytest.approx(np.mean(r.train_seconds))
+        assert float(timing[m]["test_ms_per_sample"]) == pytest.approx(r.test_seconds_per_sample * 1000)
+
+
+def test_every_title_names_the_protocol(report: tuple[ReportData, dict[str, Path]]) -> None:
+    _, files = report
+    md = files["report.md"].read_text(encoding="utf-8")
+    titles = [ln for ln in md.splitlines() if ln.startswith("### ")]
+    assert len(titles) >= 7
+    for t in titles:
+        assert PROTOCOL in t, t
+    captions = re.findall(r"!\[((?:\\.|[^\]\\])*)\]\(([^)]+\.png)\)", md)
+    assert len(captions) == sum(1 for n in files if n.endswith(".png"))
+    for caption, _ in captions:
+        assert PROTOCOL in caption
+    for m in MODELS:
+        assert f"| {m} |" in md
+
+
+def test_paper_side_by_side_and_protocol_inflation(report: tuple[ReportData, dict[str, Path]]) -> None:
+    data, files = report
+    md = files["report.md"].read_text(encoding="utf-8")
+    t6 = _section(md, "Table 6")
+    assert "99.57" in t6 and "not stated (likely speaker-dependent)" in t6
+    ours = next(r for r in data.runs if r.model == "rmlstm" and len(r.modalities) == 3)
+    acc = summarise_folds(ours.fold_metrics)["accuracy"]
+    cells = _row(t6, ["this run (mmfer)", "rmlstm [face+audio+text]", "savee", PROTOCOL])
+    assert cells[4] == format_pm(acc["mean"], acc["std"])
+    assert cells[5] == f"{acc['mean'] * 100 - 99.57:.1f}"
+
+    with open(files["protocol_comparison.csv"], newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(MODELS) * len(MODALITY_SETS)
+    dep = {(r.model, r.modality_text): r for r in data.second.runs}
+    for row in rows:
+        ind_run = next(
+            r for r in data.runs if r.model == row["model"] and r.modality_text == row["modalities"]
+        )
+        a = summarise_folds(ind_run.fold_metrics)["accuracy"]["mean"]
+        b = summarise_folds(dep[(row["model"], row["modalities"])].fold_metrics)["accuracy"]["mean"]
+        assert float(row["difference_pp"]) == pytest.approx((b - a) * 100)
+    assert "Inflation (pp)" in md
+    # The speaker-dependent protocol's overlap is expected, not a leak; the main audit is clean.
+    assert "LEAK" not in md
+    assert SYNTHETIC_WARNING not in md
+
+
+def test_significance_csv_matches_rows(report: tuple[ReportData, dict[str, Path]]) -> None:
+    data, files = report
+    with open(files["significance.csv"], newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(data.significance) == 2
+    for row, s in zip(rows, data.significance, strict=True):
+        assert (row["model_a"], row["model_b"]) == (s.model_a, s.model_b)
+        assert float(row["wilcoxon_p"]) == pytest.approx(s.wilcoxon_p)
+        assert int(row["mcnemar_b"]) == s.mcnemar_b
+
+
+def test_compare_runs_counts_discordant_pairs() -> None:
+    a = _run("rmlstm", ("audio",), PROTOCOL, seed=1, skill=0.9)
+    b = _run("mlp", ("audio",), PROTOCOL, seed=2, skill=0.3)
+    row = compare_runs(a, b)
+    ya, pa, pb = np.array(a.y_true), np.array(a.y_pred), np.array(b.y_pred)
+    assert row.mcnemar_b == int(np.sum((pa == ya) & (pb != ya)))
+    assert row.mcnemar_c == int(np.sum((pa != ya) & (pb == ya)))
+    assert row.mean_diff == pytest.approx(
+        np.mean([f["accuracy"] for f in a.fold_metrics]) - np.mean([f["accuracy"] for f in b.fold_metrics])
+    )
+    a.sample_ids = [f"s{i}" for i in range(len(a.y_true))]
+    b.sample_ids = list(a.sample_ids)
+    assert compare_runs(a, b).mcnemar_b == row.mcnemar_b
+    b.sample_ids = a.sample_ids[::-1]  # same labels, different sample order: cannot pair
+    assert compare_runs(a, b).mcnemar_b is None
+    b.sample_ids = []
+    b.y_true = b.y_true[::-1]
+    assert compare_runs(a, b).mcnemar_b is None
+
+
+def _small(**overrides) -> ReportData:
+    run = _run("rmlstm", ("face", "audio"), PROTOCOL, seed=7, skill=0.6)
+    run.history = []
+    kwargs = dict(
+        corpus="synthetic", is_synthetic=False, protocol=PROTOCOL, runs=[run], leakage=_clean_audit()
+    )
+    kwargs.update(overrides)
+    return ReportData(**kwargs)
+
+
+def test_synthetic_warning_is_loud(tmp_path: Path) -> None:
+    files = write_report(_small(is_synthetic=True), tmp_path)
+    md = files["report.md"].read_text(encoding="utf-8")
+    html_text = files["report.html"].read_text(encoding="utf-8")
+    assert SYNTHETIC_WARNING in md.splitlines()[2]  # right under the title
+    assert SYNTHETIC_WARNING in html_text
+    assert "[SYNTHETIC]" in _section(md, "Table 3")
+    assert "training_curves_rmlstm.png" not in files  # no history given
+
+
+@pytest.mark.parametrize(
+    ("audit", "independent", "expect_leak"),
+    [
+        (LeakageAudit(speaker_overlap=[0, 2, 0]), None, True),
+        (LeakageAudit(speaker_overlap=[0, 2, 0]), False, False),
+        (LeakageAudit(speaker_overlap=[0, 0, 0]), None, False),
+        (
+            LeakageAudit(
+                speaker_overlap=[0, 0, 0], fitted_on_test=[{"component": "TF-IDF", "fitted_on": "all"}]
+            ),
+            None,
+            True,
+        ),
+        (LeakageAudit(speaker_overlap=[0, 0, 0], duplicate_clips_across_splits=4), None, True),
+    ],
+)
+def test_leakage_flagged(
+    tmp_path: Path, audit: LeakageAudit, independent: bool | None, expect_leak: bool
+) -> None:
+    files = write_report(_small(leakage=audit, speaker_independent=independent), tmp_path)
+    md = files["report.md"].read_text(encoding="utf-8")
+    html_text = files["report.html"].read_text(encoding="utf-8")
+    assert ("LEAK" in md) is expect_leak
+    assert ('class="banner leak"' in html_text) is expect_leak
+    if expect_leak:
+        head = md.split("## Results")[0]  # flagged at the top, before any number
+        assert "LEAK" in head
+        if audit.speaker_overlap[1]:
+            assert "fold 2: 2" in head
+
+
+def test_missing_audit_is_reported(tmp_path: Path) -> None:
+    md = write_report(_small(leakage=None), tmp_path)["report.md"].read_text(encoding="utf-8")
+    assert "No leakage audit supplied" in md
+
+
+def test_bad_report_data_raises(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="nothing to report"):
+        write_report(_small(runs=[]), tmp_path)
+    bad = _run("rmlstm", ("audio",), PROTOCOL, seed=1, skill=0.5)
+    bad.y_pred = bad.y_pred[:-1]
+    with pytest.raises(DataError, match="y_pred"):
+        write_report(_small(runs=[bad]), tmp_path)
+    bad = _run("rmlstm", ("audio",), PROTOCOL, seed=1, skill=0.5)
+    bad.y_pred[0] = 17
+    with pytest.raises(DataError, match="class index 17"):
+        write_report(_small(runs=[bad]), tmp_path)
+
+
+def test_paper_numbers_as_printed() -> None:
+    assert paper.paper_rmlstm_accuracy("savee") == 99.57
+    assert paper.paper_rmlstm_accuracy("youtube") == 97.83
+    assert paper.paper_rmlstm_accuracy("ckplus") == 97.28
+    assert paper.paper_rmlstm_accuracy("ravdess") == 94.63
+    assert paper.paper_rmlstm_accuracy("synthetic") is None
+    # The hybrid row of Tables 1/2 is the RMLSTM row of Tables 3/4.
+    assert dict(paper.TABLE1_SAVEE_MODALITIES["Hybrid features (audio, video, text)"]) == dict(
+        paper.TABLE3_SAVEE_MODELS["RMLSTM"]
+    )
+    assert dict(paper.TABLE2_YOUTUBE_MODALITIES["Hybrid features (audio, video, text)"]) == dict(
+        paper.TABLE4_YOUTUBE_MODELS["RMLSTM"]
+    )
+    assert paper.paper_modality_row("savee", ("face", "audio"))["accuracy"] == 99.21
+    # Table 6 keeps the printed precision ("99", not "99.00").
+    assert ("SAVEE", "DL-based feature extractor networks [18]", "99") in paper.TABLE6_COMPARISON
+    assert ("CK+", "3D-CNN-ConvLSTM [16]", 95.10, "95.10") in [
+        ("CK+", *c) for c in paper.paper_comparisons("ckplus")
+    ]
+    assert paper.paper_timing("youtube", "rmlstm") == {"train_min": 176, "test_s": 0.04}
