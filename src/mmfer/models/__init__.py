@@ -1,0 +1,39 @@
+"""Recognition models: ``rmlstm`` (the paper's), ``mlstm``, ``lstm``, ``rnn``, ``mlp``, ``transformer``.
+
+Build one with :func:`create_model`; importing this package registers them all
+in :data:`mmfer.registry.MODELS`.
+"""
+
+from __future__ import annotations
+
+from mmfer.models.base import (
+    EmotionModel,
+    compact_valid,
+    create_model,
+    list_models,
+    pool_sequence,
+    register_model,
+)
+from mmfer.models.mlp import MLPModel
+from mmfer.models.mogrifier import GateProjection, MogrifierLSTM, MogrifierLSTMCell
+from mmfer.models.recurrent import MLSTM, RMLSTM, LSTMModel, MogrifierLSTMModel, RNNModel
+from mmfer.models.transformer import TransformerModel
+
+__all__ = [
+    "MLSTM",
+    "RMLSTM",
+    "EmotionModel",
+    "GateProjection",
+    "LSTMModel",
+    "MLPModel",
+    "MogrifierLSTM",
+    "MogrifierLSTMCell",
+    "MogrifierLSTMModel",
+    "RNNModel",
+    "TransformerModel",
+    "compact_valid",
+    "create_model",
+    "list_models",
+    "pool_sequence",
+    "register_model",
+]
