@@ -66,11 +66,20 @@ def extract_all(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def train(cfg: ExperimentConfig) -> Path:
-    """Train ``cfg.model`` on every sample (validation from held-out speakers); save a checkpoint."""
-    out = _out(cfg)
-    table, _ = prepare(cfg)
-    feats = _features(cfg, table)
-    mods = [m for m in cfg.fusion.modalities if m in available_modalities(table, feats)]
+    """Train ``cfg.model`` on every sample (validation from held-out speakers); save a checkpoint.
+
+    Under ``torchrun`` every rank trains a data-parallel replica: rank 0
+    extracts (and caches) the features first, the other ranks then read the
+    cache, and only rank 0 writes the checkpoint.
+    """
+    from mmfer.training.ddp import init_distributed
+
+    dist = init_distributed()
+    if not dist.is_main:
+        dist.barrier()  # wait for rank 0 to fill the feature cache
+    out, table, feats, mods = _setup(cfg)
+    if dist.is_main and dist.enabled:
+        dist.barrier()
     labels = label_order(set(table["emotion"]))
     res = fit_recognizer(
         table,
@@ -89,8 +98,12 @@ def train(cfg: ExperimentConfig) -> Path:
         "corpus": cfg.data.corpus,
         "synthetic": bool(cfg.data.corpus == "synthetic"),
         "n_train_samples": len(res.fit_ids),
+        "world_size": dist.world_size,
     }
-    return res.recognizer.save(out / "model.safetensors")
+    path = out / "model.safetensors"
+    if dist.is_main:
+        res.recognizer.save(path)
+    return path
 
 
 def format_cv(run: RunResult) -> str:

@@ -1,0 +1,503 @@
+"""Per-sample feature extraction over a sample table, cached and parallel.
+
+Every (sample, modality) *unit* is keyed by :class:`FeatureCache` (extractor
+config + input content). Cached units are read back; the rest are computed
+in-process (``workers=1``), in a local process pool (``workers>1``) or on a
+dask.distributed cluster (``backend="dask"``). Results are written to the cache
+by the calling process as each unit completes, so a killed run resumes where
+it stopped and the cache never needs to be reachable from remote workers.
+
+A bad file masks only its own modality (``SampleFeatures.issues``) unless
+``FeatureConfig.strict`` is set, in which case the first failure is raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmfer.config import MODALITIES, FeatureConfig
+from mmfer.errors import ConfigError, FeatureError, ModalityMissing
+from mmfer.features.cache import FeatureCache, canonical_json
+from mmfer.features.text import CLEAN_VERSION, clean_text, read_transcript
+
+log = logging.getLogger(__name__)
+
+#: Test-only hook, called with each :class:`Unit` just before it is computed
+#: (in whichever process computes it). Lets tests slow extraction down or count calls.
+_UNIT_HOOK: Callable[[Unit], None] | None = None
+
+_FACE_SOURCES: tuple[str, ...] = ("video", "frames", "image")
+
+
+@dataclass
+class SampleFeatures:
+    """Features of one sample; a missing modality is ``None`` with its reason in ``issues``.
+
+    Attributes
+    ----------
+    face
+        ``(T_v, D_v)`` float32 per-frame backbone features (``T_v = 1`` for a still image).
+    audio
+        ``(T_a, D_a)`` float32 MFCC frames (+ deltas).
+    text
+        Cleaned transcript (eq. 2); TF-IDF is fitted later, per fold.
+    issues
+        Modality -> why it is missing/masked (only for failures, not for absent columns).
+    """
+
+    face: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    text: str | None = None
+    issues: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (sample, modality) extraction job.
+
+    ``kind`` is the input form: ``video``/``frames``/``image`` (face), ``audio``,
+    ``transcript_file`` or ``transcript_text``; ``source`` is a path or the inline text.
+    """
+
+    sample_id: str
+    modality: str
+    kind: str
+    source: str
+    key: str = ""
+
+    @property
+    def path(self) -> str | None:
+        """The input file/folder, ``None`` for inline text."""
+        return None if self.kind == "transcript_text" else self.source
+
+
+@dataclass
+class _Outcome:
+    """What a worker sends back for one unit (picklable, no exception objects)."""
+
+    key: str
+    arrays: dict[str, np.ndarray] | None = None
+    error_kind: str | None = None  # "missing" | "failed" | "unexpected"
+    problem: str = ""
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- extractors
+
+
+class _Extractors:
+    """Extractors of one :class:`FeatureConfig`, built lazily and once per process."""
+
+    def __init__(self, cfg: FeatureConfig, *, limit_threads: bool = False) -> None:
+        self.cfg = cfg
+        self.limit_threads = limit_threads
+        self._face: Any = None
+        self._audio: Any = None
+        if limit_threads:
+            _limit_worker_threads()
+
+    def face(self) -> Any:
+        if self._face is None:
+            if self.limit_threads:
+                # One torch thread per worker: N workers x N threads would oversubscribe the cores.
+                import torch
+
+                torch.set_num_threads(1)
+            from mmfer.features.face import FaceFeatureExtractor
+
+            self._face = FaceFeatureExtractor(self.cfg.face)
+        return self._face
+
+    def audio(self) -> Any:
+        if self._audio is None:
+            from mmfer.features.audio import MFCCExtractor
+
+            self._audio = MFCCExtractor(self.cfg.audio)
+        return self._audio
+
+    def config_for(self, modality: str) -> dict[str, Any]:
+        """Cache-key config of one modality's extractor."""
+        if modality == "face":
+            return {"modality": "face", **self.face().config_dict()}
+        if modality == "audio":
+            return {"modality": "audio", **self.audio().config_dict()}
+        t = self.cfg.text
+        return {
+            "modality": "text",
+            "extractor": "clean_text",
+            "version": CLEAN_VERSION,
+            "lowercase": t.lowercase,
+            "remove_stop_words": t.remove_stop_words,
+        }
+
+    def compute(self, unit: Unit) -> dict[str, np.ndarray]:
+        """Extract one unit; raises :class:`FeatureError`/:class:`ModalityMissing` on bad input."""
+        if unit.modality == "face":
+            ext = self.face()
+            method = {
+                "video": ext.extract_video,
+                "frames": ext.extract_frames_dir,
+                "image": ext.extract_image,
+            }[unit.kind]
+            feats = np.asarray(method(unit.source), dtype=np.float32)  # (T_v, D_v)
+            if feats.ndim != 2 or feats.shape[0] == 0:
+                raise ModalityMissing(unit.source, f"no face frames extracted (shape {feats.shape})")
+            return {"face": feats}
+        if unit.modality == "audio":
+            return {"audio": self.audio().extract(unit.source)}  # (T_a, D_a)
+        raw = read_transcript(unit.source) if unit.kind == "transcript_file" else unit.source
+        t = self.cfg.text
+        cleaned = clean_text(raw, lowercase=t.lowercase, remove_stop_words=t.remove_stop_words)
+        if not cleaned:
+            raise ModalityMissing(
+                unit.path, "transcript has no words left after removing punctuation and stop words"
+            )
+        return {"text": np.asarray(cleaned)}  # 0-d unicode array: stored without pickle
+
+
+_PROCESS_EXTRACTORS: dict[str, _Extractors] = {}
+
+
+def _extractors_for(cfg: FeatureConfig, *, limit_threads: bool) -> _Extractors:
+    """Per-process memo, so a pool/dask worker builds its extractors (e.g. the CNN) once."""
+    k = canonical_json(dataclasses.asdict(cfg)) + f"|{limit_threads}"
+    ex = _PROCESS_EXTRACTORS.get(k)
+    if ex is None:
+        ex = _PROCESS_EXTRACTORS[k] = _Extractors(cfg, limit_threads=limit_threads)
+    return ex
+
+
+def _run_unit(unit: Unit, ex: _Extractors) -> _Outcome:
+    """Compute one unit, turning every failure into a picklable :class:`_Outcome`."""
+    t0 = time.perf_counter()
+    try:
+        if _UNIT_HOOK is not None:
+            _UNIT_HOOK(unit)
+        arrays = ex.compute(unit)
+        return _Outcome(unit.key, arrays=arrays, seconds=time.perf_counter() - t0)
+    except FeatureError as e:
+        kind = "missing" if isinstance(e, ModalityMissing) else "failed"
+        return _Outcome(unit.key, error_kind=kind, problem=e.problem, seconds=time.perf_counter() - t0)
+    except Exception as e:
+        # Third-party decoders raise all sorts on odd files; mask the modality but do not
+        # cache it (it may be a transient failure or a bug worth fixing and re-running).
+        tb = traceback.format_exc(limit=4)
+        log.debug("unexpected error on %s:\n%s", unit.source, tb)
+        return _Outcome(
+            unit.key,
+            error_kind="unexpected",
+            problem=f"unexpected {type(e).__name__}: {e}",
+            seconds=time.perf_counter() - t0,
+        )
+
+
+def _limit_worker_threads() -> None:
+    """One BLAS/OpenMP/torch thread per worker process.
+
+    The MFCC filterbank product runs on multi-threaded OpenBLAS, so N workers
+    with N threads each would oversubscribe the cores and run slower than one.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    if "torch" in sys.modules:  # inherited through fork: cap it now, not at first use
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _pool_init(cfg: FeatureConfig) -> None:
+    _extractors_for(cfg, limit_threads=True)
+
+
+def _pool_unit(unit: Unit, cfg: FeatureConfig) -> _Outcome:
+    return _run_unit(unit, _extractors_for(cfg, limit_threads=True))
+
+
+def _dask_unit(unit: Unit, cfg: FeatureConfig) -> _Outcome:
+    return _run_unit(unit, _extractors_for(cfg, limit_threads=True))
+
+
+# --------------------------------------------------------------------------- table -> units
+
+
+def _cell(row: pd.Series, col: str) -> str | None:
+    """A table cell as a non-empty string, or ``None`` (missing column, None, NaN, "")."""
+    if col not in row.index:
+        return None
+    v = row[col]
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    s = str(v)
+    return s if s.strip() else None
+
+
+def _looks_like_transcript_file(value: str) -> bool:
+    # A transcript cell holds the words themselves unless it is a path to a .txt file.
+    return value.lower().endswith(".txt") and not any(ch.isspace() for ch in value.strip())
+
+
+def plan_units(table: pd.DataFrame, modalities: Sequence[str]) -> list[Unit]:
+    """The extraction units of a sample table (keys not yet filled in).
+
+    Face comes from ``video``, else ``frames``, else ``image``; audio from
+    ``audio`` (which may be a video whose track is decoded); text from
+    ``transcript`` (inline text, or a path to a UTF-8 ``.txt`` file).
+    """
+    units: list[Unit] = []
+    for _, row in table.iterrows():
+        sid = str(row["id"])
+        if "face" in modalities:
+            for col in _FACE_SOURCES:
+                src = _cell(row, col)
+                if src is not None:
+                    units.append(Unit(sid, "face", col, src))
+                    break
+        if "audio" in modalities:
+            src = _cell(row, "audio")
+            if src is not None:
+                units.append(Unit(sid, "audio", "audio", src))
+        if "text" in modalities:
+            src = _cell(row, "transcript")
+            if src is not None:
+                kind = "transcript_file" if _looks_like_transcript_file(src) else "transcript_text"
+                units.append(Unit(sid, "text", kind, src))
+    return units
+
+
+# --------------------------------------------------------------------------- runner
+
+
+def _keyed(
+    units: list[Unit], cache: FeatureCache, ex: _Extractors
+) -> Iterator[tuple[Unit, FeatureError | None]]:
+    """Fill in each unit's cache key; yield ``(unit, error)`` with the error if the input is unreadable."""
+    configs: dict[str, dict[str, Any]] = {}
+    for u in units:
+        if u.modality not in configs:
+            configs[u.modality] = ex.config_for(u.modality)
+        try:
+            if u.kind == "transcript_text":
+                key = cache.key_text(u.modality, configs[u.modality], u.source)
+            elif u.kind == "transcript_file" and not Path(u.source).is_file():
+                raise FeatureError(u.source, "transcript file not found")
+            elif not Path(u.source).exists():
+                raise FeatureError(u.source, f"{u.kind} file not found")
+            else:
+                key = cache.key(u.modality, configs[u.modality], u.source)
+        except FeatureError as e:
+            yield u, e
+            continue
+        yield dataclasses.replace(u, key=key), None
+
+
+def _iter_local(todo: list[Unit], cfg: FeatureConfig, ex: _Extractors) -> Iterator[_Outcome]:
+    if cfg.workers <= 1 or len(todo) <= 1:
+        for u in todo:
+            yield _run_unit(u, ex)
+        return
+    # Default start method (fork on Linux): workers inherit imported modules and numba's
+    # compiled MFCC kernels instead of re-importing and re-loading them.
+    with ProcessPoolExecutor(
+        max_workers=min(cfg.workers, len(todo)), initializer=_pool_init, initargs=(cfg,)
+    ) as pool:
+        futures: list[Future[_Outcome]] = [pool.submit(_pool_unit, u, cfg) for u in todo]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        finally:
+            for fut in futures:  # strict-mode raise or Ctrl-C: drop what has not started
+                fut.cancel()
+
+
+def _iter_dask(todo: list[Unit], cfg: FeatureConfig) -> Iterator[_Outcome]:
+    try:
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_as_completed
+    except ImportError as e:  # pragma: no cover - dask is an optional extra
+        raise ConfigError(
+            f"features.backend=dask needs dask[distributed] (pip install 'mmfer[dist]'): {e}"
+        ) from None
+    cluster = None
+    if cfg.dask_address:
+        client = Client(cfg.dask_address)
+    else:
+        cluster = LocalCluster(
+            n_workers=max(1, cfg.workers),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        )
+        client = Client(cluster)
+    try:
+        futures = client.map(_dask_unit, todo, cfg=cfg, pure=False)
+        try:
+            for fut in dask_as_completed(futures):
+                yield fut.result()
+        finally:
+            client.cancel(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _error_from(outcome: _Outcome, unit: Unit) -> FeatureError:
+    cls = ModalityMissing if outcome.error_kind == "missing" else FeatureError
+    return cls(unit.path, outcome.problem)
+
+
+def extract_features(
+    table: pd.DataFrame,
+    cfg: FeatureConfig,
+    cache_dir: str | Path,
+    *,
+    modalities: Iterable[str] = MODALITIES,
+    progress: bool = True,
+) -> dict[str, SampleFeatures]:
+    """Extract (or read from the cache) the features of every sample of a table.
+
+    Parameters
+    ----------
+    table
+        Sample table (:mod:`mmfer.data.table`): ``id`` plus ``video``, ``frames``,
+        ``image``, ``audio``, ``transcript`` columns (absent cells are skipped).
+    cfg
+        :class:`mmfer.config.FeatureConfig` (extractor configs, ``workers``,
+        ``backend``, ``dask_address``, ``strict``).
+    cache_dir
+        Feature cache folder (:class:`FeatureCache`).
+    modalities
+        Subset of ``("face", "audio", "text")`` to extract.
+    progress
+        Show a tqdm progress bar over the units that must be computed.
+
+    Returns
+    -------
+    dict[str, SampleFeatures]
+        Keyed by sample id, in table order; ``face`` ``(T_v, D_v)``, ``audio``
+        ``(T_a, D_a)`` float32, ``text`` cleaned string.
+
+    Raises
+    ------
+    FeatureError
+        ``cfg.strict`` and some input is bad (the first failure, naming the file).
+    ConfigError
+        Unknown modality or backend.
+    """
+    mods = tuple(dict.fromkeys(modalities))
+    unknown = [m for m in mods if m not in MODALITIES]
+    if unknown:
+        raise ConfigError(f"unknown modality {unknown[0]!r}; valid: {', '.join(MODALITIES)}")
+    if cfg.backend not in ("local", "dask"):
+        raise ConfigError(f"features.backend: {cfg.backend!r} is not one of ['local', 'dask']")
+    if "id" not in table.columns:
+        raise ConfigError("sample table has no 'id' column")
+
+    cache = FeatureCache(cache_dir)
+    ex = _extractors_for(cfg, limit_threads=False)
+    results: dict[str, SampleFeatures] = {str(sid): SampleFeatures() for sid in table["id"]}
+
+    def record_error(unit: Unit, err: FeatureError, *, cached: bool = False) -> None:
+        if cfg.strict:
+            raise err
+        msg = str(err)
+        results[unit.sample_id].issues[unit.modality] = msg
+        log.warning("sample %s: %s masked%s: %s", unit.sample_id, unit.modality, " (cached)" * cached, msg)
+
+    def record_arrays(unit: Unit, arrays: dict[str, np.ndarray]) -> None:
+        sf = results[unit.sample_id]
+        if unit.modality == "text":
+            sf.text = str(arrays["text"])
+        else:
+            setattr(sf, unit.modality, np.asarray(arrays[unit.modality], dtype=np.float32))
+
+    # 1. key every unit and read what is cached.
+    todo: dict[str, list[Unit]] = {}  # key -> units sharing that input (duplicate files computed once)
+    for unit, err in _keyed(plan_units(table, mods), cache, ex):
+        if err is not None:
+            record_error(unit, err)
+            continue
+        try:
+            arrays = cache.get(unit.key)
+        except FeatureError as cached_err:
+            # Re-create with this unit's path: the entry may have been made from a renamed copy.
+            cls = type(cached_err)
+            record_error(unit, cls(unit.path, cached_err.problem), cached=True)
+            continue
+        if arrays is None:
+            todo.setdefault(unit.key, []).append(unit)
+        else:
+            record_arrays(unit, arrays)
+
+    if not todo:
+        return results
+    # 2. compute the rest; text is trivial, so never ship it to workers.
+    text_units = [us[0] for us in todo.values() if us[0].modality == "text"]
+    heavy_units = [us[0] for us in todo.values() if us[0].modality != "text"]
+
+    from tqdm.auto import tqdm
+
+    def outcomes() -> Iterator[_Outcome]:
+        for u in text_units:
+            yield _run_unit(u, ex)
+        if not heavy_units:
+            return
+        if cfg.backend == "dask":
+            yield from _iter_dask(heavy_units, cfg)
+        else:
+            yield from _iter_local(heavy_units, cfg, ex)
+
+    with tqdm(total=len(todo), desc="features", unit="file", disable=not progress) as bar:
+        for out in outcomes():
+            units = todo[out.key]
+            first = units[0]
+            meta = {
+                "modality": first.modality,
+                "kind": first.kind,
+                "source": first.path or "<inline text>",
+                "sample_id": first.sample_id,
+                "seconds": round(out.seconds, 4),
+            }
+            if out.arrays is not None:
+                cache.put(out.key, out.arrays, meta)
+                for u in units:
+                    record_arrays(u, out.arrays)
+            else:
+                err = _error_from(out, first)
+                if out.error_kind != "unexpected":
+                    cache.put_error(out.key, err, meta)
+                for u in units:
+                    record_error(u, _error_from(out, u))
+            bar.update(1)
+    return results
+
+
+def summarise_issues(features: dict[str, SampleFeatures]) -> dict[str, int]:
+    """Number of samples whose modality was masked, per modality (plus ``samples`` affected).
+
+    Returns
+    -------
+    dict[str, int]
+        ``{"face": n, "audio": n, "text": n, "samples": n_with_any_issue}``.
+    """
+    counts = dict.fromkeys(MODALITIES, 0)
+    n_samples = 0
+    for sf in features.values():
+        if sf.issues:
+            n_samples += 1
+        for m in sf.issues:
+            counts[m] = counts.get(m, 0) + 1
+    counts["samples"] = n_samples
+    return counts

@@ -1,0 +1,277 @@
+"""Text branch: cleaning (eq. 2) and TF-IDF (eqs. 3-5), paper sections 2.2 and 2.3.2.
+
+TF-IDF is *fitted*, so it lives in fusion and is fitted on the training fold
+only; per-sample extraction stops at the cleaned string (:func:`clean_text`).
+
+Two idf variants are offered (``TextConfig.idf``):
+
+* ``"paper"`` — eqs. 3-5 literally: ``w(t, d) = tf(t, d) * N / n(t)`` with raw
+  term counts ``tf``, ``N`` training documents and ``n(t)`` the number of
+  training documents containing ``t``; no logarithm, no smoothing.
+* ``"smooth"`` — scikit-learn's ``TfidfVectorizer``: ``idf = ln((1 + N) / (1 + n(t))) + 1``.
+
+Both optionally L2-normalise each row; an empty document gives a zero row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmfer.config import TextConfig, from_dict
+from mmfer.errors import DataError, FeatureError, ModalityMissing
+
+#: Bumped whenever cleaning changes, so cached cleaned transcripts are not reused.
+CLEAN_VERSION = 1
+
+# Apostrophes inside a word are dropped rather than split on, so "don't" -> "dont"
+# instead of the meaningless pair "don", "t".
+_APOSTROPHES = "'\u2019\u02bc\u2018"
+_INNER_APOSTROPHE = re.compile(rf"(?<=\w)[{_APOSTROPHES}](?=\w)")
+# Tokens are whitespace-separated after cleaning; keep every one (digits, 1-letter words).
+_TOKEN_PATTERN = r"(?u)\S+"
+
+
+def _is_punctuation(ch: str) -> bool:
+    # Unicode general category P* covers ASCII and e.g. « » — ¿ 、 。 alike.
+    return unicodedata.category(ch).startswith("P")
+
+
+def clean_text(text: str, *, lowercase: bool = True, remove_stop_words: bool = True) -> str:
+    """Remove punctuation and stop words (eq. 2) and normalise whitespace.
+
+    Parameters
+    ----------
+    text
+        Raw transcript.
+    lowercase
+        Case-fold the result.
+    remove_stop_words
+        Drop scikit-learn's ``ENGLISH_STOP_WORDS`` (compared case-insensitively).
+
+    Returns
+    -------
+    str
+        Space-joined tokens; ``""`` when nothing is left.
+
+    Examples
+    --------
+    >>> clean_text("Kids are talking by the door!")
+    'kids talking door'
+    >>> clean_text("Don't — «stop» now…", remove_stop_words=False)
+    'dont stop now'
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    text = unicodedata.normalize("NFKC", text)
+    text = _INNER_APOSTROPHE.sub("", text)
+    text = "".join(" " if _is_punctuation(ch) else ch for ch in text)
+    if lowercase:
+        text = text.casefold()
+    tokens = text.split()
+    if remove_stop_words:
+        tokens = [t for t in tokens if t.casefold() not in ENGLISH_STOP_WORDS]
+    return " ".join(tokens)
+
+
+def read_transcript(path: str | Path) -> str:
+    """Read a UTF-8 transcript file (a byte-order mark is accepted and dropped).
+
+    Raises
+    ------
+    FeatureError
+        File missing/unreadable or not valid UTF-8.
+    ModalityMissing
+        File empty or whitespace only.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise FeatureError(path, f"cannot read transcript: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FeatureError(path, f"transcript is not valid UTF-8 (byte {e.start})") from None
+    if not text.strip():
+        raise ModalityMissing(path, "empty transcript")
+    return text.strip()
+
+
+class TextTfidf:
+    """TF-IDF over cleaned transcripts, fitted on training documents only.
+
+    Parameters
+    ----------
+    cfg
+        :class:`mmfer.config.TextConfig` (``idf``, ``max_features``, ``ngram_max``,
+        ``l2_normalise``, cleaning options).
+
+    Notes
+    -----
+    Documents are passed through :func:`clean_text` first (idempotent on
+    already-cleaned text). ``transform`` is one code path for both variants:
+    raw counts over the fitted vocabulary times the fitted idf, then optional
+    L2 normalisation; only ``fit`` differs.
+    """
+
+    def __init__(self, cfg: TextConfig) -> None:
+        if cfg.idf not in ("paper", "smooth"):
+            raise DataError(None, f"text.idf must be 'paper' or 'smooth', got {cfg.idf!r}")
+        self.cfg = cfg
+        self._vocab: list[str] | None = None
+        self._idf: np.ndarray | None = None  # (V,) float64
+        self._counter: Any = None  # CountVectorizer with a fixed vocabulary
+        self.n_docs_: int = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _clean(self, docs: list[str]) -> list[str]:
+        if isinstance(docs, str):
+            raise TypeError("TextTfidf expects a list of documents, not a single string")
+        return [
+            clean_text(d or "", lowercase=self.cfg.lowercase, remove_stop_words=self.cfg.remove_stop_words)
+            for d in docs
+        ]
+
+    def _vectorizer_kwargs(self) -> dict[str, Any]:
+        return {
+            "lowercase": False,  # clean_text already case-folded (or was told not to)
+            "token_pattern": _TOKEN_PATTERN,
+            "ngram_range": (1, self.cfg.ngram_max),
+            "max_features": self.cfg.max_features or None,
+        }
+
+    def _set_vocabulary(self, vocab: list[str], idf: np.ndarray) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self._vocab = list(vocab)
+        self._idf = np.asarray(idf, dtype=np.float64)
+        kwargs = self._vectorizer_kwargs()
+        kwargs.pop("max_features")
+        self._counter = CountVectorizer(vocabulary={t: i for i, t in enumerate(self._vocab)}, **kwargs)
+
+    # ------------------------------------------------------------------ API
+    def fit(self, docs: list[str]) -> TextTfidf:
+        """Learn the vocabulary and idf from training documents.
+
+        Parameters
+        ----------
+        docs
+            ``N`` raw or cleaned transcripts (``""`` for a sample without text).
+
+        Raises
+        ------
+        DataError
+            No term is left in any document after cleaning.
+        """
+        from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+        cleaned = self._clean(docs)
+        try:
+            if self.cfg.idf == "smooth":
+                vec = TfidfVectorizer(smooth_idf=True, sublinear_tf=False, **self._vectorizer_kwargs())
+                vec.fit(cleaned)
+                idf = vec.idf_
+                names = vec.get_feature_names_out()
+            else:
+                vec = CountVectorizer(**self._vectorizer_kwargs())
+                counts = vec.fit_transform(cleaned)  # (N, V) sparse int
+                df = np.asarray((counts > 0).sum(axis=0)).ravel()  # (V,) documents containing each term
+                idf = len(cleaned) / df  # eq. 4: N / n(x); df >= 1 for every fitted term
+                names = vec.get_feature_names_out()
+        except ValueError as e:  # "empty vocabulary; perhaps the documents only contain stop words"
+            raise DataError(None, f"TF-IDF: cannot fit on {len(cleaned)} training documents: {e}") from None
+        self._set_vocabulary([str(t) for t in names], idf)
+        self.n_docs_ = len(cleaned)
+        return self
+
+    def transform(self, docs: list[str]) -> np.ndarray:
+        """TF-IDF weights of documents over the fitted vocabulary.
+
+        Terms never seen in the training documents get no column (and so no weight).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, V)`` float32; an empty document is a zero row.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Called before :meth:`fit` / :meth:`from_state`.
+        """
+        if self._counter is None or self._idf is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                "TextTfidf is not fitted yet: call fit(train_docs) (training fold only) "
+                "or TextTfidf.from_state(state) before transform"
+            )
+        from sklearn.preprocessing import normalize
+
+        counts = self._counter.transform(self._clean(docs))  # (N, V) sparse int: tf(t, d)
+        weights = counts.multiply(self._idf[None, :]).tocsr()  # (N, V): tf * idf (eq. 5)
+        if self.cfg.l2_normalise:
+            weights = normalize(weights, norm="l2", copy=False)  # zero rows stay zero
+        return np.asarray(weights.toarray(), dtype=np.float32)
+
+    def fit_transform(self, docs: list[str]) -> np.ndarray:
+        """``fit(docs).transform(docs)``; ``(N, V)`` float32."""
+        return self.fit(docs).transform(docs)
+
+    @property
+    def vocabulary_(self) -> dict[str, int]:
+        """Term -> column index (scikit-learn convention)."""
+        if self._vocab is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("TextTfidf is not fitted yet: no vocabulary")
+        return {t: i for i, t in enumerate(self._vocab)}
+
+    @property
+    def idf_(self) -> np.ndarray:
+        """``(V,)`` idf of each column."""
+        if self._idf is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("TextTfidf is not fitted yet: no idf")
+        return self._idf.copy()
+
+    @property
+    def dim(self) -> int:
+        """Number of columns ``V`` (0 before fitting)."""
+        return 0 if self._vocab is None else len(self._vocab)
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-serialisable fitted state: ``config``, ``vocabulary`` (column order), ``idf``, ``n_docs``."""
+        if self._vocab is None or self._idf is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("TextTfidf is not fitted yet: nothing to save")
+        return {
+            "config": dataclasses.asdict(self.cfg),
+            "vocabulary": list(self._vocab),
+            "idf": [float(v) for v in self._idf],
+            "n_docs": int(self.n_docs_),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TextTfidf:
+        """Rebuild a fitted :class:`TextTfidf` from :meth:`get_state` output."""
+        try:
+            cfg = from_dict(TextConfig, dict(state["config"]))
+            vocab = [str(t) for t in state["vocabulary"]]
+            idf = np.asarray(state["idf"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(None, f"invalid TextTfidf state: {e!r}") from None
+        if idf.shape != (len(vocab),):
+            raise DataError(None, f"invalid TextTfidf state: {len(vocab)} terms but {idf.size} idf values")
+        obj = cls(cfg)
+        obj._set_vocabulary(vocab, idf)
+        obj.n_docs_ = int(state.get("n_docs", 0))
+        return obj

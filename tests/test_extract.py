@@ -1,0 +1,350 @@
+"""Extraction runner: cache reuse, resume after kill -9, bad files, process pool, dask."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import types
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from mmfer.config import FaceConfig, FeatureConfig
+from mmfer.data.table import make_table, write_table
+from mmfer.errors import FeatureError, ModalityMissing
+from mmfer.features import extract
+from mmfer.features.audio import MFCCExtractor
+from mmfer.features.cache import FeatureCache
+from mmfer.features.extract import SampleFeatures, extract_features, summarise_issues
+from mmfer.features.text import clean_text
+
+SR = 16000
+EMOTIONS = ("happy", "sad", "angry")
+SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door!", "Happy days, again?")
+
+
+@pytest.fixture(autouse=True)
+def fresh_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Extractors are memoised per process; a fake face extractor must not leak between tests.
+    monkeypatch.setattr(extract, "_PROCESS_EXTRACTORS", {})
+    monkeypatch.setattr(extract, "_UNIT_HOOK", None)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(sample id, modality) of every unit actually computed."""
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(extract, "_UNIT_HOOK", lambda u: seen.append((u.sample_id, u.modality)))
+    return seen
+
+
+def write_clip(path: Path, freq: float, seconds: float = 0.25, amp: float = 0.3) -> Path:
+    t = np.arange(round(seconds * SR)) / SR
+    sf.write(path, (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
+    return path
+
+
+def clip_table(root: Path, n: int, **overrides: dict[str, object]) -> pd.DataFrame:
+    """``n`` samples with a distinct tone each and an inline transcript; per-id column overrides."""
+    root.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        sid = f"s{i:02d}"
+        rec: dict[str, object] = {
+            "id": sid,
+            "speaker": f"sp{i % 3}",
+            "emotion": EMOTIONS[i % 3],
+            "audio": str(write_clip(root / f"{sid}.wav", 200.0 + 37.0 * i)),
+            "transcript": SENTENCES[i % 3],
+        }
+        rec.update(overrides.get(sid, {}))
+        records.append(rec)
+    return make_table(records, corpus="test", root=root)
+
+
+def assert_same(a: dict[str, SampleFeatures], b: dict[str, SampleFeatures]) -> None:
+    assert list(a) == list(b)
+    for sid in a:
+        fa, fb = a[sid], b[sid]
+        for m in ("face", "audio"):
+            xa, xb = getattr(fa, m), getattr(fb, m)
+            assert (xa is None) == (xb is None), (sid, m)
+            if xa is not None:
+                np.testing.assert_array_equal(xa, xb, err_msg=f"{sid} {m}")
+        assert fa.text == fb.text and fa.issues == fb.issues, sid
+
+
+AUDIO_TEXT = ("audio", "text")
+
+
+def test_features_are_cached_and_reused(tmp_path: Path, calls: list[tuple[str, str]]) -> None:
+    table = clip_table(tmp_path / "data", 4)
+    cfg = FeatureConfig()
+    first = extract_features(table, cfg, tmp_path / "cache", modalities=AUDIO_TEXT, progress=False)
+    # Texts 0 and 3 are the same sentence: one cache entry, computed once.
+    assert len(calls) == 4 + 3
+    assert list(first) == list(table["id"])
+    ext = MFCCExtractor(cfg.audio)
+    for _, row in table.iterrows():
+        f = first[row["id"]]
+        np.testing.assert_array_equal(f.audio, ext.extract(row["audio"]))
+        assert f.audio.shape[1] == 120 and f.audio.dtype == np.float32
+        assert f.text == clean_text(row["transcript"]) and f.face is None and f.issues == {}
+    assert len(FeatureCache(tmp_path / "cache").keys()) == 7
+
+    calls.clear()
+    again = extract_features(table, cfg, tmp_path / "cache", modalities=AUDIO_TEXT, progress=False)
+    assert calls == []  # everything from the cache
+    assert_same(first, again)
+
+    # A different extractor config is a different cache entry.
+    cfg13 = dataclasses.replace(cfg, audio=dataclasses.replace(cfg.audio, n_mfcc=13))
+    other = extract_features(table, cfg13, tmp_path / "cache", modalities=("audio",), progress=False)
+    assert sorted(calls) == [(sid, "audio") for sid in table["id"]]
+    assert other["s00"].audio.shape[1] == 39 and other["s00"].text is None
+
+
+def test_bad_files_are_masked_and_cached(tmp_path: Path, calls: list[tuple[str, str]]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "garbage.wav").write_bytes(np.random.default_rng(0).bytes(3000))
+    write_clip(data / "silent.wav", 300.0, amp=0.0)
+    (data / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (data / "good.txt").write_text("\ufeffSadly, the KIDS left.", encoding="utf-8")
+    table = clip_table(
+        data,
+        8,
+        s01={"audio": str(data / "garbage.wav")},
+        s02={"audio": str(data / "silent.wav")},
+        s03={"audio": str(data / "gone.wav")},
+        s04={"transcript": str(data / "latin1.txt")},
+        s05={"transcript": "The, and... of!"},
+        s06={"transcript": str(data / "good.txt")},
+    )
+    feats = extract_features(table, FeatureConfig(), tmp_path / "cache", progress=False)
+    issues = {sid: f.issues for sid, f in feats.items() if f.issues}
+    assert set(issues) == {"s01", "s02", "s03", "s04", "s05"}
+    assert "cannot decode audio" in issues["s01"]["audio"] and "garbage.wav" in issues["s01"]["audio"]
+    assert "silent audio (-inf dBFS)" in issues["s02"]["audio"]
+    assert "not found" in issues["s03"]["audio"] and "gone.wav" in issues["s03"]["audio"]
+    assert "not valid UTF-8" in issues["s04"]["text"] and "latin1.txt" in issues["s04"]["text"]
+    assert "no words left" in issues["s05"]["text"]
+    for sid in ("s01", "s02", "s03"):
+        assert feats[sid].audio is None and feats[sid].text is not None
+    assert feats["s06"].text == "sadly kids left"
+    for sid in ("s00", "s07"):
+        assert feats[sid].audio is not None and feats[sid].issues == {}
+    assert summarise_issues(feats) == {"face": 0, "audio": 3, "text": 2, "samples": 5}
+
+    calls.clear()
+    again = extract_features(table, FeatureConfig(), tmp_path / "cache", progress=False)
+    assert calls == []  # failures are cached too: the bad files are not decoded again
+    assert_same(feats, again)
+
+    # strict: the (cached) failure is raised instead of masked.
+    with pytest.raises(FeatureError) as ei:
+        extract_features(table, FeatureConfig(strict=True), tmp_path / "cache", progress=False)
+    assert ei.value.path is not None
+
+
+def test_strict_raises_on_first_bad_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.wav").write_bytes(b"RIFF\x00\x00junk")
+    table = clip_table(data, 3, s01={"audio": str(data / "broken.wav")})
+    with pytest.raises(FeatureError, match=r"broken\.wav: cannot decode audio") as ei:
+        extract_features(table, FeatureConfig(strict=True), tmp_path / "cache", progress=False)
+    assert not isinstance(ei.value, ModalityMissing)
+
+
+def test_unexpected_errors_are_masked_but_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = clip_table(tmp_path / "data", 3)
+
+    def boom(unit: extract.Unit) -> None:
+        if unit.sample_id == "s01" and unit.modality == "audio":
+            raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(extract, "_UNIT_HOOK", boom)
+    feats = extract_features(
+        table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
+    )
+    assert feats["s01"].audio is None
+    assert "unexpected RuntimeError: decoder exploded" in feats["s01"].issues["audio"]
+    seen: list[str] = []
+    monkeypatch.setattr(extract, "_UNIT_HOOK", lambda u: seen.append(u.sample_id))
+    retry = extract_features(
+        table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
+    )
+    assert seen == ["s01"] and retry["s01"].audio is not None and retry["s01"].issues == {}
+
+
+class FakeFace:
+    """Stands in for FaceFeatureExtractor: deterministic (T, 8) features from the file bytes."""
+
+    calls: list[tuple[str, str]] = []  # noqa: RUF012 - shared log on purpose
+
+    def __init__(self, cfg: FaceConfig) -> None:
+        self.cfg = cfg
+        self.dim = 8
+
+    def config_dict(self) -> dict[str, object]:
+        return {"extractor": "fake-face", "max_frames": self.cfg.max_frames}
+
+    def _feats(self, data: bytes, t: int) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(data).digest()[:4], "little")
+        return np.random.default_rng(seed).standard_normal((t, self.dim)).astype(np.float32)
+
+    def extract_video(self, path: str) -> np.ndarray:
+        FakeFace.calls.append(("video", Path(path).name))
+        return self._feats(Path(path).read_bytes(), min(3, self.cfg.max_frames))
+
+    def extract_image(self, path: str) -> np.ndarray:
+        FakeFace.calls.append(("image", Path(path).name))
+        if Path(path).name == "noface.png":
+            raise ModalityMissing(path, "no face found")
+        return self._feats(Path(path).read_bytes(), 1)
+
+    def extract_frames_dir(self, path: str) -> np.ndarray:
+        FakeFace.calls.append(("frames", Path(path).name))
+        files = sorted(Path(path).iterdir())
+        return np.concatenate([self._feats(f.read_bytes(), 1) for f in files])
+
+
+@pytest.fixture
+def fake_face(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeFace]]:
+    mod = types.ModuleType("mmfer.features.face")
+    mod.FaceFeatureExtractor = FakeFace  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mmfer.features.face", mod)
+    FakeFace.calls = []
+    yield FakeFace
+
+
+def test_face_sources_video_frames_image(tmp_path: Path, fake_face: type[FakeFace]) -> None:
+    data = tmp_path / "data"
+    frames = data / "clip_frames"
+    frames.mkdir(parents=True)
+    for i in range(4):
+        (frames / f"{i}.png").write_bytes(bytes([i]) * 20)
+    (data / "v.mp4").write_bytes(b"video bytes")
+    (data / "still.png").write_bytes(b"image bytes")
+    (data / "noface.png").write_bytes(b"blank")
+    table = clip_table(
+        data,
+        4,
+        s00={"video": str(data / "v.mp4"), "image": str(data / "still.png")},  # video wins
+        s01={"frames": str(frames)},
+        s02={"image": str(data / "still.png")},
+        s03={"image": str(data / "noface.png")},
+    )
+    cfg = FeatureConfig()
+    feats = extract_features(table, cfg, tmp_path / "cache", modalities=("face",), progress=False)
+    assert sorted(fake_face.calls) == [
+        ("frames", "clip_frames"),
+        ("image", "noface.png"),
+        ("image", "still.png"),
+        ("video", "v.mp4"),
+    ]
+    assert feats["s00"].face.shape == (3, 8) and feats["s01"].face.shape == (4, 8)
+    assert feats["s02"].face.shape == (1, 8) and feats["s02"].audio is None
+    assert feats["s03"].face is None and "no face found" in feats["s03"].issues["face"]
+    np.testing.assert_array_equal(feats["s02"].face, FakeFace(cfg.face).extract_image(data / "still.png"))
+
+    fake_face.calls = []
+    again = extract_features(table, cfg, tmp_path / "cache", modalities=("face",), progress=False)
+    assert fake_face.calls == []
+    assert_same(feats, again)
+    # Editing a frame changes the folder's content key.
+    (frames / "2.png").write_bytes(b"edited")
+    extract_features(table, cfg, tmp_path / "cache", modalities=("face",), progress=False)
+    assert fake_face.calls == [("frames", "clip_frames")]
+
+
+def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = clip_table(tmp_path / "data", 6)
+    one = extract_features(
+        table, FeatureConfig(workers=1), tmp_path / "c1", modalities=AUDIO_TEXT, progress=False
+    )
+    pids = tmp_path / "pids.txt"
+
+    def log_pid(unit: extract.Unit) -> None:
+        with open(pids, "a") as fh:  # runs in the worker that computes the unit
+            fh.write(f"{unit.modality} {os.getpid()}\n")
+
+    monkeypatch.setattr(extract, "_UNIT_HOOK", log_pid)
+    two = extract_features(
+        table, FeatureConfig(workers=2), tmp_path / "c2", modalities=AUDIO_TEXT, progress=False
+    )
+    assert_same(one, two)
+    rows = [line.split() for line in pids.read_text().splitlines()]
+    audio_pids = {int(pid) for m, pid in rows if m == "audio"}
+    assert len(rows) == 6 + 3 and os.getpid() not in audio_pids  # audio went to the pool
+    assert sorted(FeatureCache(tmp_path / "c1").keys()) == sorted(FeatureCache(tmp_path / "c2").keys())
+
+
+_KILL_SCRIPT = """
+import sys, time
+from mmfer.config import FeatureConfig
+from mmfer.data.table import read_table
+from mmfer.features import extract
+
+extract._UNIT_HOOK = lambda unit: time.sleep(0.25)  # slow enough to be killed half-way
+extract.extract_features(
+    read_table(sys.argv[1]), FeatureConfig(), sys.argv[2], modalities=("audio",), progress=False
+)
+"""
+
+
+def test_killed_run_resumes(tmp_path: Path, calls: list[tuple[str, str]]) -> None:
+    table = clip_table(tmp_path / "data", 20)
+    write_table(table, tmp_path / "table.csv")
+    cache_dir = tmp_path / "cache"
+    cache = FeatureCache(cache_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "table.csv"), str(cache_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while len(cache.keys()) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no cleanup handlers run
+    _, err = proc.communicate()
+    assert proc.returncode == -9, err.decode()
+    done = cache.keys()
+    assert 6 <= len(done) < 20
+    done_ids = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a corrupt entry would warn
+        for k in done:
+            entry = cache.load(k)
+            assert entry is not None and entry.error is None
+            assert entry.arrays["audio"].shape[1] == 120
+            done_ids.add(entry.meta["sample_id"])
+
+    resumed = extract_features(table, FeatureConfig(), cache_dir, modalities=("audio",), progress=False)
+    computed = {sid for sid, _ in calls}
+    assert computed == set(table["id"]) - done_ids and len(calls) == 20 - len(done)
+    clean = extract_features(
+        table, FeatureConfig(), tmp_path / "clean", modalities=("audio",), progress=False
+    )
+    assert_same(resumed, clean)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_matches_single_process(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    table = clip_table(tmp_path / "data", 6)
+    one = extract_features(table, FeatureConfig(), tmp_path / "c1", modalities=AUDIO_TEXT, progress=False)
+    cfg = FeatureConfig(backend="dask", workers=2)
+    viadask = extract_features(table, cfg, tmp_path / "c2", modalities=AUDIO_TEXT, progress=False)
+    assert_same(one, viadask)
+    assert len(FeatureCache(tmp_path / "c2").keys()) == 6 + 3
