@@ -25,8 +25,8 @@ def _cfg(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import mmfer.data  # noqa: F401
-    import mmfer.data.splits  # noqa: F401
+    import mmfer.data
+    import mmfer.data.splits
     import mmfer.models  # noqa: F401
     from mmfer.registry import CORPORA, MODELS, SPLITTERS
 
@@ -105,34 +105,39 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
-def build_parser(extra: dict[str, Callable[[argparse.ArgumentParser], None]] | None = None,
-                 ) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    from mmfer import cli_infer
+
     parser = argparse.ArgumentParser(prog="mmfer", description="Multimodal emotion recognition (RMLSTM).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_fn, help_) in COMMANDS.items():
+    for name, (fn, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         p.add_argument("-c", "--config", type=Path, default=None, help="YAML experiment config")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    for name, add in (extra or {}).items():
-        add(sub.add_parser(name, help=name))
+        p.set_defaults(func=fn)
+    cli_infer.register(sub)  # predict, serve, export, stream
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    fn, _ = COMMANDS[args.command]
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
-        return fn(args)
+        return int(args.func(args))
     except MmferError as e:
         print(f"mmfer {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; cached features and checkpoints written so far are kept", file=sys.stderr)
         return 130
+    finally:
+        from mmfer.training.ddp import cleanup
+
+        cleanup()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,584 @@
+"""Python API for prediction on new clips, images, audio files and transcripts.
+
+>>> import mmfer
+>>> model = mmfer.load("runs/default/model.safetensors")  # doctest: +SKIP
+>>> for p in model.predict("clips/*.mp4"):  # doctest: +SKIP
+...     print(p.path, p.label, p.probabilities)
+
+The kind of each input is read from its extension:
+
+=========  ==================================  =====================================
+kind       extensions                          modalities it can give
+=========  ==================================  =====================================
+video      mp4 avi flv mkv webm mov m4v        face frames, its audio track, text*
+audio      wav flac ogg mp3 m4a                audio, text*
+image      png jpg jpeg bmp tif tiff webp      face, text*
+text       txt                                 text
+=========  ==================================  =====================================
+
+\\* text comes from the ``transcript`` argument, else from a sidecar ``.txt``
+file with the same stem next to the input (``clip.mp4`` + ``clip.txt``).
+
+Only the modalities the checkpoint was trained on are extracted. A modality
+the input lacks, or whose extraction fails (silent audio, no face, corrupt
+track), is masked exactly as in training (zeros + presence flag 0) and the
+prediction is marked ``partial`` with the reason. An input from which no
+modality of the model can be extracted gets an ``error`` naming the file; the
+rest of the batch is still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmfer.config import MODALITIES
+from mmfer.errors import DataError, FeatureError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "SUPPORTED_EXTENSIONS",
+    "TEXT_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "Prediction",
+    "Predictor",
+    "input_kind",
+    "load",
+    "resolve_inputs",
+    "to_csv",
+    "to_json",
+    "to_table",
+]
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".flv", ".mkv", ".webm", ".mov", ".m4v"})
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a"})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+TEXT_EXTENSIONS: frozenset[str] = frozenset({".txt"})
+SUPPORTED_EXTENSIONS: frozenset[str] = (
+    VIDEO_EXTENSIONS | AUDIO_EXTENSIONS | IMAGE_EXTENSIONS | TEXT_EXTENSIONS
+)
+
+#: Modalities each input kind can provide (text only when a transcript is found/given).
+KIND_MODALITIES: dict[str, tuple[str, ...]] = {
+    "video": ("face", "audio", "text"),
+    "audio": ("audio", "text"),
+    "image": ("face", "text"),
+    "text": ("text",),
+}
+
+_KIND_NOUN = {"video": "a video", "audio": "an audio file", "image": "an image", "text": "a transcript"}
+
+
+def input_kind(path: str | Path) -> str | None:
+    """``"video"``, ``"audio"``, ``"image"``, ``"text"`` from the extension, ``None`` if unsupported."""
+    ext = Path(path).suffix.lower()
+    for kind, exts in (
+        ("video", VIDEO_EXTENSIONS),
+        ("audio", AUDIO_EXTENSIONS),
+        ("image", IMAGE_EXTENSIONS),
+        ("text", TEXT_EXTENSIONS),
+    ):
+        if ext in exts:
+            return kind
+    return None
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Prediction:
+    """The prediction for one input.
+
+    Attributes
+    ----------
+    path
+        The input file (or ``"<text>"`` for :meth:`Predictor.predict_text`).
+    label
+        Most probable emotion; ``None`` when ``error`` is set.
+    probabilities
+        Emotion -> probability (sums to 1), in the checkpoint's label order; empty on error.
+    modalities_used
+        Modalities of the model that this input provided (e.g. ``["audio", "text"]``).
+    modalities_missing
+        Modality of the model -> why it was masked for this input.
+    modalities_ignored
+        Modalities the input has but the model was not trained on (not extracted).
+    partial
+        Some modality of the model was masked (the prediction rests on fewer cues).
+    error
+        Why no prediction could be made (names the file), else ``None``.
+    """
+
+    path: str
+    label: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    modalities_used: list[str] = field(default_factory=list)
+    modalities_missing: dict[str, str] = field(default_factory=dict)
+    modalities_ignored: list[str] = field(default_factory=list)
+    partial: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A prediction was made (``error`` is ``None``)."""
+        return self.error is None
+
+    @property
+    def confidence(self) -> float | None:
+        """Probability of :attr:`label`, ``None`` on error."""
+        return None if self.label is None else self.probabilities[self.label]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Job:
+    """One input on its way through extraction: table row + what is already known."""
+
+    path: str
+    kind: str
+    row: dict[str, Any] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _problem(message: str, path: str | Path | None) -> str:
+    """Drop a leading ``"<path>: "`` from an error message (the Prediction already names the file)."""
+    if path is not None:
+        prefix = f"{path}: "
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _has_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Supported files of a folder (not recursive), minus ``.txt`` sidecars of media files."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and input_kind(p) is not None)
+    media_stems = {p.with_suffix("") for p in files if input_kind(p) != "text"}
+    return [p for p in files if input_kind(p) != "text" or p.with_suffix("") not in media_stems]
+
+
+def resolve_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Expand inputs into a list of files.
+
+    Parameters
+    ----------
+    inputs
+        A path, a folder (its supported files, sidecar transcripts excluded), a
+        glob pattern (``"clips/*.mp4"``, ``"**"`` recursive), or a list of these.
+
+    Returns
+    -------
+    list[pathlib.Path]
+        Files in the given order (each folder/glob sorted), duplicates removed.
+        Paths that do not exist, and patterns or folders that match nothing, are
+        kept as they are so that :meth:`Predictor.predict` reports them as errors.
+
+    Raises
+    ------
+    DataError
+        No input at all.
+    """
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if not items:
+        raise DataError(None, "no input given: pass a file, a folder, a glob pattern or a list of them")
+    out: list[Path] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            out += _folder_files(p) or [p]
+        elif not p.exists() and _has_glob(str(item)):
+            matched = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
+            files = [m for m in matched if m.is_file() and input_kind(m) is not None]
+            # a pattern like *.* also picks up sidecar transcripts: drop those beside media
+            media_stems = {m.with_suffix("") for m in files if input_kind(m) != "text"}
+            files = [m for m in files if input_kind(m) != "text" or m.with_suffix("") not in media_stems]
+            out += files or [p]
+        else:
+            out.append(p)
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------- predictor
+
+
+class Predictor:
+    """A loaded model ready to predict on files and transcripts.
+
+    Parameters
+    ----------
+    recognizer
+        A fitted :class:`mmfer.pipeline.Recognizer` (fuser + model + labels + configs).
+    cache_dir
+        Feature cache for predictions; ``None`` = a temporary folder per call
+        (nothing is left on disk).
+    batch_size
+        Model batch size.
+    source
+        Where the model came from (shown in :meth:`info`).
+    """
+
+    def __init__(
+        self,
+        recognizer: Any,
+        *,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 64,
+        source: str | None = None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.batch_size = batch_size
+        self.source = source
+        # Predicting a handful of files: a process pool or a dask cluster costs more than it saves,
+        # and one bad file must never abort the batch.
+        self.features_cfg = dataclasses.replace(
+            recognizer.features_cfg, strict=False, workers=1, backend="local"
+        )
+
+    # ------------------------------------------------------------------ info
+    @property
+    def labels(self) -> list[str]:
+        """Emotion labels of the model, in output order."""
+        return list(self.recognizer.labels)
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities the model was trained on (subset of face, audio, text)."""
+        return list(self.recognizer.modalities)
+
+    def info(self) -> dict[str, Any]:
+        """Model name, labels, modalities, fusion steps and input width (JSON-able)."""
+        rec = self.recognizer
+        return {
+            "model": rec.model_cfg.name,
+            "labels": self.labels,
+            "modalities": self.modalities,
+            "steps": int(rec.fuser.cfg.steps),
+            "in_features": int(rec.fuser.n_features),
+            "source": self.source,
+            "extra": dict(rec.extra),
+        }
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self, inputs: str | Path | Iterable[str | Path], *, transcript: str | None = None
+    ) -> list[Prediction]:
+        """Predict the emotion of every input.
+
+        Parameters
+        ----------
+        inputs
+            File, folder, glob pattern, or a list of them (see :func:`resolve_inputs`).
+        transcript
+            Words spoken in the input(s); overrides sidecar ``.txt`` files. Used
+            only when the model has the text modality.
+
+        Returns
+        -------
+        list[Prediction]
+            One per resolved input, in order; unreadable inputs carry ``error``.
+        """
+        jobs = [self._plan(p, transcript) for p in resolve_inputs(inputs)]
+        return self._run(jobs)
+
+    def predict_text(self, text: str) -> Prediction:
+        """Predict from a transcript alone (the model must have the text modality)."""
+        job = _Job(path="<text>", kind="text")
+        if not isinstance(text, str) or not text.strip():
+            job.error = "<text>: empty transcript"
+        else:
+            self._fill(job, {"text"}, transcript=text)
+        return self._run([job])[0]
+
+    def predict_features(self, feats: Sequence[Any], names: Sequence[str]) -> list[Prediction]:
+        """Predict from already extracted :class:`~mmfer.features.extract.SampleFeatures`.
+
+        Used for streaming, where features of each window are computed in memory.
+
+        Parameters
+        ----------
+        feats
+            One ``SampleFeatures`` per sample (``face (T_v, D_v)``, ``audio (T_a, D_a)``, ``text``).
+        names
+            What to put in :attr:`Prediction.path` for each sample.
+        """
+        if len(feats) != len(names):
+            raise ValueError(f"{len(feats)} feature sets but {len(names)} names")
+        preds = [self._collect(str(n), f, {}, []) for f, n in zip(feats, names, strict=True)]
+        self._score(preds, list(feats))
+        return preds
+
+    # ------------------------------------------------------------------ internals
+    def _plan(self, path: Path, transcript: str | None) -> _Job:
+        """Classify one input and prepare its sample-table row (or its error)."""
+        kind = input_kind(path)
+        job = _Job(path=str(path), kind=kind or "unknown")
+        if not path.exists() and _has_glob(str(path)):
+            job.error = f"{path}: no supported file matches this pattern"
+            return job
+        if kind is None:
+            if path.is_dir():
+                job.error = f"{path}: folder holds no supported file ({_ext_list()})"
+            else:
+                ext = path.suffix or "(no extension)"
+                job.error = f"{path}: unsupported file type {ext!r} ({_ext_list()})"
+            return job
+        if not path.is_file():
+            job.error = f"{path}: file not found"
+            return job
+        offered = set(KIND_MODALITIES[kind])
+        if kind == "text":
+            text: str | None = None
+            try:
+                from mmfer.features.text import read_transcript
+
+                text = read_transcript(path)
+            except FeatureError as e:
+                job.missing["text"] = _problem(str(e), path)
+        elif transcript is not None:
+            text = transcript
+        else:
+            text = self._sidecar(path, job)
+        self._fill(job, offered, transcript=text)
+        return job
+
+    def _sidecar(self, path: Path, job: _Job) -> str | None:
+        """Text of ``<stem>.txt`` beside ``path`` if the model uses text (problems -> ``job.missing``)."""
+        side = path.with_suffix(".txt")
+        if "text" not in self.modalities or not side.is_file():
+            return None
+        from mmfer.features.text import read_transcript
+
+        try:
+            return read_transcript(side)
+        except FeatureError as e:
+            job.missing["text"] = f"sidecar transcript {side.name}: {_problem(str(e), side)}"
+            return None
+
+    def _fill(self, job: _Job, offered: set[str], *, transcript: str | None) -> None:
+        """Set the table row for the modalities both the input and the model have."""
+        model_mods = self.modalities
+        if transcript is None or not transcript.strip():
+            offered = offered - {"text"}
+        row: dict[str, Any] = {"transcript": None}
+        if "face" in offered and "face" in model_mods:
+            row["video" if job.kind == "video" else "image"] = job.path
+        if "audio" in offered and "audio" in model_mods:
+            row["audio"] = job.path  # a video's audio track is decoded from the container
+        if "text" in offered and "text" in model_mods:
+            row["transcript"] = transcript
+        job.row = row
+        job.ignored = [m for m in MODALITIES if m in offered and m not in model_mods]
+        for m in model_mods:
+            if m in offered or m in job.missing:
+                continue
+            if m == "text" and job.kind != "text":
+                job.missing[m] = "no transcript given (and no sidecar .txt with the same name)"
+            else:
+                job.missing[m] = f"{_KIND_NOUN.get(job.kind, 'this input')} has no {m} modality"
+
+    def _extract(self, jobs: list[_Job]) -> list[Any]:
+        """``SampleFeatures`` of each job, in order (masked modalities listed in ``issues``)."""
+        import pandas as pd
+
+        from mmfer.data.table import COLUMNS
+        from mmfer.features.extract import extract_features
+
+        # One row per input; the position keeps ids unique, the path makes extraction warnings readable.
+        rows = [{**{c: j.row.get(c) for c in COLUMNS}, "id": f"#{i} {j.path}"} for i, j in enumerate(jobs)]
+        table = pd.DataFrame(rows, columns=list(COLUMNS)).astype(object)
+        mods = tuple(self.modalities)
+        cfg = self.features_cfg
+        if self.cache_dir is not None:
+            feats = extract_features(table, cfg, self.cache_dir, modalities=mods, progress=False)
+        else:
+            with tempfile.TemporaryDirectory(prefix="mmfer-predict-") as tmp:
+                feats = extract_features(table, cfg, tmp, modalities=mods, progress=False)
+        return [feats[r["id"]] for r in rows]
+
+    def _run(self, jobs: list[_Job]) -> list[Prediction]:
+        from mmfer.features.extract import SampleFeatures
+
+        # Inputs with nothing of the model's modalities (e.g. an image for an audio model) skip extraction.
+        runnable = [j for j in jobs if j.error is None and any(v is not None for v in j.row.values())]
+        extracted = dict(zip(map(id, runnable), self._extract(runnable), strict=True)) if runnable else {}
+        preds: list[Prediction] = []
+        scored: list[tuple[Prediction, Any]] = []
+        for j in jobs:
+            if j.error is not None:
+                preds.append(Prediction(path=j.path, error=j.error, modalities_missing=dict(j.missing)))
+                continue
+            f = extracted.get(id(j), SampleFeatures())
+            p = self._collect(j.path, f, j.missing, j.ignored)
+            preds.append(p)
+            if p.error is None:
+                scored.append((p, f))
+        self._score([p for p, _ in scored], [f for _, f in scored])
+        return preds
+
+    def _collect(self, path: str, f: Any, missing: dict[str, str], ignored: list[str]) -> Prediction:
+        """Prediction skeleton: used/missing modalities, or an error when none is usable."""
+        missing = dict(missing)
+        for m, msg in getattr(f, "issues", {}).items():
+            if m in self.modalities:
+                missing[m] = _problem(msg, path)
+        used = [m for m in self.modalities if getattr(f, m, None) is not None]
+        missing = {m: missing.get(m, "not extracted") for m in self.modalities if m not in used}
+        pred = Prediction(
+            path=path,
+            modalities_used=used,
+            modalities_missing=missing,
+            modalities_ignored=list(ignored),
+            partial=bool(missing),
+        )
+        if not used:
+            reasons = "; ".join(f"{m}: {r}" for m, r in missing.items())
+            pred.error = (
+                f"{path}: cannot predict: none of the model's modalities "
+                f"({', '.join(self.modalities)}) could be read ({reasons})"
+            )
+            pred.partial = False
+        return pred
+
+    def _score(self, preds: list[Prediction], feats: list[Any]) -> None:
+        """Run fusion + model on the usable samples and fill labels/probabilities in place."""
+        if not preds:
+            return
+        proba = np.asarray(self.recognizer.predict_proba(feats, batch_size=self.batch_size))  # (N, C)
+        labels = self.labels
+        for p, row in zip(preds, proba, strict=True):
+            p.probabilities = {lab: float(v) for lab, v in zip(labels, row, strict=True)}
+            p.label = labels[int(np.argmax(row))]
+
+
+def _ext_list() -> str:
+    return "supported: " + " ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTENSIONS))
+
+
+def load(checkpoint: str | Path, *, cache_dir: str | Path | None = None) -> Predictor:
+    """Load a model checkpoint (``.safetensors`` written by ``mmfer train``) for prediction.
+
+    Parameters
+    ----------
+    checkpoint
+        The checkpoint file. It is read with safetensors + JSON metadata: no pickle.
+    cache_dir
+        Optional persistent feature cache (default: a temporary one per call).
+
+    Raises
+    ------
+    DataError
+        Missing file, or not an mmfer model checkpoint.
+    """
+    from mmfer.pipeline import Recognizer
+
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise DataError(path, "model checkpoint not found (train one with `mmfer train`)")
+    return Predictor(Recognizer.load(path), cache_dir=cache_dir, source=str(path))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def to_json(preds: Sequence[Prediction], *, indent: int | None = 2) -> str:
+    """Predictions as a JSON array of objects (every :class:`Prediction` field)."""
+    return json.dumps([p.to_dict() for p in preds], indent=indent, ensure_ascii=False)
+
+
+def _labels_of(preds: Sequence[Prediction]) -> list[str]:
+    labels: dict[str, None] = {}
+    for p in preds:
+        labels.update(dict.fromkeys(p.probabilities))
+    return list(labels)
+
+
+def _missing_text(p: Prediction) -> str:
+    return "; ".join(f"{m}: {r}" for m, r in p.modalities_missing.items())
+
+
+def to_csv(preds: Sequence[Prediction]) -> str:
+    """Predictions as CSV: ``path, label, confidence, partial, modalities_used,
+    modalities_missing, error`` then one ``p_<label>`` column per emotion."""
+    labels = _labels_of(preds)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        [
+            "path",
+            "label",
+            "confidence",
+            "partial",
+            "modalities_used",
+            "modalities_missing",
+            "error",
+            *(f"p_{lab}" for lab in labels),
+        ]
+    )
+    for p in preds:
+        conf = "" if p.confidence is None else f"{p.confidence:.6f}"
+        probs = [f"{p.probabilities[lab]:.6f}" if lab in p.probabilities else "" for lab in labels]
+        w.writerow(
+            [
+                p.path,
+                p.label or "",
+                conf,
+                str(p.partial).lower(),
+                "+".join(p.modalities_used),
+                _missing_text(p),
+                p.error or "",
+                *probs,
+            ]
+        )
+    return buf.getvalue()
+
+
+def to_table(preds: Sequence[Prediction], *, top: int = 3) -> str:
+    """Human-readable aligned table: file, label, top-``top`` probabilities, modalities, notes."""
+    header = ("FILE", "LABEL", "PROBABILITIES", "MODALITIES", "NOTES")
+    rows: list[tuple[str, ...]] = []
+    for p in preds:
+        name = p.path if len(p.path) <= 60 else "..." + p.path[-57:]
+        if p.error is not None:
+            rows.append((name, "-", "-", "-", f"ERROR: {_problem(p.error, p.path)}"))
+            continue
+        best = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
+        probs = " ".join(f"{lab}={v:.2f}" for lab, v in best)
+        notes = []
+        if p.partial:
+            notes.append("partial (" + _missing_text(p) + ")")
+        if p.modalities_ignored:
+            notes.append("unused: " + "+".join(p.modalities_ignored))
+        rows.append((name, p.label or "-", probs, "+".join(p.modalities_used), "; ".join(notes)))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for r in [header, *rows]:
+        cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, r[-1]]).rstrip())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,148 @@
+"""The web page in a real browser: headless Debian chromium driven by selenium against uvicorn.
+
+Skipped when /usr/bin/chromium or /usr/bin/chromedriver is missing
+(``apt-get install chromium chromium-driver``).
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmfer.api import Predictor, load
+from test_api import Assets, shared_assets
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytestmark = pytest.mark.browser
+
+if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+    pytest.skip(
+        f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
+webdriver = pytest.importorskip("selenium.webdriver")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    return shared_assets(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def predictor(assets: Assets) -> Predictor:
+    return load(assets.checkpoint)
+
+
+@pytest.fixture(scope="module")
+def server_url(predictor: Predictor) -> Iterator[str]:
+    """The real app under uvicorn in a background thread, on a free localhost port."""
+    import uvicorn
+
+    from mmfer.serve import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # bound here and handed over: no race for the port
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(predictor, max_upload_mb=5), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[object]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.TemporaryDirectory(prefix="mmfer-chromium-")
+    opts = Options()
+    opts.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile.name}",
+    ):
+        opts.add_argument(flag)
+    drv = webdriver.Chrome(options=opts, service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        profile.cleanup()
+
+
+def _submit_and_wait(drv: object, url: str, *, file: Path | None = None, transcript: str = "") -> str:
+    """Load the page, fill the form, click Predict; return the final page state (done/error)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drv.get(url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(drv, 30)
+    wait.until(lambda d: "Model" in d.find_element(By.ID, "model-info").text)
+    if file is not None:
+        drv.find_element(By.ID, "file").send_keys(str(file))  # type: ignore[attr-defined]
+    if transcript:
+        drv.find_element(By.ID, "transcript").send_keys(transcript)  # type: ignore[attr-defined]
+    drv.find_element(By.ID, "submit").click()  # type: ignore[attr-defined]
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") in ("done", "error"))
+    return drv.find_element(By.TAG_NAME, "body").get_attribute("data-state")  # type: ignore[attr-defined]
+
+
+def test_upload_wav_shows_the_api_prediction(
+    driver: object, server_url: str, predictor: Predictor, assets: Assets
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    wav = assets.wavs["angry"]
+    assert _submit_and_wait(driver, server_url, file=wav) == "done"
+    (expected,) = predictor.predict(wav)
+    assert driver.find_element(By.ID, "result-label").text == expected.label  # type: ignore[attr-defined]
+    rows = driver.find_elements(By.CSS_SELECTOR, "#bars .bar-row")  # type: ignore[attr-defined]
+    assert [r.get_attribute("data-label") for r in rows] == assets.labels
+    shown = {r.get_attribute("data-label"): r.find_element(By.CLASS_NAME, "bar-value").text for r in rows}
+    assert shown == {k: f"{100 * v:.1f}%" for k, v in expected.probabilities.items()}
+    assert "text missing" in driver.find_element(By.ID, "result-notes").text  # type: ignore[attr-defined]
+
+
+def test_transcript_only_and_error_display(
+    driver: object, server_url: str, predictor: Predictor, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    assert _submit_and_wait(driver, server_url, transcript="lonely grey tears") == "done"
+    expected = predictor.predict_text("lonely grey tears")
+    assert driver.find_element(By.ID, "result-label").text == expected.label  # type: ignore[attr-defined]
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00not a video" * 100)
+    assert _submit_and_wait(driver, server_url, file=bad) == "error"
+    message = driver.find_element(By.ID, "error").text  # type: ignore[attr-defined]
+    assert "422" in message and "broken.mp4" in message
+    assert not driver.find_element(By.ID, "result").is_displayed()  # type: ignore[attr-defined]
