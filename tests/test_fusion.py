@@ -52,7 +52,7 @@ def test_shapes_masks_and_missing_modalities() -> None:
 def test_modality_subset_and_standardisation() -> None:
     rng = np.random.default_rng(1)
     train = [_sample(rng) for _ in range(20)]
-    fuser = Fuser(FusionConfig(modalities=["audio"], steps=3), TextConfig()).fit(train)
+    fuser = Fuser(FusionConfig(modalities=["audio"], steps=3, balance=False), TextConfig()).fit(train)
     assert fuser.n_features == 4 + 1
     x = fuser.transform(train).x
     frames = np.concatenate([fuser.scalers_["audio"](s.audio) for s in train])
@@ -84,3 +84,18 @@ def test_errors() -> None:
     rng = np.random.default_rng(3)
     with pytest.raises(ConfigError, match="no training sample has it"):
         fuser.fit([_sample(rng, face=False) for _ in range(3)])
+
+
+def test_balance_gives_each_block_unit_total_variance() -> None:
+    rng = np.random.default_rng(4)
+    train = [_sample(rng) for _ in range(40)]
+    fuser = Fuser(FusionConfig(modalities=["face", "audio"], steps=2, balance=True), TextConfig()).fit(train)
+    face = np.concatenate([fuser.scalers_["face"](s.face) for s in train]) / np.sqrt(5)
+    audio = np.concatenate([fuser.scalers_["audio"](s.audio) for s in train]) / np.sqrt(4)
+    # total variance of every standardised block is its width; balancing brings both to 1
+    assert np.isclose(face.var(0).sum(), 1.0, atol=1e-3) and np.isclose(audio.var(0).sum(), 1.0, atol=1e-3)
+    x = fuser.transform(train[:1]).x
+    expect = face[: len(train[0].face)]
+    from mmfer.fusion import resample_steps
+
+    assert np.allclose(x[0, :, :5], resample_steps(expect, 2), atol=1e-5)

@@ -128,6 +128,10 @@ class FusionConfig:
     steps: int = 8
     #: Standardise each modality with statistics of the training fold.
     standardise: bool = True
+    #: Scale each standardised block by 1/sqrt(width) so every modality carries the
+    #: same total variance (~1, like an L2-normalised TF-IDF row); without it the
+    #: 1280-d face block drowns the 120-d MFCC and the text block.
+    balance: bool = True
 
 
 @dataclass

@@ -185,6 +185,8 @@ class Fuser:
                         )
                     if m in self.scalers_:
                         a = self.scalers_[m](a)
+                        if self.cfg.balance:
+                            a = a / np.float32(np.sqrt(d))
                     x[i, :, col : col + d] = resample_steps(a, t) if m == "face" else pool_steps(a, t)
                 present[i, mi] = True
             col += d
@@ -208,6 +210,7 @@ class Fuser:
             "modalities": self.modalities,
             "steps": self.cfg.steps,
             "standardise": self.cfg.standardise,
+            "balance": self.cfg.balance,
             "dims": self.dims_,
             "scalers": {
                 m: {"mean": s.mean.tolist(), "std": s.std.tolist()}  # type: ignore[union-attr]
@@ -223,8 +226,12 @@ class Fuser:
         from mmfer.config import from_dict
         from mmfer.features.text import TextTfidf
 
-        cfg = FusionConfig(modalities=list(state["modalities"]), steps=int(state["steps"]),
-                           standardise=bool(state["standardise"]))
+        cfg = FusionConfig(
+            modalities=list(state["modalities"]),
+            steps=int(state["steps"]),
+            standardise=bool(state["standardise"]),
+            balance=bool(state.get("balance", False)),
+        )
         fuser = cls(cfg, from_dict(TextConfig, state["text_cfg"]))
         fuser.dims_ = {k: int(v) for k, v in state["dims"].items()}
         for m, s in state["scalers"].items():
