@@ -49,8 +49,15 @@ def test_run_report_train_predict(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "leave-one-speaker-out" in md
     for name in ("rmlstm", "mlp"):
         assert f"| {name} |" in md
-    for f in ("report.html", "table1_modalities.csv", "table3_models.csv", "table5_timing.csv",
-              "table6_paper_vs_ours.csv", "significance.csv", "per_fold.csv"):
+    for f in (
+        "report.html",
+        "table1_modalities.csv",
+        "table3_models.csv",
+        "table5_timing.csv",
+        "table6_paper_vs_ours.csv",
+        "significance.csv",
+        "per_fold.csv",
+    ):
         assert (report / f).stat().st_size > 0, f
     rows = (report / "table1_modalities.csv").read_text().splitlines()
     assert len(rows) == 1 + 3  # audio, text, face+audio+text

@@ -11,8 +11,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_and_overrides() -> None:
-    cfg = load_config(None, ["train.epochs=3", "model.name=lstm", "fusion.modalities=[audio, text]",
-                             "features.audio.fmax=8000", "data.root=null"])
+    cfg = load_config(
+        None,
+        [
+            "train.epochs=3",
+            "model.name=lstm",
+            "fusion.modalities=[audio, text]",
+            "features.audio.fmax=8000",
+            "data.root=null",
+        ],
+    )
     assert isinstance(cfg, ExperimentConfig)
     assert cfg.train.epochs == 3
     assert cfg.model.name == "lstm"

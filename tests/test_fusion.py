@@ -18,11 +18,14 @@ class F:
     issues: dict[str, str] = field(default_factory=dict)
 
 
-def _sample(rng: np.random.Generator, *, face: bool = True, audio: bool = True, text: str | None = "happy day"
-            ) -> F:
-    return F(rng.normal(size=(int(rng.integers(1, 12)), 5)).astype(np.float32) if face else None,
-             rng.normal(size=(int(rng.integers(3, 40)), 4)).astype(np.float32) if audio else None,
-             text)
+def _sample(
+    rng: np.random.Generator, *, face: bool = True, audio: bool = True, text: str | None = "happy day"
+) -> F:
+    return F(
+        rng.normal(size=(int(rng.integers(1, 12)), 5)).astype(np.float32) if face else None,
+        rng.normal(size=(int(rng.integers(3, 40)), 4)).astype(np.float32) if audio else None,
+        text,
+    )
 
 
 def test_resample_and_pool() -> None:
@@ -74,9 +77,9 @@ def test_fit_only_on_train_and_state_round_trip() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(ConfigError, match="fusion.modalities"):
+    with pytest.raises(ConfigError, match=r"fusion\.modalities"):
         Fuser(FusionConfig(modalities=["smell"]), TextConfig())
-    with pytest.raises(ConfigError, match="fusion.steps"):
+    with pytest.raises(ConfigError, match=r"fusion\.steps"):
         Fuser(FusionConfig(steps=0), TextConfig())
     fuser = Fuser(FusionConfig(), TextConfig())
     with pytest.raises(NotFittedError):

@@ -27,8 +27,8 @@ def test_register_get_and_errors() -> None:
 
 
 def test_project_registries_are_populated() -> None:
-    import mmfer.data  # noqa: F401
-    import mmfer.data.splits  # noqa: F401
+    import mmfer.data
+    import mmfer.data.splits
     import mmfer.models  # noqa: F401
     from mmfer.registry import CORPORA, MODELS, SPLITTERS
 

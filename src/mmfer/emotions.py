@@ -18,15 +18,36 @@ CANONICAL: tuple[str, ...] = (
 )
 
 _ALIASES: dict[str, str] = {
-    "neutral": "neutral", "neu": "neutral", "n": "neutral",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "n": "neutral",
     "calm": "calm",
-    "happy": "happy", "happiness": "happy", "hap": "happy", "joy": "happy", "h": "happy",
-    "sad": "sad", "sadness": "sad", "sa": "sad",
-    "angry": "angry", "anger": "angry", "ang": "angry", "a": "angry",
-    "fearful": "fearful", "fear": "fearful", "fea": "fearful", "f": "fearful",
-    "disgust": "disgust", "disgusted": "disgust", "dis": "disgust", "d": "disgust",
-    "surprised": "surprised", "surprise": "surprised", "sur": "surprised",
-    "ps": "surprised", "pleasant_surprise": "surprised", "pleasant_surprised": "surprised",
+    "happy": "happy",
+    "happiness": "happy",
+    "hap": "happy",
+    "joy": "happy",
+    "h": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "sa": "sad",
+    "angry": "angry",
+    "anger": "angry",
+    "ang": "angry",
+    "a": "angry",
+    "fearful": "fearful",
+    "fear": "fearful",
+    "fea": "fearful",
+    "f": "fearful",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "dis": "disgust",
+    "d": "disgust",
+    "surprised": "surprised",
+    "surprise": "surprised",
+    "sur": "surprised",
+    "ps": "surprised",
+    "pleasant_surprise": "surprised",
+    "pleasant_surprised": "surprised",
     "su": "surprised",
     "contempt": "contempt",
 }
@@ -51,9 +72,7 @@ def canonical_emotion(name: str, *, source: object = None) -> str:
     try:
         return _ALIASES[key]
     except KeyError:
-        raise DataError(
-            source, f"unknown emotion label {name!r}; known: {', '.join(CANONICAL)}"
-        ) from None
+        raise DataError(source, f"unknown emotion label {name!r}; known: {', '.join(CANONICAL)}") from None
 
 
 def label_order(labels: list[str] | set[str]) -> list[str]:

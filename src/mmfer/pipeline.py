@@ -332,7 +332,9 @@ def cross_validate(
         test_s += time.perf_counter() - t0
         n_test += len(te)
         pred = proba.argmax(axis=1)
-        fold_metrics.append(classification_metrics(y_all[te], pred, labels=list(range(len(labels))), names=labels))
+        fold_metrics.append(
+            classification_metrics(y_all[te], pred, labels=list(range(len(labels))), names=labels)
+        )
         y_true += y_all[te].tolist()
         y_pred += pred.tolist()
         sample_ids += ids[te].tolist()
