@@ -17,6 +17,7 @@ demo: env
 	$(BIN)/mmfer run -c configs/default.yaml
 
 test: env
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 lint: env
