@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mmfer.api import Predictor, load
-from test_api import Assets, shared_assets
+from infer_assets import Assets
+from mmfer.api import Predictor
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -29,16 +29,6 @@ if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
         allow_module_level=True,
     )
 webdriver = pytest.importorskip("selenium.webdriver")
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    return shared_assets(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def predictor(assets: Assets) -> Predictor:
-    return load(assets.checkpoint)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from infer_assets import Assets, shared_assets
 from mmfer.config import ModelConfig
 from mmfer.export import ExportableModel, example_inputs, export_onnx
 from mmfer.models import create_model, list_models
-from test_api import Assets, shared_assets
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

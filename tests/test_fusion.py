@@ -102,3 +102,24 @@ def test_balance_gives_each_block_unit_total_variance() -> None:
     from mmfer.fusion import resample_steps
 
     assert np.allclose(x[0, :, :5], resample_steps(expect, 2), atol=1e-5)
+
+
+def test_audio_stats_pooling() -> None:
+    from mmfer.fusion import pool_stats
+
+    a = np.arange(12, dtype=np.float32).reshape(6, 2)  # frames 0..5, two dims
+    z = pool_stats(a, 2)  # segments = frames 0-2 and 3-5
+    assert z.shape == (2, 8)
+    seg = a[:3]
+    assert np.allclose(z[0], np.concatenate([seg.mean(0), seg.std(0), seg.min(0), seg.max(0)]))
+    assert pool_stats(a[:1], 3).shape == (3, 8) and np.all(pool_stats(a[:1], 3)[:, 2:4] == 0)
+
+    rng = np.random.default_rng(5)
+    train = [_sample(rng) for _ in range(10)]
+    cfg = FusionConfig(modalities=["audio"], steps=2, audio_pool="stats", balance=False)
+    fuser = Fuser(cfg, TextConfig()).fit(train)
+    assert fuser.n_features == 4 * 4 + 1
+    x = fuser.transform(train[:1]).x
+    assert np.allclose(x[0, :, :16], pool_stats(fuser.scalers_["audio"](train[0].audio), 2), atol=1e-5)
+    clone = Fuser.from_state(fuser.get_state())
+    assert np.allclose(clone.transform(train[:3]).x, fuser.transform(train[:3]).x)

@@ -12,19 +12,9 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from mmfer.api import Predictor, load
+from infer_assets import SR, Assets, tone
+from mmfer.api import Predictor
 from mmfer.serve import create_app
-from test_api import SR, Assets, shared_assets, tone
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
-    return shared_assets(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def predictor(assets: Assets) -> Predictor:
-    return load(assets.checkpoint)
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,10 @@ class FusionConfig:
     #: same total variance (~1, like an L2-normalised TF-IDF row); without it the
     #: 1280-d face block drowns the 120-d MFCC and the text block.
     balance: bool = True
+    #: How MFCC frames become time steps: ``mean`` of each segment (width D) or
+    #: ``stats`` = [mean, std, min, max] of each segment (width 4 D), which keeps
+    #: the within-segment spread that mean pooling throws away.
+    audio_pool: Literal["mean", "stats"] = "mean"
 
 
 @dataclass

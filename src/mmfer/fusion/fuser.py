@@ -63,6 +63,20 @@ def pool_steps(frames: np.ndarray, steps: int) -> np.ndarray:
     return np.stack([seg.mean(axis=0) for seg in np.array_split(frames, steps)])
 
 
+def pool_stats(frames: np.ndarray, steps: int) -> np.ndarray:
+    """[mean, std, min, max] of ``steps`` contiguous segments of ``(T_in, D)`` -> ``(steps, 4 D)``.
+
+    Clips with fewer frames than steps have frames repeated first (each segment
+    then holds one frame and its std is 0).
+    """
+    if len(frames) < steps:
+        frames = resample_steps(frames, steps)
+    segs = np.array_split(frames, steps)
+    return np.stack([np.concatenate([g.mean(0), g.std(0), g.min(0), g.max(0)]) for g in segs]).astype(
+        np.float32
+    )
+
+
 class _Standardiser:
     """Per-dimension mean/std over all frames of the training samples."""
 
@@ -146,7 +160,7 @@ class Fuser:
             arrays = [getattr(f, m) for f in feats if getattr(f, m) is not None]
             if not arrays:
                 raise ConfigError(f"modality {m!r} requested but no training sample has it")
-            dims[m] = int(arrays[0].shape[1])
+            dims[m] = int(arrays[0].shape[1]) * (4 if m == "audio" and self.cfg.audio_pool == "stats" else 1)
             if self.cfg.standardise:
                 self.scalers_[m] = _Standardiser().fit(arrays)
         self.dims_ = dims
@@ -178,16 +192,21 @@ class Fuser:
                     a = getattr(f, m)
                     if a is None:
                         continue
-                    if a.shape[1] != d:
+                    stats = m == "audio" and self.cfg.audio_pool == "stats"
+                    if a.shape[1] * (4 if stats else 1) != d:
                         raise MmferError(
                             f"{m} features of width {a.shape[1]} do not match the fitted width {d}"
                             " (extracted with a different config?)"
                         )
                     if m in self.scalers_:
                         a = self.scalers_[m](a)
-                        if self.cfg.balance:
-                            a = a / np.float32(np.sqrt(d))
-                    x[i, :, col : col + d] = resample_steps(a, t) if m == "face" else pool_steps(a, t)
+                    if m == "face":
+                        a = resample_steps(a, t)
+                    else:
+                        a = pool_stats(a, t) if stats else pool_steps(a, t)
+                    if m in self.scalers_ and self.cfg.balance:
+                        a = a / np.float32(np.sqrt(d))
+                    x[i, :, col : col + d] = a
                 present[i, mi] = True
             col += d
         flags = present[:, [MODALITIES.index(m) for m in self.modalities]].astype(np.float32)
@@ -211,6 +230,7 @@ class Fuser:
             "steps": self.cfg.steps,
             "standardise": self.cfg.standardise,
             "balance": self.cfg.balance,
+            "audio_pool": self.cfg.audio_pool,
             "dims": self.dims_,
             "scalers": {
                 m: {"mean": s.mean.tolist(), "std": s.std.tolist()}  # type: ignore[union-attr]
@@ -231,6 +251,7 @@ class Fuser:
             steps=int(state["steps"]),
             standardise=bool(state["standardise"]),
             balance=bool(state.get("balance", False)),
+            audio_pool=state.get("audio_pool", "mean"),
         )
         fuser = cls(cfg, from_dict(TextConfig, state["text_cfg"]))
         fuser.dims_ = {k: int(v) for k, v in state["dims"].items()}
