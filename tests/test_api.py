@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 import mmfer
-from infer_assets import CLASSES, SR, Assets, build_assets, shared_assets, tone, write_video  # noqa: F401
+from infer_assets import CLASSES, SR, Assets, tone, write_video
 from mmfer.api import Prediction, Predictor, load, resolve_inputs, to_csv, to_json, to_table
 from mmfer.config import FeatureConfig, FusionConfig, ModelConfig, TextConfig, TrainConfig
 from mmfer.errors import DataError
