@@ -39,6 +39,7 @@ from common import (
     cold_extraction_rate,
     feature_matrix,
     header,
+    inflation_table,
     markdown_table,
     peak_rss_mb,
     pooled_stats,
@@ -216,17 +217,7 @@ def main() -> None:
         print(markdown_table(rows))
 
     si, sd = results["group_kfold"], results["stratified_kfold"]
-    diff_lines = [
-        f"| {a.name} | {100 * a.mean():.1f} | {100 * b.mean():.1f} | {100 * (b.mean() - a.mean()):+.1f} |"
-        for a, b in zip(si, sd, strict=True)
-    ]
-    diff = "\n".join(
-        [
-            "| model | speaker-independent acc | speaker-dependent acc | inflation (points) |",
-            "|---|---|---|---|",
-            *diff_lines,
-        ]
-    )
+    diff = inflation_table(si, sd, "speaker")
     print("\nHow much a random (speaker-dependent) split inflates accuracy:\n" + diff)
     rss = peak_rss_mb()
     print(f"peak RSS {rss:.0f} MB")

@@ -140,6 +140,19 @@ def markdown_table(rows: list[CVSummary]) -> str:
     return "\n".join(lines)
 
 
+def inflation_table(independent: list[CVSummary], dependent: list[CVSummary], who: str) -> str:
+    """Markdown table of how much the ``who``-dependent split inflates each model's accuracy."""
+    lines = [
+        f"| model | {who}-independent acc | {who}-dependent acc | inflation (points) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a.name} | {100 * a.mean():.1f} | {100 * b.mean():.1f} | {100 * (b.mean() - a.mean()):+.1f} |"
+        for a, b in zip(independent, dependent, strict=True)
+    ]
+    return "\n".join(lines)
+
+
 def pooled_stats(frames: np.ndarray) -> np.ndarray:
     """Mean, std, min and max over time of every feature dimension.
 
