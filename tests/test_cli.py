@@ -100,3 +100,34 @@ def test_prepare_writes_the_sample_table(tmp_path: Path, capsys: pytest.CaptureF
     table = read_table(tmp_path / "run" / "samples.csv")
     assert len(table) == 9 and set(table["emotion"]) == {"happy", "sad", "angry"}
     assert table["speaker"].nunique() == 3
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_train(tmp_path: Path) -> None:
+    """`torchrun -m mmfer.cli train` trains one data-parallel model; rank 0 alone writes it."""
+    import subprocess
+    import sys
+
+    from mmfer.api import load
+
+    overrides = [a for a in _tiny(tmp_path) if not a.startswith("eval.")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "mmfer.cli",
+        "train",
+        *overrides,
+        "train.epochs=3",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world_size=2" in proc.stderr
+    assert proc.stdout.count("model written to") == 1
+    log = (tmp_path / "run" / "train" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 3
+    predictor = load(tmp_path / "run" / "model.safetensors")
+    assert set(predictor.labels) == {"happy", "sad", "angry"}

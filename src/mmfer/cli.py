@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmfer.experiment import train
 
     path = train(_cfg(args))
-    print(f"model written to {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the model
+        print(f"model written to {path}")
     return 0
 
 
