@@ -204,7 +204,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
     from mmfer.evaluation.report import ReportData, write_report
 
     out, table, feats, mods = _setup(cfg)
-    hashes = [media_hash(row) for _, row in table.iterrows()]
+    hashes = [media_hash(row) for row in table.to_dict("records")]
     main = _protocol_runs(cfg, table, feats, mods, cfg.eval.protocol, hashes, ablations=True)
     second = None
     if cfg.eval.both_protocols:

@@ -237,11 +237,12 @@ def fit_recognizer(
 # ----------------------------------------------------------------------------- cross-validation
 
 
-def media_hash(row: pd.Series) -> str | None:
+def media_hash(row: dict[str, Any]) -> str | None:
     """Content hash of a sample's first media file (to find duplicate clips across splits)."""
     for col in ("video", "audio", "image"):
         p = row.get(col)
-        if p and Path(p).is_file():
+        # pandas may hand back NaN instead of None for an empty cell
+        if isinstance(p, str) and p and Path(p).is_file():
             h = hashlib.sha256()
             with open(p, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -459,7 +459,8 @@ def extract_features(
         else:
             yield from _iter_local(heavy_units, cfg, ex)
 
-    with tqdm(total=len(todo), desc="features", unit="file", disable=not progress) as bar:
+    # disable=None: tqdm turns itself off when stderr is not a terminal (logs, CI)
+    with tqdm(total=len(todo), desc="features", unit="file", disable=None if progress else True) as bar:
         for out in outcomes():
             units = todo[out.key]
             first = units[0]

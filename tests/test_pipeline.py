@@ -1,0 +1,55 @@
+"""Leakage audit and media hashing of the cross-validation glue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmfer.pipeline import leakage_audit, media_hash
+
+
+def _table(tmp_path: Path) -> pd.DataFrame:
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"clip{i}.wav"
+        # clips 0 and 3 have identical bytes: a duplicate recording under two ids
+        p.write_bytes(b"same" if i in (0, 3) else f"clip{i}".encode())
+        paths.append(str(p))
+    return pd.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(6)],
+            "speaker": ["a", "a", "b", "b", "c", "c"],
+            "audio": paths,
+            "video": [None, np.nan, None, None, None, None],
+        }
+    )
+
+
+def test_media_hash_ignores_empty_cells(tmp_path: Path) -> None:
+    rows = _table(tmp_path).to_dict("records")
+    hashes = [media_hash(r) for r in rows]
+    assert all(h is not None for h in hashes)
+    assert hashes[0] == hashes[3] and len(set(hashes)) == 5
+    assert media_hash({"video": float("nan"), "audio": None, "image": None}) is None
+
+
+def test_leakage_audit_counts_what_happened(tmp_path: Path) -> None:
+    table = _table(tmp_path)
+    hashes = [media_hash(r) for r in table.to_dict("records")]
+    ids = table["id"].tolist()
+    clean = [(np.array([2, 3, 4, 5]), np.array([0, 1])), (np.array([0, 1, 4, 5]), np.array([2, 3]))]
+    audit = leakage_audit(table, clean, [[ids[i] for i in tr] for tr, _ in clean], hashes)
+    assert audit.speaker_overlap == [0, 0]
+    # clip 0 (test, fold 0) has the bytes of clip 3 (train); and the other way in fold 1
+    assert audit.duplicate_clips_across_splits == 2
+    assert all(
+        f["fitted_on"].startswith("train") or "pretrained" in f["fitted_on"] or f["fitted_on"] == "stateless"
+        for f in audit.fitted_on_test
+    )
+
+    leaky = [(np.array([1, 2, 3, 4, 5]), np.array([0]))]
+    audit = leakage_audit(table, leaky, [ids], hashes)  # fitted on every row, test included
+    assert audit.speaker_overlap == [1]
+    assert any(f["fitted_on"].startswith("TEST rows too: 1") for f in audit.fitted_on_test)
