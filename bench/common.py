@@ -228,6 +228,7 @@ def sklearn_cv(
     seed: int,
     make_clf: Callable[[], Any],
     describe: str,
+    views: tuple[np.ndarray, ...] = (),
 ) -> CVSummary:
     """Fit ``make_clf()`` on each training fold of ``protocol`` and score the test fold.
 
@@ -238,6 +239,10 @@ def sklearn_cv(
     make_clf
         Factory of an unfitted scikit-learn estimator (a fresh one per fold, so
         its scaler sees only training rows).
+    views
+        Extra ``(N, D)`` views of the same samples (e.g. flipped images): their
+        training-fold rows are added as training samples and the test
+        prediction averages ``predict_proba`` over ``x`` and every view.
     """
     splits = make_splits(table, protocol, folds, seed)  # same call as cross_validate: same folds
     labels = label_order(set(table["emotion"]))
@@ -245,10 +250,14 @@ def sklearn_cv(
     fold_metrics, train_s, test_s, n_test = [], [], 0.0, 0
     for tr, te in splits:
         t0 = time.perf_counter()
-        clf = make_clf().fit(x[tr], y[tr])
+        x_fit = np.concatenate([x[tr], *(v[tr] for v in views)])
+        clf = make_clf().fit(x_fit, np.tile(y[tr], 1 + len(views)))
         train_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        pred = clf.predict(x[te])
+        if views:
+            pred = sum(clf.predict_proba(v[te]) for v in (x, *views)).argmax(1)
+        else:
+            pred = clf.predict(x[te])
         test_s += time.perf_counter() - t0
         n_test += len(te)
         fold_metrics.append(
@@ -346,4 +355,145 @@ def speaker_standardise_rows(x: np.ndarray, table: pd.DataFrame) -> np.ndarray:
         rows = spk == s
         mu, sd = x[rows].mean(0), np.maximum(x[rows].std(0), 1e-6)
         out[rows] = (x[rows] - mu) / sd
+    return out
+
+
+def ensemble_cv(
+    name: str,
+    table: pd.DataFrame,
+    feats: dict[str, SampleFeatures],
+    cfg: Any,
+    protocol: str,
+    modalities: list[str],
+    seeds: tuple[int, ...] = (0,),
+    *,
+    test_views: tuple[dict[str, SampleFeatures], ...] = (),
+    train_views: tuple[dict[str, SampleFeatures], ...] = (),
+    only_folds: tuple[int, ...] | None = None,
+) -> tuple[CVSummary, CVSummary]:
+    """RMLSTM cross-validation with seed ensembling and optional feature-level augmentation.
+
+    Each fold of ``protocol`` (the same :func:`make_splits` call as
+    :func:`mmfer.pipeline.cross_validate`, hence the same folds) fits one
+    recogniser per seed with :func:`mmfer.pipeline.fit_recognizer` on the
+    training rows only, and averages their :meth:`Recognizer.predict_proba`.
+
+    Parameters
+    ----------
+    cfg
+        :class:`mmfer.config.ExperimentConfig`; ``cfg.train.seed`` is replaced by each seed.
+    seeds
+        One model per seed; probabilities ``(N_test, C)`` are averaged over them.
+    test_views
+        Extra feature dicts of the same samples (e.g. horizontally flipped
+        images); test probabilities are also averaged over these views.
+    train_views
+        Extra feature dicts whose *training-fold* samples are added as extra
+        training rows (same speaker and label); test rows are never added.
+    only_folds
+        Fold indices to run (for tuning runs); ``None`` = all folds.
+
+    Returns
+    -------
+    (CVSummary, CVSummary)
+        The first seed's model alone (named ``name + " (seed s)"``, with its own
+        training and test time) and the ensemble (``train_seconds`` per fold
+        covers all seeds; test time covers all seeds and views). Both come from
+        the same fitted models.
+    """
+    from mmfer.data.splits import is_speaker_independent
+    from mmfer.pipeline import fit_recognizer
+
+    splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)
+    labels = label_order(set(table["emotion"]))
+    y = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()
+    ids = table["id"].to_numpy()
+    fusion_cfg = dataclasses.replace(cfg.fusion, modalities=list(modalities))
+    si = is_speaker_independent(protocol)
+    # Augmented training rows get new ids ("<id>#augK") and keep speaker and emotion,
+    # so a speaker-grouped validation split would still hold whole speakers.
+    big_table, big_feats = table, dict(feats)
+    aug_rows: list[np.ndarray] = []
+    for k, view in enumerate(train_views):
+        extra = table.copy()
+        extra["id"] = [f"{i}#aug{k}" for i in ids]
+        big_feats.update({f"{i}#aug{k}": view[i] for i in ids})
+        aug_rows.append(np.arange(len(table)) + len(table) * (k + 1))
+        big_table = pd.concat([big_table, extra], ignore_index=True)
+    fold_metrics, train_s, test_s, n_test = [], [], 0.0, 0
+    one_metrics, one_train_s, one_test_s = [], [], 0.0
+    for f, (tr, te) in enumerate(splits):
+        if only_folds is not None and f not in only_folds:
+            continue
+        tr_all = np.concatenate([tr, *(rows[tr] for rows in aug_rows)])
+        proba = np.zeros((len(te), len(labels)))  # (N_test, C)
+        t_train = 0.0
+        for s in seeds:
+            train_cfg = dataclasses.replace(cfg.train, seed=s, progress=False)
+            t0 = time.perf_counter()
+            out = fit_recognizer(
+                big_table,
+                big_feats,
+                tr_all,
+                labels=labels,
+                model_cfg=cfg.model,
+                fusion_cfg=fusion_cfg,
+                text_cfg=cfg.features.text,
+                train_cfg=train_cfg,
+                features_cfg=cfg.features,
+                speaker_independent=si,
+            )
+            t_train += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for view in (feats, *test_views):
+                proba += out.recognizer.predict_proba([view[i] for i in ids[te]])
+            test_s += time.perf_counter() - t0
+            if s == seeds[0]:
+                one_metrics.append(
+                    classification_metrics(
+                        y[te], proba.argmax(1), labels=list(range(len(labels))), names=labels
+                    )
+                )
+                one_train_s.append(t_train)
+                one_test_s += time.perf_counter() - t0
+        train_s.append(t_train)
+        n_test += len(te)
+        fold_metrics.append(
+            classification_metrics(y[te], proba.argmax(1), labels=list(range(len(labels))), names=labels)
+        )
+        print(
+            f"  {name} fold {f}: acc {one_metrics[-1]['accuracy']:.3f} (seed {seeds[0]}), "
+            f"{fold_metrics[-1]['accuracy']:.3f} ({len(seeds)} seeds, {t_train:.0f} s)",
+            flush=True,
+        )
+    single = CVSummary(
+        f"{name} (seed {seeds[0]})", protocol, one_metrics, one_train_s, one_test_s / max(n_test, 1)
+    )
+    return single, CVSummary(name, protocol, fold_metrics, train_s, test_s / max(n_test, 1))
+
+
+def append_rows(
+    table: pd.DataFrame, feats: dict[str, SampleFeatures], modality: str, x: np.ndarray
+) -> dict[str, Any]:
+    """Append row ``x[k]`` of sample ``k`` (table order) to every time step of its modality.
+
+    Parameters
+    ----------
+    feats
+        Sample id -> features whose modality is ``(T, D)``.
+    x
+        ``(N, E)`` per-sample vectors in table order (e.g. clip-level statistics).
+
+    Returns
+    -------
+    dict
+        Sample id -> :class:`SampleFeatures` with the modality ``(T, D + E)`` float32.
+    """
+    out = dict(feats)
+    for k, sid in enumerate(table["id"]):
+        a = getattr(feats[sid], modality)
+        if a is None:
+            continue
+        glob = np.repeat(x[k][None].astype(np.float32), len(a), axis=0)  # (T, E)
+        out[sid] = dataclasses.replace(feats[sid], **{modality: np.concatenate([a, glob], axis=1)})
     return out
