@@ -120,6 +120,9 @@ def test_audio_stats_pooling() -> None:
     fuser = Fuser(cfg, TextConfig()).fit(train)
     assert fuser.n_features == 4 * 4 + 1
     x = fuser.transform(train[:1]).x
-    assert np.allclose(x[0, :, :16], pool_stats(fuser.scalers_["audio"](train[0].audio), 2), atol=1e-5)
+    assert np.allclose(x[0, :, :16], fuser.scalers_["audio"](pool_stats(train[0].audio, 2)), atol=1e-5)
+    # the scaler is fitted on the pooled statistics: every stats column is standardised on train
+    pooled = fuser.transform(train).x[:, :, :16].reshape(-1, 16)
+    assert np.allclose(pooled.mean(0), 0, atol=1e-4) and np.allclose(pooled.std(0), 1, atol=1e-3)
     clone = Fuser.from_state(fuser.get_state())
     assert np.allclose(clone.transform(train[:3]).x, fuser.transform(train[:3]).x)

@@ -138,6 +138,9 @@ class Fuser:
         assert self.dims_ is not None
         return sum(self.dims_.values()) + len(self.modalities)
 
+    def _stats(self, modality: str) -> bool:
+        return modality == "audio" and self.cfg.audio_pool == "stats"
+
     def fit(self, feats: list[Any]) -> Fuser:
         """Fit TF-IDF and standardisers on the training samples' features.
 
@@ -160,7 +163,11 @@ class Fuser:
             arrays = [getattr(f, m) for f in feats if getattr(f, m) is not None]
             if not arrays:
                 raise ConfigError(f"modality {m!r} requested but no training sample has it")
-            dims[m] = int(arrays[0].shape[1]) * (4 if m == "audio" and self.cfg.audio_pool == "stats" else 1)
+            if self._stats(m):
+                # std/min/max of a segment live on other scales than its frames:
+                # standardise the pooled statistics themselves
+                arrays = [pool_stats(a, self.cfg.steps) for a in arrays]
+            dims[m] = int(arrays[0].shape[1])
             if self.cfg.standardise:
                 self.scalers_[m] = _Standardiser().fit(arrays)
         self.dims_ = dims
@@ -192,18 +199,20 @@ class Fuser:
                     a = getattr(f, m)
                     if a is None:
                         continue
-                    stats = m == "audio" and self.cfg.audio_pool == "stats"
+                    stats = self._stats(m)
                     if a.shape[1] * (4 if stats else 1) != d:
                         raise MmferError(
                             f"{m} features of width {a.shape[1]} do not match the fitted width {d}"
                             " (extracted with a different config?)"
                         )
-                    if m in self.scalers_:
-                        a = self.scalers_[m](a)
-                    if m == "face":
-                        a = resample_steps(a, t)
+                    if stats:
+                        a = pool_stats(a, t)
+                        if m in self.scalers_:
+                            a = self.scalers_[m](a)
                     else:
-                        a = pool_stats(a, t) if stats else pool_steps(a, t)
+                        if m in self.scalers_:
+                            a = self.scalers_[m](a)
+                        a = resample_steps(a, t) if m == "face" else pool_steps(a, t)
                     if m in self.scalers_ and self.cfg.balance:
                         a = a / np.float32(np.sqrt(d))
                     x[i, :, col : col + d] = a
