@@ -444,6 +444,19 @@ def _metric_csv_fields() -> list[str]:
     return out
 
 
+def _csv_row(data: ReportData, r: RunResult, vals: dict[str, Any], p_acc: float | None) -> dict[str, Any]:
+    """One CSV row of Table 1/2 or 3/4: the run, its metric values and the paper's figure."""
+    return {
+        "corpus": data.corpus,
+        "protocol": data.protocol,
+        "model": r.model,
+        "modalities": r.modality_text,
+        "folds": len(r.fold_metrics),
+        **vals,
+        "paper_accuracy_pct": p_acc,
+    }
+
+
 def _table_modalities(data: ReportData) -> _Table:
     runs = sorted(_by_name(data.runs, data.primary_model), key=lambda r: _modality_key(r.modalities))
     has_paper = paper.paper_modality_row(data.corpus, ("audio",)) is not None
@@ -459,17 +472,7 @@ def _table_modalities(data: ReportData) -> _Table:
         if has_paper:
             row.append(_pct(p_acc))
         rows.append(row)
-        csv_rows.append(
-            {
-                "corpus": data.corpus,
-                "protocol": data.protocol,
-                "model": r.model,
-                "modalities": r.modality_text,
-                "folds": len(r.fold_metrics),
-                **vals,
-                "paper_accuracy_pct": p_acc,
-            }
-        )
+        csv_rows.append(_csv_row(data, r, vals, p_acc))
     notes = ["Macro = unweighted mean over classes present in the test fold; mean ± sample std over folds."]
     if not runs:
         notes.append(f"No {data.primary_model} runs: modality ablation not run.")
@@ -502,17 +505,7 @@ def _table_models(data: ReportData) -> _Table:
         if has_paper:
             row.append(_pct(p_acc))
         rows.append(row)
-        csv_rows.append(
-            {
-                "corpus": data.corpus,
-                "protocol": data.protocol,
-                "model": r.model,
-                "modalities": r.modality_text,
-                "folds": len(r.fold_metrics),
-                **vals,
-                "paper_accuracy_pct": p_acc,
-            }
-        )
+        csv_rows.append(_csv_row(data, r, vals, p_acc))
     return _Table(
         "table3_models",
         f"Table 3 — models on all modalities (corpus: {_corpus_label(data)}; protocol: {data.protocol})",
