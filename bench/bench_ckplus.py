@@ -53,11 +53,12 @@ from common import (
     markdown_table,
     peak_rss_mb,
     require_data,
+    results_tail,
     set_threads,
     single_modality_overrides,
     sklearn_cv,
 )
-from mmfer.config import FeatureConfig, dump_config, load_config
+from mmfer.config import FeatureConfig, load_config
 from mmfer.data.splits import describe_protocol
 from mmfer.features.extract import SampleFeatures
 from mmfer.features.face import FaceFeatureExtractor
@@ -290,22 +291,7 @@ def main() -> None:
             markdown_table(rows),
             "",
         ]
-    lines += [
-        "## Subject-dependent inflation",
-        "",
-        diff,
-        "",
-        "## Speed",
-        "",
-        *speed,
-        "",
-        "## RMLSTM config",
-        "",
-        "```yaml",
-        dump_config(cfg).rstrip(),
-        "```",
-        "",
-    ]
+    lines += results_tail("Subject", diff, speed, cfg)
     best_lr = max(si[:2], key=lambda r: r.mean())
     best_rnn = max(si[2:], key=lambda r: r.mean())
     target = (

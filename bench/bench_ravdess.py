@@ -52,6 +52,7 @@ from common import (
     peak_rss_mb,
     pooled_stats,
     require_data,
+    results_tail,
     segment_stats,
     set_threads,
     single_modality_overrides,
@@ -59,7 +60,7 @@ from common import (
     speaker_normalise,
     speaker_standardise_rows,
 )
-from mmfer.config import dump_config, load_config
+from mmfer.config import load_config
 from mmfer.data.splits import describe_protocol
 from mmfer.io import atomic_write_text
 from mmfer.pipeline import cross_validate, extract, load_corpus
@@ -326,22 +327,7 @@ def main() -> None:
             markdown_table(rows),
             "",
         ]
-    lines += [
-        "## Speaker-dependent inflation",
-        "",
-        diff,
-        "",
-        "## Speed",
-        "",
-        *speed,
-        "",
-        "## RMLSTM config",
-        "",
-        "```yaml",
-        dump_config(cfg).rstrip(),
-        "```",
-        "",
-    ]
+    lines += results_tail("Speaker", diff, speed, cfg)
     best_svm = max(si[:3], key=lambda r: r.mean())
     best_rnn = max(si[3:], key=lambda r: r.mean())
     above = best_rnn.mean() > best_svm.mean()

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmfer.config import FeatureConfig
+from mmfer.config import ExperimentConfig, FeatureConfig, dump_config
 from mmfer.data.splits import make_splits
 from mmfer.emotions import label_order
 from mmfer.evaluation.metrics import classification_metrics, format_pm, summarise_folds
@@ -151,6 +151,26 @@ def inflation_table(independent: list[CVSummary], dependent: list[CVSummary], wh
         for a, b in zip(independent, dependent, strict=True)
     ]
     return "\n".join(lines)
+
+
+def results_tail(who: str, diff: str, speed: list[str], cfg: ExperimentConfig) -> list[str]:
+    """Closing sections of a results file: inflation table, speed figures, the RMLSTM config."""
+    return [
+        f"## {who}-dependent inflation",
+        "",
+        diff,
+        "",
+        "## Speed",
+        "",
+        *speed,
+        "",
+        "## RMLSTM config",
+        "",
+        "```yaml",
+        dump_config(cfg).rstrip(),
+        "```",
+        "",
+    ]
 
 
 def pooled_stats(frames: np.ndarray) -> np.ndarray:
