@@ -7,7 +7,6 @@ one place where fitting happens, and it fits only on training rows: the Fuser
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -238,16 +237,18 @@ def fit_recognizer(
 
 
 def media_hash(row: dict[str, Any]) -> str | None:
-    """Content hash of a sample's first media file (to find duplicate clips across splits)."""
+    """Content hash of a sample's first media file (to find duplicate clips across splits).
+
+    Uses the feature cache's memoised digest, so files already hashed during
+    extraction are not read again.
+    """
+    from mmfer.features.cache import file_digest
+
     for col in ("video", "audio", "image"):
         p = row.get(col)
         # pandas may hand back NaN instead of None for an empty cell
         if isinstance(p, str) and p and Path(p).is_file():
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            return h.hexdigest()
+            return file_digest(p)
     return None
 
 
