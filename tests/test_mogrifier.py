@@ -177,3 +177,43 @@ def test_residual_layers_carry_more_gradient_to_the_first_layer() -> None:
         )
         # Measured ratios were 5.5-19 over seeds 0-7; 2 leaves a wide margin.
         assert res > 2.0 * plain
+
+
+R2 = np.array([[0.1, 0.6, -0.3], [0.2, -0.5, 0.7]])  # (2, 3) input -> hidden
+BR2 = np.array([0.05, -0.1])
+
+
+def test_h_first_order_matches_the_papers_equations() -> None:
+    """Paper eqs. 8-11: round 1 gates h with x (R^1), round 2 gates x with the new h (Q^1),
+    round 3 gates h again (R^2); residual form v + 2 sigma(.) v."""
+    cell = MogrifierLSTMCell(3, 2, rounds=3, residual_gate=True, gate_order="h_first").double()
+    assert len(cell.r) == 2 and len(cell.q) == 1
+    with torch.no_grad():
+        for proj, (w, b) in zip(cell.r, [(R1, BR1), (R2, BR2)], strict=True):
+            proj.weight.copy_(torch.from_numpy(w))
+            proj.bias.copy_(torch.from_numpy(b))
+        cell.q[0].weight.copy_(torch.from_numpy(Q1))
+        cell.q[0].bias.copy_(torch.from_numpy(BQ1))
+    x, h = cell.mogrify(torch.from_numpy(X), torch.from_numpy(H))
+    h1 = H + 2.0 * sigmoid(X @ R1.T + BR1) * H
+    x2 = X + 2.0 * sigmoid(h1 @ Q1.T + BQ1) * X
+    h3 = h1 + 2.0 * sigmoid(x2 @ R2.T + BR2) * h1
+    np.testing.assert_allclose(h.detach().numpy(), h3, rtol=1e-12)
+    np.testing.assert_allclose(x.detach().numpy(), x2, rtol=1e-12)
+    # and it differs from Melis' order on the same inputs (the option changes something)
+    melis = hand_cell(3, True)
+    xm, hm = melis.mogrify(torch.from_numpy(X), torch.from_numpy(H))
+    assert not np.allclose(hm.detach().numpy(), h3)
+
+
+def test_ablation_models_force_their_flags() -> None:
+    from mmfer.config import ModelConfig
+    from mmfer.models import create_model
+
+    cfg = ModelConfig(residual_gate=False, residual_layers=False)
+    gate = create_model("rmlstm_gate", in_features=5, num_classes=3, cfg=cfg)
+    assert gate.cfg.residual_gate and not gate.cfg.residual_layers
+    layers = create_model("rmlstm_layers", in_features=5, num_classes=3, cfg=cfg)
+    assert layers.cfg.residual_layers and not layers.cfg.residual_gate
+    hfirst = create_model("rmlstm_hfirst", in_features=5, num_classes=3, cfg=cfg)
+    assert hfirst.cfg.gate_order == "h_first" and hfirst.cfg.residual_gate and hfirst.cfg.residual_layers

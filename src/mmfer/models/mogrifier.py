@@ -105,17 +105,29 @@ class MogrifierLSTMCell(nn.Module):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, rounds: int = 5, rank: int = 0, residual_gate: bool = True
+        self,
+        input_size: int,
+        hidden_size: int,
+        rounds: int = 5,
+        rank: int = 0,
+        residual_gate: bool = True,
+        gate_order: str = "x_first",
     ) -> None:
         super().__init__()
+        if gate_order not in ("x_first", "h_first"):
+            raise ValueError(f"gate_order must be 'x_first' or 'h_first', got {gate_order!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.rounds = rounds
         self.residual_gate = residual_gate
-        self.q = nn.ModuleList(
-            GateProjection(hidden_size, input_size, rank) for _ in range((rounds + 1) // 2)
+        self.gate_order = gate_order
+        # x_first: odd rounds gate x (Q: hidden -> input), even rounds gate h (R: input -> hidden);
+        # h_first swaps the roles, so it needs ceil(r/2) R's and floor(r/2) Q's.
+        n_x = (rounds + 1) // 2 if gate_order == "x_first" else rounds // 2
+        self.q = nn.ModuleList(GateProjection(hidden_size, input_size, rank) for _ in range(n_x))
+        self.r = nn.ModuleList(
+            GateProjection(input_size, hidden_size, rank) for _ in range(rounds - n_x)
         )
-        self.r = nn.ModuleList(GateProjection(input_size, hidden_size, rank) for _ in range(rounds // 2))
         bound = 1.0 / math.sqrt(hidden_size)  # torch.nn.LSTM's initialisation
         self.weight = nn.Parameter(
             torch.empty(4 * hidden_size, input_size + hidden_size).uniform_(-bound, bound)
@@ -144,11 +156,12 @@ class MogrifierLSTMCell(nn.Module):
         x, h
             The gated ``x'`` ``(B, input_size)`` and ``h'`` ``(B, hidden_size)``.
         """
+        x_first = self.gate_order == "x_first"
         for i in range(1, self.rounds + 1):
-            if i % 2:
-                x = self._gate(x, self.q[i // 2](h))  # (B, input)
+            if (i % 2 == 1) == x_first:
+                x = self._gate(x, self.q[(i - 1) // 2](h))  # (B, input)
             else:
-                h = self._gate(h, self.r[i // 2 - 1](x))  # (B, hidden)
+                h = self._gate(h, self.r[(i - 1) // 2](x))  # (B, hidden)
         return x, h
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -165,7 +178,7 @@ class MogrifierLSTMCell(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"input_size={self.input_size}, hidden_size={self.hidden_size}, rounds={self.rounds}, "
-            f"residual_gate={self.residual_gate}"
+            f"residual_gate={self.residual_gate}, gate_order={self.gate_order}"
         )
 
 
@@ -178,7 +191,7 @@ class MogrifierLSTM(nn.Module):
         Sizes of the input features and of every layer's state.
     num_layers
         Stacked layers.
-    rounds, rank, residual_gate
+    rounds, rank, residual_gate, gate_order
         Passed to every cell.
     residual_layers
         Output of layer ``l`` = its ``h`` + its input (layer 1's input goes
@@ -199,6 +212,7 @@ class MogrifierLSTM(nn.Module):
         residual_gate: bool = True,
         residual_layers: bool = False,
         dropout: float = 0.0,
+        gate_order: str = "x_first",
     ) -> None:
         super().__init__()
         self.input_size = input_size
@@ -212,6 +226,7 @@ class MogrifierLSTM(nn.Module):
                 rounds=rounds,
                 rank=rank,
                 residual_gate=residual_gate,
+                gate_order=gate_order,
             )
             for layer in range(num_layers)
         )

@@ -17,7 +17,16 @@ from mmfer.config import ModelConfig
 from mmfer.models.base import EmotionModel, pool_sequence, register_model
 from mmfer.models.mogrifier import MogrifierLSTM
 
-__all__ = ["MLSTM", "RMLSTM", "LSTMModel", "MogrifierLSTMModel", "RNNModel"]
+__all__ = [
+    "MLSTM",
+    "RMLSTM",
+    "LSTMModel",
+    "MogrifierLSTMModel",
+    "RMLSTMGateOnly",
+    "RMLSTMHFirst",
+    "RMLSTMLayersOnly",
+    "RNNModel",
+]
 
 
 class MogrifierLSTMModel(EmotionModel):
@@ -43,6 +52,7 @@ class MogrifierLSTMModel(EmotionModel):
             residual_gate=c.residual_gate,
             residual_layers=c.residual_layers,
             dropout=c.dropout,
+            gate_order=c.gate_order,
         )
         self._build_head(c.hidden_size)
 
@@ -82,6 +92,38 @@ class MLSTM(MogrifierLSTMModel):
         super().__init__(
             in_features, num_classes, dataclasses.replace(cfg, residual_gate=False, residual_layers=False)
         )
+
+
+def _forced(cfg: ModelConfig | None, name: str, **fields: object) -> ModelConfig:
+    """``cfg`` (default: a fresh config named ``name``) with ``fields`` forced."""
+    return dataclasses.replace(cfg if cfg is not None else ModelConfig(name=name), **fields)
+
+
+@register_model("rmlstm_gate")
+class RMLSTMGateOnly(MogrifierLSTMModel):
+    """Ablation: the paper's residual gate, without residual connections between layers."""
+
+    def __init__(self, in_features: int, num_classes: int, cfg: ModelConfig | None = None) -> None:
+        cfg = _forced(cfg, "rmlstm_gate", residual_gate=True, residual_layers=False)
+        super().__init__(in_features, num_classes, cfg)
+
+
+@register_model("rmlstm_layers")
+class RMLSTMLayersOnly(MogrifierLSTMModel):
+    """Ablation: residual connections between layers, with Melis' plain gate ``x' = 2 sigma(.) x``."""
+
+    def __init__(self, in_features: int, num_classes: int, cfg: ModelConfig | None = None) -> None:
+        cfg = _forced(cfg, "rmlstm_layers", residual_gate=False, residual_layers=True)
+        super().__init__(in_features, num_classes, cfg)
+
+
+@register_model("rmlstm_hfirst")
+class RMLSTMHFirst(MogrifierLSTMModel):
+    """RMLSTM with the paper's round order (eqs. 8-11: h gated first), both residual forms on."""
+
+    def __init__(self, in_features: int, num_classes: int, cfg: ModelConfig | None = None) -> None:
+        cfg = _forced(cfg, "rmlstm_hfirst", residual_gate=True, residual_layers=True, gate_order="h_first")
+        super().__init__(in_features, num_classes, cfg)
 
 
 class _TorchRNNModel(EmotionModel):
