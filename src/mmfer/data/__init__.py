@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from mmfer.data import ckplus, cremad, manifest, ravdess, savee, splits, tess
+from mmfer.data import ckplus, cremad, manifest, meld, ravdess, savee, splits, tess
 from mmfer.data.corpora import load_corpus
 from mmfer.data.splits import describe_protocol, is_speaker_independent, make_splits, speaker_holdout
 from mmfer.data.table import COLUMNS, make_table, read_table, validate_table, write_table
@@ -28,6 +28,7 @@ __all__ = [
     "make_splits",
     "make_table",
     "manifest",
+    "meld",
     "ravdess",
     "read_table",
     "savee",
