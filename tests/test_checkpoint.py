@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from torch import nn
 
 from mmfer.config import TrainConfig
 from mmfer.errors import ConfigError, DataError
+from mmfer.io import atomic_write_text
 from mmfer.training import (
     Hook,
     TensorData,
@@ -94,14 +94,6 @@ class StopAfter(Hook):
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, object]) -> None:
         if metrics["epoch"] == self.n:
             trainer.request_stop()
-
-
-class SleepHook(Hook):
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, object]) -> None:
-        time.sleep(self.seconds)
 
 
 def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
@@ -247,42 +239,86 @@ def test_corrupt_last_checkpoint_is_reported(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- SIGKILL
 
 
-def test_sigkill_leaves_loadable_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    epochs = 8
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_checkpoint import SleepHook, run_training
-        run_training({str(out)!r}, epochs={epochs}, hooks=(SleepHook(0.25),))
-        """
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
-    last = out / Trainer.LAST
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            if last.exists() and read_metadata(last)["epoch"] >= 2:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.02)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    assert proc.returncode == -signal.SIGKILL, (proc.returncode, stderr)
+_KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
 
-    # Atomic writes: whatever moment the kill hit, last.safetensors is complete.
+sys.path.insert(0, sys.argv[1])
+import mmfer.io
+from mmfer.training import Hook, read_metadata
+from test_checkpoint import run_training
+
+out, marker, where, epochs = sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+VICTIM = 4  # the epoch during which the process dies
+
+
+def die(what):
+    marker.write_text(what)  # proof the kill happened where the test wanted it
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup handlers, no finally blocks
+
+
+class DieAtEpochEnd(Hook):
+    # Runs after the CheckpointHook (built-in hooks come first), so epoch 4 is saved.
+    def on_epoch_end(self, trainer, metrics):
+        if where == "epoch" and metrics["epoch"] == VICTIM:
+            die(f"epoch {VICTIM} end")
+
+
+replace = os.replace
+
+
+def replace_or_die(src, dst):
+    # the temporary file holds the complete epoch-4 state: die before renaming it into place
+    if where == "write" and Path(dst).name == "last.safetensors" and read_metadata(src)["epoch"] == VICTIM:
+        die(f"epoch {VICTIM} write")
+    return replace(src, dst)
+
+
+mmfer.io.os.replace = replace_or_die
+run_training(out, epochs=epochs, hooks=(DieAtEpochEnd(),))
+"""
+
+
+@pytest.mark.parametrize(("where", "saved"), [("epoch", 4), ("write", 3)])
+def test_sigkill_leaves_loadable_checkpoint_and_resume_finishes(
+    tmp_path: Path, where: str, saved: int
+) -> None:
+    """SIGKILL at a known point (no timing involved): after epoch 4, or inside its checkpoint write."""
+    out = tmp_path / "run"
+    marker = tmp_path / "killed.txt"
+    epochs = 8
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = [str(Path(__file__).parent), str(out), str(marker), where, str(epochs)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_SCRIPT, *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        timeout=600,  # a safety net against a hang, not a measured deadline
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr.decode())
+    assert marker.read_text() == f"epoch 4 {'end' if where == 'epoch' else 'write'}"
+
+    # Atomic writes: the kill left the previous complete last.safetensors (plus a stray .tmp).
+    last = out / Trainer.LAST
     tensors, meta = load_checkpoint(last)
-    killed_after = meta["epoch"]
-    assert 2 <= killed_after < epochs
-    assert len(meta["history"]) == killed_after and "model.head.weight" in tensors
+    assert meta["epoch"] == saved and len(meta["history"]) == saved and "model.head.weight" in tensors
+    assert len(list(out.glob(".*.tmp"))) == (1 if where == "write" else 0)
 
     resumed, result = run_training(out, epochs=epochs, init_seed=42)
-    assert result.resumed_from == killed_after and result.epochs_run == epochs
+    assert result.resumed_from == saved and result.epochs_run == epochs
     straight, straight_result = run_training(tmp_path / "straight", epochs=epochs)
     assert_same_weights(straight, resumed)
     assert without_seconds(result.history) == without_seconds(straight_result.history)
+
+
+def test_checkpoints_and_logs_get_normal_file_mode(tmp_path: Path) -> None:
+    """Files are created 0666 & ~umask like open() would (not mkstemp's 0600)."""
+    old = os.umask(0o022)
+    try:
+        run_training(tmp_path, epochs=2)
+        text = atomic_write_text(tmp_path / "report.md", "# report\n")
+    finally:
+        os.umask(old)
+    files = [tmp_path / Trainer.LAST, tmp_path / Trainer.BEST, tmp_path / Trainer.LOG, text]
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import signal
 import subprocess
 import sys
-import time
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +36,30 @@ SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door!", "
 def fresh_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
     # Extractors are memoised per process; a fake face extractor must not leak between tests.
     monkeypatch.setattr(extract, "_PROCESS_EXTRACTORS", {})
-    monkeypatch.setattr(extract, "_UNIT_HOOK", None)
+
+
+def before_compute(monkeypatch: pytest.MonkeyPatch, fn: Callable[[extract.Unit], None]) -> None:
+    """Call ``fn(unit)`` before each unit is computed, in whichever process computes it.
+
+    Patches the class, so forked pool workers inherit it; a later call replaces
+    the earlier spy (it wraps the original method, not the previous spy).
+    """
+    current = extract._Extractors.compute
+    original = getattr(current, "__wrapped__", current)
+
+    def spy(self: extract._Extractors, unit: extract.Unit) -> dict[str, np.ndarray]:
+        fn(unit)
+        return original(self, unit)
+
+    spy.__wrapped__ = original  # type: ignore[attr-defined]
+    monkeypatch.setattr(extract._Extractors, "compute", spy)
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """(sample id, modality) of every unit actually computed."""
     seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(extract, "_UNIT_HOOK", lambda u: seen.append((u.sample_id, u.modality)))
+    before_compute(monkeypatch, lambda u: seen.append((u.sample_id, u.modality)))
     return seen
 
 
@@ -173,14 +189,14 @@ def test_unexpected_errors_are_masked_but_not_cached(tmp_path: Path, monkeypatch
         if unit.sample_id == "s01" and unit.modality == "audio":
             raise RuntimeError("decoder exploded")
 
-    monkeypatch.setattr(extract, "_UNIT_HOOK", boom)
+    before_compute(monkeypatch, boom)
     feats = extract_features(
         table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
     )
     assert feats["s01"].audio is None
     assert "unexpected RuntimeError: decoder exploded" in feats["s01"].issues["audio"]
     seen: list[str] = []
-    monkeypatch.setattr(extract, "_UNIT_HOOK", lambda u: seen.append(u.sample_id))
+    before_compute(monkeypatch, lambda u: seen.append(u.sample_id))
     retry = extract_features(
         table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
     )
@@ -279,7 +295,7 @@ def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest
         with open(pids, "a") as fh:  # runs in the worker that computes the unit
             fh.write(f"{unit.modality} {os.getpid()}\n")
 
-    monkeypatch.setattr(extract, "_UNIT_HOOK", log_pid)
+    before_compute(monkeypatch, log_pid)
     two = extract_features(
         table, FeatureConfig(workers=2), tmp_path / "c2", modalities=AUDIO_TEXT, progress=False
     )
@@ -291,36 +307,83 @@ def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest
 
 
 _KILL_SCRIPT = """
-import sys, time
+import os, signal, sys
+from pathlib import Path
 from mmfer.config import FeatureConfig
 from mmfer.data.table import read_table
 from mmfer.features import extract
+import mmfer.io
 
-extract._UNIT_HOOK = lambda unit: time.sleep(0.25)  # slow enough to be killed half-way
+table_csv, cache_dir, marker, victim, where = sys.argv[1:]
+
+
+def die() -> None:
+    Path(marker).write_text(victim)  # proof the kill happened where the test wanted it
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup handlers, no finally blocks
+
+
+compute = extract._Extractors.compute
+
+
+def compute_then_maybe_die(self, unit):
+    if unit.sample_id == victim and where == "compute":
+        die()
+    return compute(self, unit)
+
+
+replace = os.replace
+
+
+def victim_entry(src):
+    import numpy as np
+
+    with np.load(src, allow_pickle=False) as z:
+        return f'"sample_id":"{victim}"' in str(z["__meta__"])
+
+
+def replace_or_die(src, dst):
+    # the victim's cache entry is fully written to its temporary file: die before the rename
+    if where == "write" and Path(dst).suffix == ".npz" and victim_entry(src):
+        die()
+    return replace(src, dst)
+
+
+extract._Extractors.compute = compute_then_maybe_die
+mmfer.io.os.replace = replace_or_die
 extract.extract_features(
-    read_table(sys.argv[1]), FeatureConfig(), sys.argv[2], modalities=("audio",), progress=False
+    read_table(table_csv), FeatureConfig(), cache_dir, modalities=("audio",), progress=False
 )
 """
 
 
-def test_killed_run_resumes(tmp_path: Path, calls: list[tuple[str, str]]) -> None:
-    table = clip_table(tmp_path / "data", 20)
+@pytest.mark.parametrize("where", ["compute", "write"])
+def test_killed_run_resumes(tmp_path: Path, calls: list[tuple[str, str]], where: str) -> None:
+    """SIGKILL at a known unit (no timing involved): exactly the units before it are cached."""
+    table = clip_table(tmp_path / "data", 12)
     write_table(table, tmp_path / "table.csv")
     cache_dir = tmp_path / "cache"
-    cache = FeatureCache(cache_dir)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "table.csv"), str(cache_dir)],
+    marker = tmp_path / "killed.txt"
+    victim = "s06"  # units run in table order with workers=1: s00..s05 are done before it
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _KILL_SCRIPT,
+            str(tmp_path / "table.csv"),
+            str(cache_dir),
+            str(marker),
+            victim,
+            where,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        timeout=600,  # a safety net against a hang, not a measured deadline
     )
-    deadline = time.monotonic() + 60
-    while len(cache.keys()) < 6 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.kill()  # SIGKILL: no cleanup handlers run
-    _, err = proc.communicate()
-    assert proc.returncode == -9, err.decode()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert marker.read_text() == victim
+
+    cache = FeatureCache(cache_dir)
     done = cache.keys()
-    assert 6 <= len(done) < 20
     done_ids = set()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a corrupt entry would warn
@@ -329,10 +392,12 @@ def test_killed_run_resumes(tmp_path: Path, calls: list[tuple[str, str]]) -> Non
             assert entry is not None and entry.error is None
             assert entry.arrays["audio"].shape[1] == 120
             done_ids.add(entry.meta["sample_id"])
+    assert done_ids == {f"s{i:02d}" for i in range(6)} and len(done) == 6
+    leftovers = [p.name for p in cache_dir.rglob("*.tmp")]
+    assert len(leftovers) == (1 if where == "write" else 0)  # the half-done write was never renamed
 
     resumed = extract_features(table, FeatureConfig(), cache_dir, modalities=("audio",), progress=False)
-    computed = {sid for sid, _ in calls}
-    assert computed == set(table["id"]) - done_ids and len(calls) == 20 - len(done)
+    assert sorted(sid for sid, _ in calls) == [f"s{i:02d}" for i in range(6, 12)]
     clean = extract_features(
         table, FeatureConfig(), tmp_path / "clean", modalities=("audio",), progress=False
     )

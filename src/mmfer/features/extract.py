@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +31,13 @@ from mmfer.config import MODALITIES, FeatureConfig
 from mmfer.errors import ConfigError, FeatureError, ModalityMissing
 from mmfer.features.cache import FeatureCache, canonical_json
 from mmfer.features.text import CLEAN_VERSION, clean_text, read_transcript
+from mmfer.io import LFS_PROBLEM, is_lfs_pointer
+from mmfer.progress import Heartbeat
 
 log = logging.getLogger(__name__)
 
-#: Test-only hook, called with each :class:`Unit` just before it is computed
-#: (in whichever process computes it). Lets tests slow extraction down or count calls.
-_UNIT_HOOK: Callable[[Unit], None] | None = None
+#: Masking warnings logged one by one before the rest go to DEBUG (a summary line follows).
+MAX_WARNINGS = 10
 
 _FACE_SOURCES: tuple[str, ...] = ("video", "frames", "image")
 
@@ -183,8 +184,6 @@ def _run_unit(unit: Unit, ex: _Extractors) -> _Outcome:
     """Compute one unit, turning every failure into a picklable :class:`_Outcome`."""
     t0 = time.perf_counter()
     try:
-        if _UNIT_HOOK is not None:
-            _UNIT_HOOK(unit)
         arrays = ex.compute(unit)
         return _Outcome(unit.key, arrays=arrays, seconds=time.perf_counter() - t0)
     except FeatureError as e:
@@ -293,6 +292,9 @@ def _keyed(
                 raise FeatureError(u.source, "transcript file not found")
             elif not Path(u.source).exists():
                 raise FeatureError(u.source, f"{u.kind} file not found")
+            elif u.kind != "frames" and is_lfs_pointer(u.source):
+                # Not cached: after `git lfs pull` the same path holds the real media.
+                raise FeatureError(u.source, LFS_PROBLEM)
             else:
                 key = cache.key(u.modality, configs[u.modality], u.source)
         except FeatureError as e:
@@ -409,12 +411,18 @@ def extract_features(
     ex = _extractors_for(cfg, limit_threads=False)
     results: dict[str, SampleFeatures] = {str(sid): SampleFeatures() for sid in table["id"]}
 
+    n_warned = 0
+
     def record_error(unit: Unit, err: FeatureError, *, cached: bool = False) -> None:
+        nonlocal n_warned
         if cfg.strict:
             raise err
         msg = str(err)
         results[unit.sample_id].issues[unit.modality] = msg
-        log.warning("sample %s: %s masked%s: %s", unit.sample_id, unit.modality, " (cached)" * cached, msg)
+        # A whole corpus of LFS pointers would otherwise flood the log; the summary counts them all.
+        n_warned += 1
+        level = logging.WARNING if n_warned <= MAX_WARNINGS else logging.DEBUG
+        log.log(level, "sample %s: %s masked%s: %s", unit.sample_id, unit.modality, " (cached)" * cached, msg)
 
     def record_arrays(unit: Unit, arrays: dict[str, np.ndarray]) -> None:
         sf = results[unit.sample_id]
@@ -442,6 +450,7 @@ def extract_features(
             record_arrays(unit, arrays)
 
     if not todo:
+        _log_masked(results)
         return results
     # 2. compute the rest; text is trivial, so never ship it to workers.
     text_units = [us[0] for us in todo.values() if us[0].modality == "text"]
@@ -459,7 +468,9 @@ def extract_features(
         else:
             yield from _iter_local(heavy_units, cfg, ex)
 
-    # disable=None: tqdm turns itself off when stderr is not a terminal (logs, CI)
+    # disable=None: tqdm turns itself off when stderr is not a terminal (logs, CI);
+    # the heartbeat then writes a log line at most every 30 s instead.
+    beat = Heartbeat(len(todo), "features", every_s=30.0, enabled=None if progress else False)
     with tqdm(total=len(todo), desc="features", unit="file", disable=None if progress else True) as bar:
         for out in outcomes():
             units = todo[out.key]
@@ -482,7 +493,70 @@ def extract_features(
                 for u in units:
                     record_error(u, _error_from(out, u))
             bar.update(1)
+            beat.tick(file=Path(first.path).name if first.path else None)
+    _log_masked(results)
     return results
+
+
+def masked_samples(features: dict[str, SampleFeatures]) -> pd.DataFrame:
+    """Every masked (sample, modality) with its reason, for summaries and the report.
+
+    A sample is ``unusable`` when no modality is left at all (every modality it
+    had failed: an all-silent clip of an audio-only corpus, an LFS pointer, an
+    unreadable file); such a sample carries no evidence, so how it is scored
+    (excluded, or counted as an error) must be stated wherever results are.
+
+    Parameters
+    ----------
+    features
+        Output of :func:`extract_features`, keyed by sample id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shape ``(n_masked_units, 4)``: columns ``id``, ``modality``, ``reason``
+        (the message, naming the file), ``unusable`` (bool: the sample has no
+        modality left); sorted by id then modality. Empty (same columns) if
+        nothing was masked.
+    """
+    rows = []
+    for sid, sf in features.items():
+        left = sf.face is not None or sf.audio is not None or sf.text is not None
+        for modality, reason in sorted(sf.issues.items()):
+            rows.append({"id": sid, "modality": modality, "reason": reason, "unusable": not left})
+    df = pd.DataFrame(rows, columns=["id", "modality", "reason", "unusable"])
+    return df.sort_values(["id", "modality"], kind="stable").reset_index(drop=True)
+
+
+def unusable_samples(features: dict[str, SampleFeatures]) -> list[str]:
+    """Ids of samples with at least one masked modality and none left (see :func:`masked_samples`)."""
+    masked = masked_samples(features)
+    return sorted(set(masked.loc[masked["unusable"], "id"]))
+
+
+def _short_reason(reason: str) -> str:
+    """The problem part of a ``"<path>: <problem>"`` message, for grouping."""
+    problem = reason.split(": ", 1)[1] if ": " in reason else reason
+    return problem.split(" (")[0][:60]
+
+
+def _log_masked(results: dict[str, SampleFeatures]) -> None:
+    """One warning line: how many units were masked, why, and which samples have nothing left."""
+    masked = masked_samples(results)
+    if masked.empty:
+        return
+    why = masked.groupby(masked["modality"] + ": " + masked["reason"].map(_short_reason)).size()
+    reasons = ", ".join(f"{k} x{n}" for k, n in why.sort_values(ascending=False).items())
+    unusable = unusable_samples(results)
+    shown = ", ".join(unusable[:10]) + (", ..." if len(unusable) > 10 else "")
+    log.warning(
+        "features: %d modality(ies) of %d sample(s) masked (%s); %d sample(s) have no modality left%s",
+        len(masked),
+        masked["id"].nunique(),
+        reasons,
+        len(unusable),
+        f": {shown}" if unusable else "",
+    )
 
 
 def summarise_issues(features: dict[str, SampleFeatures]) -> dict[str, int]:

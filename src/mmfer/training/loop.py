@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from mmfer.config import TrainConfig, to_dict
 from mmfer.errors import ConfigError, DataError, MmferError
 from mmfer.io import atomic_write, atomic_write_text
+from mmfer.progress import Heartbeat
 from mmfer.training.checkpoint import (
     load_checkpoint,
     optimizer_state_from_flat,
@@ -604,6 +605,14 @@ class Trainer:
         cfg = self.cfg
         assert self.optimizer is not None
         show = cfg.progress and self.is_main and sys.stderr.isatty()
+        # Off a terminal tqdm is silent: a log line at most every 30 s (elapsed, ETA) instead.
+        beat = Heartbeat(
+            cfg.epochs,
+            "train epoch",
+            every_s=30.0,
+            enabled=None if cfg.progress and self.is_main else False,
+            initial=self.epoch,
+        )
         with tqdm(
             total=cfg.epochs, initial=self.epoch, disable=not show, unit="epoch", desc="train", leave=False
         ) as bar:
@@ -640,6 +649,7 @@ class Trainer:
                 if val_loss is not None:
                     shown |= {"val_loss": f"{val_loss:.4f}", "val_acc": f"{val_acc:.3f}"}
                 bar.set_postfix(shown)
+                beat.tick(**shown)
                 log.debug("epoch %d %s", epoch, metrics)
         if self.stop_reason == "early_stopping" and self.is_main:
             log.info(
