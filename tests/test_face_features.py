@@ -298,7 +298,7 @@ def test_b0_random_init_is_seeded_finite_and_warns(caplog) -> None:
 
 
 def test_backbone_registry() -> None:
-    assert set(E.BACKBONES.names()) == {"efficientnet_lite0", "efficientnet_b0"}
+    assert set(E.BACKBONES.names()) == {"efficientnet_lite0", "efficientnet_b0", "fer2013"}
     with pytest.raises(ConfigError, match="valid names"):
         E.create_backbone("resnet50")
 

