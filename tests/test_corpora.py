@@ -10,7 +10,7 @@ import pytest
 
 import mmfer.data  # noqa: F401  (registers the loaders)
 from mmfer.data.ckplus import load_ckplus
-from mmfer.data.corpora import load_corpus
+from mmfer.data.corpora import load_corpus, skipped_files
 from mmfer.data.cremad import load_cremad
 from mmfer.data.manifest import load_manifest
 from mmfer.data.ravdess import load_ravdess
@@ -22,7 +22,7 @@ from mmfer.errors import ConfigError, DataError
 from mmfer.registry import CORPORA
 
 
-def touch(path: Path, data: bytes = b"") -> Path:
+def touch(path: Path, data: bytes = b"RIFF....WAVE") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
@@ -42,6 +42,16 @@ def raises_data_error(fn: Callable[[], object], *fragments: str) -> DataError:
     for frag in fragments:
         assert frag in msg, f"{frag!r} not in {msg!r}"
     return info.value
+
+
+def assert_not_taken(df, name: str, *fragments: str) -> None:
+    """File ``name`` is absent from the table and listed once in ``skipped_files`` with the fragments."""
+    hits = [item for item in skipped_files(df) if Path(item["path"]).name == name]
+    assert len(hits) == 1, f"{name} not once in {skipped_files(df)}"
+    for frag in fragments:
+        assert frag in hits[0]["reason"], f"{frag!r} not in {hits[0]['reason']!r}"
+    for c in ("video", "frames", "image", "audio"):
+        assert not any(Path(p).name == name for p in df[c].dropna()), f"{name} was taken"
 
 
 def row(df, sid: str) -> dict:
@@ -120,7 +130,7 @@ def test_savee_bad_inputs(tmp_path: Path) -> None:
 
     bad = make_savee(tmp_path / "code")
     touch(bad / "AudioData" / "DC" / "x01.wav")
-    raises_data_error(lambda: load_savee(bad), "x01.wav", "unknown SAVEE emotion code 'x'")
+    assert_not_taken(load_savee(bad), "x01.wav", "unknown SAVEE emotion code 'x'")
 
     enc = make_savee(tmp_path / "enc")
     (enc / "SAVEE transcripts.txt").write_bytes("a01 caf\xe9\n".encode("latin-1"))
@@ -131,11 +141,11 @@ def test_savee_bad_inputs(tmp_path: Path) -> None:
 
     dup = make_savee(tmp_path / "dup")
     touch(dup / "AudioData" / "DC" / "a1.wav")  # same clip as a01.wav
-    raises_data_error(lambda: load_savee(dup), "a1.wav", "duplicate", "a01.wav")
+    assert_not_taken(load_savee(dup), "a1.wav", "duplicate", "a01.wav")
 
     link = make_savee(tmp_path / "link")
     broken_link(link / "AudioData" / "JE" / "h05.wav")
-    raises_data_error(lambda: load_savee(link), "h05.wav", "broken symbolic link")
+    assert_not_taken(load_savee(link), "h05.wav", "broken symbolic link")
 
 
 # ----------------------------------------------------------------------------- RAVDESS
@@ -188,15 +198,15 @@ def test_ravdess_bad_inputs(tmp_path: Path) -> None:
 
     bad = make_ravdess(tmp_path / "code")
     touch(bad / "Actor_03" / "03-01-09-01-01-01-03.wav")
-    raises_data_error(lambda: load_ravdess(bad), "03-01-09-01-01-01-03.wav", "emotion code '09'")
+    assert_not_taken(load_ravdess(bad), "03-01-09-01-01-01-03.wav", "emotion code '09'")
 
     mism = make_ravdess(tmp_path / "mism")
     touch(mism / "Actor_03" / "03-01-02-01-01-01-03.mp4")
-    raises_data_error(lambda: load_ravdess(mism), "03-01-02-01-01-01-03.mp4", "does not match")
+    assert_not_taken(load_ravdess(mism), "03-01-02-01-01-01-03.mp4", "does not match")
 
     link = make_ravdess(tmp_path / "link")
     broken_link(link / "Actor_04" / "03-01-02-01-01-01-04.wav")
-    raises_data_error(lambda: load_ravdess(link), "03-01-02-01-01-01-04.wav", "broken symbolic link")
+    assert_not_taken(load_ravdess(link), "03-01-02-01-01-01-04.wav", "broken symbolic link")
 
     touch(tmp_path / "empty" / "README.md")
     raises_data_error(lambda: load_ravdess(tmp_path / "empty"), str(tmp_path / "empty"), "empty corpus")
@@ -296,10 +306,14 @@ def test_ckplus_bad_inputs(tmp_path: Path) -> None:
     unknown = tmp_path / "unknown"
     touch(unknown / "bored" / "S005_001_00000010.png")
     raises_data_error(lambda: load_ckplus(unknown), str(unknown / "bored"), "unknown emotion label 'bored'")
+    touch(unknown / "anger" / "S005_001_00000011.png")
+    assert_not_taken(load_ckplus(unknown), "S005_001_00000010.png", "unknown CK+ class folder", "'bored'")
 
     nosubj = tmp_path / "nosubj"
     touch(nosubj / "anger" / "face_01.png")
     raises_data_error(lambda: load_ckplus(nosubj), "face_01.png", "subject")
+    touch(nosubj / "anger" / "S005_001_00000011.png")
+    assert_not_taken(load_ckplus(nosubj), "face_01.png", "subject")
 
 
 # ----------------------------------------------------------------------------- CREMA-D
@@ -337,20 +351,26 @@ def test_cremad_bad_inputs(tmp_path: Path) -> None:
 
     code = make_cremad(tmp_path / "code")
     touch(code / "AudioWAV" / "1004_DFA_XYZ_XX.wav")
-    raises_data_error(lambda: load_cremad(code), "1004_DFA_XYZ_XX.wav", "unknown CREMA-D emotion code 'XYZ'")
+    assert_not_taken(load_cremad(code), "1004_DFA_XYZ_XX.wav", "unknown CREMA-D emotion code 'XYZ'")
     touch(tmp_path / "sent" / "AudioWAV" / "1004_ABC_ANG_XX.wav")
     raises_data_error(lambda: load_cremad(tmp_path / "sent"), "1004_ABC_ANG_XX.wav", "sentence code 'ABC'")
 
     link = make_cremad(tmp_path / "link")
     broken_link(link / "AudioWAV" / "1005_ITS_FEA_MD.wav")
-    raises_data_error(lambda: load_cremad(link), "1005_ITS_FEA_MD.wav", "broken symbolic link")
+    assert_not_taken(load_cremad(link), "1005_ITS_FEA_MD.wav", "broken symbolic link")
 
     (tmp_path / "empty" / "AudioWAV").mkdir(parents=True)
     raises_data_error(lambda: load_cremad(tmp_path / "empty"), str(tmp_path / "empty"), "empty corpus")
 
     dup = make_cremad(tmp_path / "dup")
     touch(dup / "AudioWAV" / "extra" / "1002_TSI_SAD_LO.wav")
-    raises_data_error(lambda: load_cremad(dup), "1002_TSI_SAD_LO.wav", "duplicate sample id")
+    df = load_cremad(dup)
+    hits = [
+        i for i in skipped_files(df) if i["path"] == str(dup / "AudioWAV" / "extra" / "1002_TSI_SAD_LO.wav")
+    ]
+    assert len(hits) == 1 and "duplicate clip" in hits[0]["reason"]
+    assert str(dup / "AudioWAV" / "1002_TSI_SAD_LO.wav") in hits[0]["reason"]
+    assert row(df, "1002_TSI_SAD_LO")["audio"] == str(dup / "AudioWAV" / "1002_TSI_SAD_LO.wav")
 
 
 # ----------------------------------------------------------------------------- TESS
@@ -383,22 +403,32 @@ def test_tess_bad_inputs(tmp_path: Path) -> None:
 
     code = make_tess(tmp_path / "code")
     touch(code / "OAF_bored" / "OAF_back_bored.wav")
-    raises_data_error(lambda: load_tess(code), "OAF_back_bored.wav", "unknown emotion label 'bored'")
+    assert_not_taken(load_tess(code), "OAF_back_bored.wav", "unknown TESS emotion", "'bored'")
 
     spk = make_tess(tmp_path / "spk")
     touch(spk / "XYZ_angry" / "XYZ_back_angry.wav")
-    raises_data_error(lambda: load_tess(spk), "XYZ_back_angry.wav", "unknown TESS speaker")
+    assert_not_taken(load_tess(spk), "XYZ_back_angry.wav", "unknown TESS speaker")
+
+    clash = make_tess(tmp_path / "clash")
+    touch(clash / "OAF_angry" / "OAF_bean_sad.wav")
+    touch(clash / "OAF_angry" / "YAF_bean_angry.wav")
+    df = load_tess(clash)
+    assert_not_taken(df, "OAF_bean_sad.wav", "contradicts its folder", "emotion 'sad'")
+    assert_not_taken(df, "YAF_bean_angry.wav", "contradicts its folder", "speaker 'YAF'")
 
     link = make_tess(tmp_path / "link")
     broken_link(link / "OAF_sad" / "OAF_back_sad.wav")
-    raises_data_error(lambda: load_tess(link), "OAF_back_sad.wav", "broken symbolic link")
+    assert_not_taken(load_tess(link), "OAF_back_sad.wav", "broken symbolic link")
 
     touch(tmp_path / "empty" / "OAF_angry" / "readme.txt")
     raises_data_error(lambda: load_tess(tmp_path / "empty"), str(tmp_path / "empty"), "empty corpus")
 
     dup = make_tess(tmp_path / "dup")
     touch(dup / "copy" / "OAF_back_angry.wav")
-    raises_data_error(lambda: load_tess(dup), "OAF_back_angry.wav", "duplicate sample id")
+    df = load_tess(dup)
+    assert row(df, "OAF_back_angry")["audio"] == str(dup / "OAF_angry" / "OAF_back_angry.wav")
+    hits = [i for i in skipped_files(df) if i["path"] == str(dup / "copy" / "OAF_back_angry.wav")]
+    assert len(hits) == 1 and "duplicate clip" in hits[0]["reason"]
 
 
 # ----------------------------------------------------------------------------- manifest

@@ -14,8 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from mmfer.data.corpora import Records, check_readable, corpus_root, image_files, read_text
-from mmfer.data.table import make_table
+from mmfer.data.corpora import Records, Skipped, corpus_root, finish_table, image_files, read_text
 from mmfer.emotions import canonical_emotion
 from mmfer.errors import ConfigError, DataError
 from mmfer.registry import CORPORA
@@ -58,7 +57,9 @@ def _read_label(path: Path) -> str:
     return canonical_emotion(CODES[int(value)], source=path)
 
 
-def _load_sequences(base: Path, images: Path, last_n: int, include_neutral: bool) -> list[dict[str, object]]:
+def _load_sequences(
+    base: Path, images: Path, last_n: int, include_neutral: bool, skipped: Skipped
+) -> list[dict[str, object]]:
     labels = _find_dir(base, "Emotion")
     if labels is None:
         raise DataError(
@@ -81,12 +82,14 @@ def _load_sequences(base: Path, images: Path, last_n: int, include_neutral: bool
         if include_neutral and emotion != "neutral":
             chosen.insert(0, (frames[0], "neutral", "onset"))
         for frame, emo, role in chosen:
+            if not skipped.usable(frame):
+                continue
             records.add(
                 {
                     "id": frame.stem,
                     "speaker": subject,
                     "emotion": emo,
-                    "image": check_readable(frame),
+                    "image": frame,
                     "frames": seq_dir,
                     "sequence": f"{subject}_{seq}",
                     "frame_role": role,
@@ -96,23 +99,33 @@ def _load_sequences(base: Path, images: Path, last_n: int, include_neutral: bool
     return records.values()
 
 
-def _load_folders(base: Path) -> list[dict[str, object]]:
+def _load_folders(base: Path, skipped: Skipped) -> list[dict[str, object]]:
     records = Records()
     for class_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
         images = image_files(class_dir)
         if not images:
             continue
-        emotion = canonical_emotion(class_dir.name, source=class_dir)
+        try:
+            emotion = canonical_emotion(class_dir.name.strip(), source=class_dir)
+        except DataError as e:
+            for img in images:
+                skipped.add(img, "unknown CK+ class folder", e.problem)
+            continue
         for img in images:
-            m = _SUBJECT.match(img.stem)
+            if not skipped.usable(img):
+                continue
+            m = _SUBJECT.match(img.stem.strip())
             if m is None:
-                raise DataError(img, "CK+ image name must start with the subject and sequence (S005_001_...)")
+                skipped.add(
+                    img, "not a CK+ image name", "must start with the subject and sequence (S005_001_...)"
+                )
+                continue
             records.add(
                 {
                     "id": img.stem,
                     "speaker": m["subject"],
                     "emotion": emotion,
-                    "image": check_readable(img),
+                    "image": img,
                     "sequence": f"{m['subject']}_{m['seq']}",
                     "frame_role": "peak",
                 },
@@ -165,20 +178,24 @@ def load_ckplus(
     ConfigError
         Bad ``layout`` or ``last_n``.
     DataError
-        Missing root, label file with an unknown code or not a number,
-        unknown class folder, image name without subject id, duplicate image
-        id, or no image found.
+        Missing root, label file with an unknown code or not a number, a
+        labelled sequence without images, duplicate image id, or no image
+        taken. Images that cannot be used (unknown class folder, name without
+        subject id, Git LFS pointer, unreadable, empty) are reported in one
+        warning line (each file at DEBUG, ``mmfer -v``) and listed in
+        ``table.attrs["skipped"]``.
     """
     if layout not in ("auto", "original", "folders"):
         raise ConfigError(f"ckplus layout must be auto, original or folders; got {layout!r}")
     if not isinstance(last_n, int) or last_n < 1:
         raise ConfigError(f"ckplus last_n must be an integer >= 1; got {last_n!r}")
     base = corpus_root(root, "CK+")
+    skipped = Skipped("CK+")
     images = _find_dir(base, "cohn-kanade-images")
     if layout == "original" or (layout == "auto" and images is not None):
         if images is None:
             raise DataError(base, "no cohn-kanade-images/ folder (CK+ original layout)")
-        records = _load_sequences(base, images, last_n, include_neutral)
+        records = _load_sequences(base, images, last_n, include_neutral, skipped)
     else:
-        records = _load_folders(base)
-    return make_table(records, corpus="ckplus", root=base)
+        records = _load_folders(base, skipped)
+    return finish_table(records, corpus="ckplus", name="CK+", root=base, skipped=skipped)

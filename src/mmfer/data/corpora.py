@@ -4,9 +4,16 @@ Every loader (``savee``, ``ravdess``, ``ckplus``, ``cremad``, ``tess``,
 ``manifest``, ``synthetic``) lives in its own module of :mod:`mmfer.data`
 and registers itself in :data:`mmfer.registry.CORPORA`; importing
 :mod:`mmfer.data` registers them all. Loaders only list files and parse
-names/labels: they never decode media, but they do check that each listed
-file exists and can be opened for reading, so a broken link fails at load
-time with its path rather than hours later inside feature extraction.
+names/labels: they never decode media, but they do check each file cheaply
+(exists, readable, not empty, not a Git LFS pointer) so that a bad file is
+reported at ``prepare`` with its path rather than hours later inside feature
+extraction.
+
+Every file a loader does not take is recorded in a :class:`Skipped` with the
+reason; :func:`finish_table` logs one summary line (every file at DEBUG, i.e.
+with ``mmfer -v``) and keeps the list in ``table.attrs["skipped"]`` (see
+:func:`skipped_files`). Folders and files reached through symbolic links are
+followed.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pandas as pd
 
 from mmfer.emotions import canonical_emotion
 from mmfer.errors import ConfigError, DataError
+from mmfer.io import LFS_PROBLEM, is_lfs_pointer
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +127,194 @@ def check_readable(path: Path) -> Path:
 def walk_files(folder: Path, suffixes: Iterable[str], *, recursive: bool = True) -> Iterator[Path]:
     """Yield files under ``folder`` with one of ``suffixes`` (case-insensitive), sorted.
 
-    Hidden entries (``.DS_Store``, macOS ``._*`` forks) are skipped. Broken
+    Symbolic links to folders and files are followed (a corpus assembled
+    from per-speaker links is common); a link cycle is entered once. Hidden
+    entries (``.DS_Store``, macOS ``._*`` forks, ``.git``) are skipped. Broken
     links are yielded so that :func:`check_readable` can report them.
     """
     wanted = tuple(s.lower() for s in suffixes)
-    entries = folder.rglob("*") if recursive else folder.iterdir()
-    for p in sorted(entries):
-        if any(part.startswith(".") for part in p.relative_to(folder).parts):
+    found: list[Path] = []
+    seen_dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a link back to an ancestor (or a second link to one folder)
+            dirnames[:] = []
             continue
-        if p.suffix.lower() in wanted and not p.is_dir():
-            yield p
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        here = Path(dirpath)
+        for name in filenames:
+            if name.startswith(".") or Path(name).suffix.lower() not in wanted:
+                continue
+            found.append(here / name)
+    # os.walk lists a broken link to a folder among the files; it has no suffix, so it
+    # can only be reported by the loader that expects a folder there.
+    yield from sorted(found)
+
+
+def symlinks_under(folder: Path) -> list[Path]:
+    """Symbolic links directly in ``folder`` or one level below (for hints in empty-corpus errors)."""
+    out: list[Path] = []
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.is_symlink():
+            out.append(p)
+        elif p.is_dir():
+            out.extend(q for q in sorted(p.iterdir()) if q.is_symlink())
+    return out
 
 
 def image_files(folder: Path) -> list[Path]:
     """Images directly inside ``folder``, sorted by name (frame order)."""
     return list(walk_files(folder, IMAGE_SUFFIXES, recursive=False))
+
+
+def problem_with(path: Path) -> tuple[str, str] | None:
+    """Why ``path`` cannot be a sample, as ``(kind, detail)``, or ``None`` if it is usable.
+
+    Cheap checks only (no decoding): broken link, not a file, no read
+    permission, empty file, Git LFS pointer (first bytes of a small file).
+    """
+    if not path.is_file():
+        if path.is_symlink():
+            return "broken symbolic link", f"points to {os.readlink(path)}, which does not exist"
+        return "not a readable file", "missing or not a regular file"
+    if not os.access(path, os.R_OK):
+        return "unreadable", "no read permission"
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return "unreadable", e.strerror or str(e)
+    if size == 0:
+        return "empty file", "0 bytes"
+    if is_lfs_pointer(path):
+        return "Git LFS pointer", LFS_PROBLEM
+    return None
+
+
+class Skipped:
+    """Files a loader did not take, each with why; logged as one summary line.
+
+    Parameters
+    ----------
+    corpus
+        Corpus name for the messages (``"TESS"``).
+    """
+
+    def __init__(self, corpus: str) -> None:
+        self.corpus = corpus
+        self.items: list[tuple[Path, str, str]] = []  # (path, kind, detail)
+
+    def add(self, path: Path, kind: str, detail: str = "") -> None:
+        """Record that ``path`` was not taken: ``kind`` groups files in the summary."""
+        self.items.append((path, kind, detail))
+        log.debug("%s: not taken: %s: %s%s", self.corpus, path, kind, f" ({detail})" if detail else "")
+
+    def usable(self, path: Path) -> bool:
+        """``True`` if ``path`` passes :func:`problem_with`; otherwise record why and return ``False``."""
+        problem = problem_with(path)
+        if problem is None:
+            return True
+        self.add(path, *problem)
+        return False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def counts(self) -> dict[str, int]:
+        """Number of files per kind, most frequent first."""
+        out: dict[str, int] = {}
+        for _, kind, _ in self.items:
+            out[kind] = out.get(kind, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def summary(self, taken: int) -> str:
+        """``"TESS: 2799 files taken, 1 not taken (1 not a TESS name: .../OA_bite.wav)"``."""
+        parts = []
+        for kind, n in self.counts().items():
+            example, detail = next((p, d) for p, k, d in self.items if k == kind)
+            more = f", e.g. {example}" if n > 1 else f": {example}"
+            if detail and kind != "Git LFS pointer":  # the LFS fix is stated once, below
+                more += f" [{detail}]"
+            parts.append(f"{n} {kind}{more}")
+        text = f"{self.corpus}: {taken} files taken, {len(self)} not taken ({'; '.join(parts)})"
+        if any(k == "Git LFS pointer" for _, k, _ in self.items):
+            text += (
+                "; Git LFS pointers are placeholders for the media:"
+                " run `git lfs install && git lfs pull` in the corpus repository"
+            )
+        return text + "; run with -v to list every file"
+
+    def records(self) -> list[dict[str, str]]:
+        """One dict per file: ``path``, ``reason`` (for ``table.attrs`` and reports)."""
+        return [
+            {"path": str(p), "reason": f"{kind}: {detail}" if detail else kind}
+            for p, kind, detail in self.items
+        ]
+
+
+def finish_table(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    corpus: str,
+    name: str,
+    root: Path,
+    skipped: Skipped,
+    taken: int | None = None,
+) -> pd.DataFrame:
+    """Build the sample table, log what was not taken, and keep that list in ``attrs``.
+
+    Parameters
+    ----------
+    records
+        Sample records (see :func:`mmfer.data.table.make_table`).
+    corpus
+        Registered corpus name (``"tess"``), stored in the table.
+    name
+        Display name (``"TESS"``).
+    root
+        Corpus folder, named in errors.
+    skipped
+        Files not taken.
+    taken
+        Number of files taken (default: number of records).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The sample table; ``table.attrs["skipped"]`` lists ``{"path", "reason"}``.
+
+    Raises
+    ------
+    DataError
+        No sample at all: the message says how many files were seen and why
+        none was taken (or hints at the expected layout when none was seen).
+    """
+    from mmfer.data.table import make_table
+
+    rows = list(records)
+    n_taken = len(rows) if taken is None else taken
+    if not rows:
+        if skipped:
+            raise DataError(root, f"empty corpus: no {name} sample taken. {skipped.summary(0)}")
+        hint = f"no {name} media file found under it; see docs/corpora.md for the expected layout"
+        links = symlinks_under(root)
+        if links:
+            hint += f" ({len(links)} symbolic link(s) seen, e.g. {links[0]}: check that they resolve)"
+        raise DataError(root, f"empty corpus: {hint}")
+    if skipped:
+        log.warning("%s", skipped.summary(n_taken))
+    table = make_table(rows, corpus=corpus, root=root)
+    table.attrs["skipped"] = skipped.records()
+    return table
+
+
+def skipped_files(table: pd.DataFrame) -> list[dict[str, str]]:
+    """Files the loader saw but did not take (``path``, ``reason``); empty if none or unknown.
+
+    The list lives in ``table.attrs``, so it is lost when a table is read back
+    from CSV; call this on the table returned by :func:`load_corpus`.
+    """
+    return list(table.attrs.get("skipped", []))
 
 
 def read_text(path: Path) -> str:

@@ -1,7 +1,10 @@
 """CREMA-D (Crowd-sourced Emotional Multimodal Actors Dataset) loader.
 
 91 actors (ids 1001-1091) say 12 sentences in six emotions; file names are
-``<ActorID>_<Sentence>_<Emotion>_<Level>`` (e.g. ``1001_DFA_ANG_XX``).
+``<ActorID>_<Sentence>_<Emotion>_<Level>`` (e.g. ``1001_DFA_ANG_XX``). The
+sentence ``IEO`` is spoken at levels ``LO``/``MD``/``HI`` (neutral: ``XX``),
+the others at ``XX`` only. The release holds 7442 audio clips; one of them is
+named ``1040_ITH_SAD_X.wav`` (one ``X``), read here as ``1040_ITH_SAD_XX``.
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfer.data.corpora import AUDIO_SUFFIXES, Records, check_readable, corpus_root, walk_files
-from mmfer.data.table import make_table
+from mmfer.data.corpora import AUDIO_SUFFIXES, Records, Skipped, corpus_root, finish_table, walk_files
 from mmfer.emotions import canonical_emotion
-from mmfer.errors import DataError
 from mmfer.registry import CORPORA
 
 SENTENCES: dict[str, str] = {
@@ -40,34 +41,56 @@ EMOTIONS: dict[str, str] = {
     "SAD": "sad",
 }
 LEVELS: dict[str, str] = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
+#: Level spellings seen in copies of the corpus -> official code.
+LEVEL_VARIANTS: dict[str, str] = {"X": "XX"}
 #: Video folders and the container each holds (Flash video is the original release).
 VIDEO_FOLDERS: dict[str, str] = {"VideoFlash": ".flv", "VideoMP4": ".mp4"}
 _NAME = re.compile(
-    r"^(?P<actor>\d{4})_(?P<sentence>[A-Za-z]{3})_(?P<emotion>[A-Za-z]{3})_(?P<level>[A-Za-z]{2})$"
+    r"^(?P<actor>\d{4})_(?P<sentence>[A-Za-z]{3})_(?P<emotion>[A-Za-z]{3})_(?P<level>[A-Za-z]{1,2})$"
 )
 
+Item = tuple[Path, dict[str, str]]
 
-def _parse(path: Path) -> dict[str, str] | None:
-    m = _NAME.match(path.stem)
+
+def parse_name(stem: str) -> tuple[dict[str, str] | None, str]:
+    """Parse a CREMA-D file stem; tolerant of case, stray spaces and the one-``X`` level.
+
+    Returns
+    -------
+    tuple
+        ``(parts, "")`` with upper-case ``actor``/``sentence``/``emotion``/``level``
+        (level normalised to its official code), or ``(None, why)``.
+    """
+    tokens = [t.strip() for t in stem.strip().split("_")]
+    m = _NAME.match("_".join(tokens))
     if m is None:
-        return None
+        return (
+            None,
+            "not a CREMA-D name (expected <actor>_<sentence>_<emotion>_<level>, e.g. 1001_DFA_ANG_XX)",
+        )
     parts = {k: v.upper() for k, v in m.groupdict().items()}
+    parts["level"] = LEVEL_VARIANTS.get(parts["level"], parts["level"])
     for what, valid in (("sentence", SENTENCES), ("emotion", EMOTIONS), ("level", LEVELS)):
         if parts[what] not in valid:
-            raise DataError(path, f"unknown CREMA-D {what} code {parts[what]!r} (valid: {', '.join(valid)})")
-    return parts
+            return None, f"unknown CREMA-D {what} code {parts[what]!r} (valid: {', '.join(valid)})"
+    return parts, ""
 
 
-def _scan(folder: Path, suffixes: tuple[str, ...]) -> dict[str, tuple[Path, dict[str, str]]]:
-    found: dict[str, tuple[Path, dict[str, str]]] = {}
+def _scan(folder: Path, suffixes: tuple[str, ...], skipped: Skipped) -> dict[str, Item]:
+    """Map the normalised stem (``1040_ITH_SAD_XX``) -> (file, parts) for every usable CREMA-D file."""
+    found: dict[str, Item] = {}
     for path in walk_files(folder, suffixes):
-        parts = _parse(path)
-        if parts is None:
+        if not skipped.usable(path):
             continue
-        stem = path.stem.upper()
+        parts, why = parse_name(path.stem)
+        if parts is None:
+            skipped.add(path, why.split(" (")[0], why)
+            continue
+        stem = "_".join(parts[k] for k in ("actor", "sentence", "emotion", "level"))
         if stem in found:
-            raise DataError(path, f"duplicate sample id {path.stem!r}: also given by {found[stem][0]}")
-        found[stem] = (check_readable(path), parts)
+            skipped.add(path, "duplicate clip", f"same clip {stem} as {found[stem][0]}")
+            continue
+        found[stem] = (path, parts)
     return found
 
 
@@ -78,8 +101,10 @@ def load_cremad(root: str | Path, *, require_audio: bool = False) -> pd.DataFram
     Layout: ``AudioWAV/<stem>.wav`` (or, without ``AudioWAV/``, audio files
     anywhere under ``root``) and optionally ``VideoFlash/<stem>.flv`` or
     ``VideoMP4/<stem>.mp4``, matched by stem. Clips with only video are kept
-    unless ``require_audio``. Files whose names are not CREMA-D names are
-    ignored.
+    unless ``require_audio``. Names are read tolerantly (case, stray spaces,
+    ``X`` for ``XX``); every file not taken (other name, unknown code,
+    duplicate, Git LFS pointer, unreadable, empty) is reported: one warning
+    line, each file at DEBUG (``mmfer -v``).
 
     Parameters
     ----------
@@ -93,21 +118,23 @@ def load_cremad(root: str | Path, *, require_audio: bool = False) -> pd.DataFram
     pandas.DataFrame
         Sample table, shape ``(n_clips, 11)``; speaker is the actor id,
         transcript the sentence. Extras ``statement`` (sentence code) and
-        ``intensity`` (low/medium/high/unspecified).
+        ``intensity`` (low/medium/high/unspecified). Ids are the official
+        stems (``1040_ITH_SAD_XX``); ``table.attrs["skipped"]`` lists the
+        files not taken.
 
     Raises
     ------
     DataError
-        Missing root, unknown sentence/emotion/level code, duplicate stem,
-        unreadable file, or no clip found.
+        Missing root, or no clip taken (the message says why).
     """
     base = corpus_root(root, "CREMA-D")
     audio_dir = base / "AudioWAV" if (base / "AudioWAV").is_dir() else base
-    audio = _scan(audio_dir, AUDIO_SUFFIXES)
-    video: dict[str, tuple[Path, dict[str, str]]] = {}
+    skipped = Skipped("CREMA-D")
+    audio = _scan(audio_dir, AUDIO_SUFFIXES, skipped)
+    video: dict[str, Item] = {}
     for folder, suffix in VIDEO_FOLDERS.items():
         if (base / folder).is_dir():
-            for stem, item in _scan(base / folder, (suffix,)).items():
+            for stem, item in _scan(base / folder, (suffix,), skipped).items():
                 video.setdefault(stem, item)
     stems = sorted(set(audio) | (set() if require_audio else set(video)))
     records = Records()
@@ -126,4 +153,7 @@ def load_cremad(root: str | Path, *, require_audio: bool = False) -> pd.DataFram
             },
             path,
         )
-    return make_table(records.values(), corpus="cremad", root=base)
+    n_files = len(audio) + sum(1 for stem in stems if stem in video)
+    return finish_table(
+        records.values(), corpus="cremad", name="CREMA-D", root=base, skipped=skipped, taken=n_files
+    )

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfer.data.corpora import Records, check_readable, corpus_root, walk_files
-from mmfer.data.table import make_table
+from mmfer.data.corpora import Records, Skipped, corpus_root, finish_table, walk_files
 from mmfer.emotions import canonical_emotion
 from mmfer.errors import ConfigError, DataError
 from mmfer.registry import CORPORA
@@ -171,19 +170,29 @@ def load_ravdess(
     ConfigError
         Unknown ``vocal_channel``.
     DataError
-        Missing root, a 7-part name with an invalid code, two files for the
-        same take and modality, an unreadable file, or no file found.
+        Missing root, two files for the same take and modality, or no file
+        taken. Files that cannot be used (other names, invalid codes, Git LFS
+        pointers, unreadable, empty) are reported in one warning line (each
+        file at DEBUG, ``mmfer -v``) and listed in ``table.attrs["skipped"]``.
     """
     if vocal_channel not in ("all", *VOCAL_CHANNELS.values()):
         raise ConfigError(f"ravdess vocal_channel must be all, speech or song; got {vocal_channel!r}")
     base = corpus_root(root, "RAVDESS")
+    skipped = Skipped("RAVDESS")
     groups: dict[str, list[_Take]] = {}
     for path in walk_files(base, SUFFIXES):
-        take = parse_name(path)
-        if take is None:
-            log.debug("ignoring %s: not a RAVDESS 7-part file name", path)
+        if not skipped.usable(path):
             continue
-        check_readable(path)
+        try:
+            take = parse_name(path)
+        except DataError as e:
+            skipped.add(path, "invalid RAVDESS code", e.problem)
+            continue
+        if take is None:
+            skipped.add(
+                path, "not a RAVDESS name", "expected 7 two-digit codes, e.g. 03-01-05-01-01-01-12.wav"
+            )
+            continue
         if vocal_channel != "all" and VOCAL_CHANNELS[take.channel] != vocal_channel:
             continue
         sid = take.take if merge else path.stem
@@ -193,4 +202,7 @@ def load_ravdess(
         if not merge and len(takes) > 1:
             raise DataError(takes[1].path, f"duplicate sample id {sid!r}: also given by {takes[0].path}")
         records.add(_record(sid, takes), takes[0].path)
-    return make_table(records.values(), corpus="ravdess", root=base)
+    n_files = sum(len(takes) for takes in groups.values())
+    return finish_table(
+        records.values(), corpus="ravdess", name="RAVDESS", root=base, skipped=skipped, taken=n_files
+    )

@@ -18,13 +18,14 @@ from mmfer.data.corpora import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
     Records,
+    Skipped,
     check_readable,
     corpus_root,
+    finish_table,
     image_files,
     read_text,
     walk_files,
 )
-from mmfer.data.table import make_table
 from mmfer.emotions import canonical_emotion
 from mmfer.errors import DataError
 from mmfer.registry import CORPORA
@@ -55,8 +56,9 @@ def _parse_clip(text: str, source: Path) -> tuple[str | None, str, int] | None:
     """Parse ``a01`` / ``DC_a01`` / ``DC/a01.wav`` into (speaker or None, code, number)."""
     stem = text.strip().replace("\\", "/")
     parts = stem.split("/")
-    spk_dir = parts[-2] if len(parts) > 1 else None
-    m = _CLIP.match(Path(parts[-1]).stem)
+    spk_dir = parts[-2].strip() if len(parts) > 1 else None
+    # Stray spaces ("DC_ a01.wav", "a01 .wav") appear in re-packaged copies.
+    m = _CLIP.match(re.sub(r"\s+", "", Path(parts[-1]).stem))
     if m is None:
         return None
     code = m["code"].lower()
@@ -68,30 +70,43 @@ def _parse_clip(text: str, source: Path) -> tuple[str | None, str, int] | None:
     return (spk.upper() if spk else None), code, int(m["num"])
 
 
-def _speaker_of(path: Path, spk: str | None) -> str:
-    speaker = spk or path.parent.name.upper()
-    if not re.fullmatch(r"[A-Z]{2}", speaker):
-        raise DataError(
-            path,
-            "cannot tell the SAVEE speaker: expected <speaker>/<code><nn>.<ext> "
-            f"(speaker one of {', '.join(SPEAKERS)}) or <speaker>_<code><nn>.<ext>",
-        )
-    return speaker
+def _speaker_of(path: Path, spk: str | None) -> str | None:
+    """The speaker from the name (``DC_a01``) or the folder (``DC/a01``); ``None`` if neither says."""
+    speaker = spk or path.parent.name.strip().upper()
+    return speaker if re.fullmatch(r"[A-Z]{2}", speaker) else None
 
 
-def _scan(folder: Path, suffixes: tuple[str, ...], kind: str) -> dict[Key, Path]:
-    """Map (speaker, code, number) -> file for every SAVEE-named file under ``folder``."""
+def _scan(folder: Path, suffixes: tuple[str, ...], kind: str, skipped: Skipped) -> dict[Key, Path]:
+    """Map (speaker, code, number) -> file for every usable SAVEE-named file under ``folder``."""
     found: dict[Key, Path] = {}
     for path in walk_files(folder, suffixes):
-        parsed = _parse_clip(path.name, path)
+        if not skipped.usable(path):
+            continue
+        try:
+            parsed = _parse_clip(path.name, path)
+        except DataError as e:  # unknown emotion code
+            skipped.add(path, "unknown SAVEE emotion code", e.problem)
+            continue
         if parsed is None:
-            log.warning("ignoring %s: not a SAVEE clip name like a01.%s", path, path.suffix[1:])
+            skipped.add(
+                path, "not a SAVEE clip name", f"expected e.g. a01{path.suffix} or DC_a01{path.suffix}"
+            )
             continue
         spk, code, num = parsed
-        key = (_speaker_of(path, spk), code, num)
+        speaker = _speaker_of(path, spk)
+        if speaker is None:
+            skipped.add(
+                path,
+                "no SAVEE speaker",
+                "expected <speaker>/<code><nn>.<ext> (speaker one of "
+                f"{', '.join(SPEAKERS)}) or <speaker>_<code><nn>.<ext>",
+            )
+            continue
+        key = (speaker, code, num)
         if key in found:
-            raise DataError(path, f"duplicate SAVEE {kind} clip {key}: also {found[key]}")
-        found[key] = check_readable(path)
+            skipped.add(path, f"duplicate {kind} clip", f"same clip as {found[key]}")
+            continue
+        found[key] = path
     return found
 
 
@@ -99,11 +114,16 @@ def _scan_frames(folder: Path) -> dict[Key, Path]:
     """Frame folders ``<speaker>/<code><n>/`` holding images, keyed like clips."""
     found: dict[Key, Path] = {}
     for d in sorted(p for p in folder.rglob("*") if p.is_dir()):
-        parsed = _parse_clip(d.name, d) if _CLIP.match(d.name) else None
+        try:
+            parsed = _parse_clip(d.name, d) if _CLIP.match(d.name.strip()) else None
+        except DataError:
+            parsed = None
         if parsed is None or not image_files(d):
             continue
         spk, code, num = parsed
-        found.setdefault((_speaker_of(d, spk), code, num), d)
+        speaker = _speaker_of(d, spk)
+        if speaker is not None:
+            found.setdefault((speaker, code, num), d)
     return found
 
 
@@ -210,17 +230,22 @@ def load_savee(
     Raises
     ------
     DataError
-        Missing root, unknown emotion code, duplicate clip, unreadable file,
-        malformed transcript file, or no clip found.
+        Missing root, malformed transcript file, or no clip taken (the
+        message says why). Media files that cannot be used (other names,
+        unknown emotion code, no speaker, duplicate, Git LFS pointer,
+        unreadable, empty) are not errors: they are reported in one warning
+        line (each file at DEBUG, ``mmfer -v``) and listed in
+        ``table.attrs["skipped"]``.
     """
     base = corpus_root(root, "SAVEE")
+    skipped = Skipped("SAVEE")
     audio_dir = base / "AudioData" if (base / "AudioData").is_dir() else base
-    audio = _scan(audio_dir, AUDIO_SUFFIXES, "audio")
+    audio = _scan(audio_dir, AUDIO_SUFFIXES, "audio", skipped)
     video: dict[Key, Path] = {}
     frames: dict[Key, Path] = {}
     for name in VISUAL_FOLDERS:
         if (base / name).is_dir():
-            for key, path in _scan(base / name, VIDEO_SUFFIXES, "video").items():
+            for key, path in _scan(base / name, VIDEO_SUFFIXES, "video", skipped).items():
                 video.setdefault(key, path)  # AudioVisualClip (has sound) wins over VideoData
             for key, path in _scan_frames(base / name).items():
                 frames.setdefault(key, path)
@@ -247,4 +272,7 @@ def load_savee(
             },
             src,
         )
-    return make_table(records.values(), corpus="savee", root=base)
+    n_files = sum(1 for k in keys if k in audio) + sum(1 for k in keys if k in video)
+    return finish_table(
+        records.values(), corpus="savee", name="SAVEE", root=base, skipped=skipped, taken=n_files
+    )

@@ -2,7 +2,14 @@
 
 Two actresses (``OAF`` older, ``YAF`` younger) say "Say the word ___" with
 200 target words in seven emotions: angry, disgust, fear, happy, neutral,
-ps (pleasant surprise) and sad. Audio only.
+ps (pleasant surprise) and sad: 2800 clips, audio only.
+
+The official release (University of Toronto Dataverse; the Kaggle copy has
+the same files) has one folder per speaker and emotion, with inconsistent
+capitalisation (``OAF_Fear``, ``YAF_fear``, ``OAF_Pleasant_surprise``,
+``YAF_pleasant_surprised``) and one misnamed file,
+``OAF_neutral/OA_bite_neutral.wav``. When a file sits in such a folder the
+folder decides speaker and emotion; the file name gives the word.
 """
 
 from __future__ import annotations
@@ -13,8 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfer.data.corpora import AUDIO_SUFFIXES, Records, check_readable, corpus_root, walk_files
-from mmfer.data.table import make_table
+from mmfer.data.corpora import AUDIO_SUFFIXES, Records, Skipped, corpus_root, finish_table, walk_files
 from mmfer.emotions import canonical_emotion
 from mmfer.errors import DataError
 from mmfer.registry import CORPORA
@@ -22,8 +28,48 @@ from mmfer.registry import CORPORA
 log = logging.getLogger(__name__)
 
 SPEAKERS: tuple[str, ...] = ("OAF", "YAF")
-# <speaker>_<word>_<emotion>; the emotion may itself hold "_" (pleasant_surprise).
-_NAME = re.compile(r"^(?P<speaker>[A-Za-z]{3})_(?P<word>[A-Za-z']+)_(?P<emotion>[A-Za-z_]+)$")
+N_WORDS = 200
+#: Emotion folders/tokens of the release (lower case, spaces as "_") -> emotion word.
+_TWO_TOKEN_EMOTIONS: tuple[str, ...] = ("pleasant_surprise", "pleasant_surprised")
+# Folder "<speaker>_<emotion>", e.g. OAF_Fear, YAF_pleasant_surprised (any case, stray spaces).
+_FOLDER = re.compile(r"^\s*(?P<speaker>[A-Za-z]{2,3})\s*_\s*(?P<emotion>[A-Za-z][A-Za-z_ ]*?)\s*$")
+_WORD = re.compile(r"^[a-z][a-z']*$")
+
+
+def _token(token: str) -> str:
+    """``" Pleasant surprise"`` -> ``"pleasant_surprise"``."""
+    return re.sub(r"[\s_]+", "_", token.strip()).lower()
+
+
+def _emotion(token: str) -> str | None:
+    """Canonical emotion of a TESS emotion token (``Fear``, ``ps``, ``Pleasant_surprise``), or ``None``."""
+    try:
+        return canonical_emotion(_token(token))
+    except DataError:
+        return None
+
+
+def _folder_labels(folder: Path) -> tuple[str, str] | None:
+    """(speaker, canonical emotion) from a folder like ``OAF_Fear``; ``None`` if it is not one."""
+    m = _FOLDER.match(folder.name)
+    if m is None or m["speaker"].upper() not in SPEAKERS:
+        return None
+    emotion = _emotion(m["emotion"])
+    return (m["speaker"].upper(), emotion) if emotion else None
+
+
+def _split_name(stem: str) -> tuple[str, str, str] | None:
+    """``OAF_back_angry`` -> (speaker token, word, emotion token); tolerant of case and spaces."""
+    tokens = [t.strip() for t in stem.strip().split("_") if t.strip()]
+    if len(tokens) < 3:
+        return None
+    tail = "_".join(tokens[-2:]).lower()
+    if tail in _TWO_TOKEN_EMOTIONS and len(tokens) >= 4:
+        emotion, word_tokens = tail, tokens[1:-2]
+    else:
+        emotion, word_tokens = tokens[-1], tokens[1:-1]
+    word = "_".join(word_tokens).lower()
+    return tokens[0], word, emotion
 
 
 @CORPORA.register("tess")
@@ -32,8 +78,13 @@ def load_tess(root: str | Path) -> pd.DataFrame:
 
     Audio files named ``<speaker>_<word>_<emotion>`` (e.g.
     ``OAF_angry/OAF_back_angry.wav``, ``YAF_pleasant_surprised/YAF_bath_ps.wav``)
-    are found anywhere under ``root``; the emotion comes from the file name.
-    Audio files with other names are ignored with a warning.
+    are found anywhere under ``root`` (symbolic links followed). Inside a
+    ``<speaker>_<emotion>`` folder the folder gives speaker and emotion (so
+    ``OAF_neutral/OA_bite_neutral.wav`` is OAF's "bite", neutral); elsewhere
+    (a flat copy) the file name does. Case and stray spaces are tolerated.
+    Every audio file not taken (other name, file name contradicting its
+    folder, duplicate, LFS pointer, unreadable, empty) is reported: one
+    warning line, each file at DEBUG (``mmfer -v``).
 
     Parameters
     ----------
@@ -44,35 +95,67 @@ def load_tess(root: str | Path) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Sample table, shape ``(n_clips, 10)``; speaker ``OAF``/``YAF``,
-        transcript ``"Say the word <word>"``, extra ``word``. Ids are the
-        file stems (``OAF_back_angry``).
+        transcript ``"Say the word <word>"``, extra ``word``. Ids are
+        ``<speaker>_<word>_<emotion token>`` (``OAF_back_angry``,
+        ``OAF_bite_neutral``, ``YAF_bath_ps``). ``table.attrs["skipped"]``
+        lists the files not taken.
 
     Raises
     ------
     DataError
-        Missing root, unknown speaker or emotion, duplicate file stem,
-        unreadable file, or no clip found.
+        Missing root, or no clip taken (the message says why).
     """
     base = corpus_root(root, "TESS")
+    skipped = Skipped("TESS")
     records = Records()
+    first: dict[str, Path] = {}
     for path in walk_files(base, AUDIO_SUFFIXES):
-        m = _NAME.match(path.stem)
-        if m is None:
-            log.warning("ignoring %s: not a TESS name like OAF_back_angry.wav", path)
+        if not skipped.usable(path):
             continue
-        speaker = m["speaker"].upper()
-        if speaker not in SPEAKERS:
-            raise DataError(path, f"unknown TESS speaker {m['speaker']!r} (valid: {', '.join(SPEAKERS)})")
-        word = m["word"].lower()
+        parts = _split_name(path.stem)
+        if parts is None or not _WORD.match(parts[1]):
+            skipped.add(
+                path, "not a TESS name", "expected <speaker>_<word>_<emotion>, e.g. OAF_back_angry.wav"
+            )
+            continue
+        spk_token, word, emo_token = parts
+        from_folder = _folder_labels(path.parent)
+        name_emotion = _emotion(emo_token)
+        if from_folder is not None:
+            speaker, emotion = from_folder
+            # The name may abbreviate the speaker (OA_bite_neutral.wav in OAF_neutral/) but not contradict it.
+            if not speaker.startswith(spk_token.upper()):
+                skipped.add(
+                    path, "file name contradicts its folder", f"speaker {spk_token!r} in {path.parent.name}/"
+                )
+                continue
+            if name_emotion is not None and name_emotion != emotion:
+                skipped.add(
+                    path, "file name contradicts its folder", f"emotion {emo_token!r} in {path.parent.name}/"
+                )
+                continue
+        else:
+            speaker, emotion = spk_token.upper(), name_emotion  # type: ignore[assignment]
+            if speaker not in SPEAKERS:
+                skipped.add(path, "unknown TESS speaker", f"{spk_token!r} (valid: {', '.join(SPEAKERS)})")
+                continue
+            if emotion is None:
+                skipped.add(path, "unknown TESS emotion", repr(emo_token))
+                continue
+        sid = f"{speaker}_{word}_{_token(emo_token)}"
+        if sid in first:
+            skipped.add(path, "duplicate clip", f"same speaker, word and emotion as {first[sid]}")
+            continue
+        first[sid] = path
         records.add(
             {
-                "id": f"{speaker}_{word}_{m['emotion'].lower()}",
+                "id": sid,
                 "speaker": speaker,
-                "emotion": canonical_emotion(m["emotion"], source=path),
-                "audio": check_readable(path),
+                "emotion": emotion,
+                "audio": path,
                 "transcript": f"Say the word {word}",
                 "word": word,
             },
             path,
         )
-    return make_table(records.values(), corpus="tess", root=base)
+    return finish_table(records.values(), corpus="tess", name="TESS", root=base, skipped=skipped)
