@@ -484,13 +484,14 @@ class FaceFeatureExtractor:
 
     def _fer_config_dict(self) -> dict[str, Any]:
         cfg = self.cfg
-        if self._weights_digest is None:
-            self._weights_digest = self._fer_weights_digest()
+        # Not memoised (0.9 MB, milliseconds): a file fixed or reinstalled while this extractor
+        # lives (the per-process memo in extract.py keeps it) must change the key at once.
+        digest = self._fer_weights_digest()
         d = {
             "extractor": "face",
             "version": FEATURE_VERSION,
             "backbone": "fer2013",
-            "weights_sha256": self._weights_digest,
+            "weights_sha256": digest,
             "fps": cfg.fps,
             "max_frames": cfg.max_frames,
             "image_size": FER2013Net.input_size,  # fixed by the network, cfg.image_size is ignored
