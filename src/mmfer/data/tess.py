@@ -28,6 +28,8 @@ from mmfer.registry import CORPORA
 log = logging.getLogger(__name__)
 
 SPEAKERS: tuple[str, ...] = ("OAF", "YAF")
+#: Speaker spellings of the release outside the two codes: OA_bite_neutral.wav is OAF's.
+SPEAKER_ALIASES: dict[str, str] = {"OA": "OAF"}
 N_WORDS = 200
 #: Emotion folders/tokens of the release (lower case, spaces as "_") -> emotion word.
 _TWO_TOKEN_EMOTIONS: tuple[str, ...] = ("pleasant_surprise", "pleasant_surprised")
@@ -81,7 +83,8 @@ def load_tess(root: str | Path) -> pd.DataFrame:
     are found anywhere under ``root`` (symbolic links followed). Inside a
     ``<speaker>_<emotion>`` folder the folder gives speaker and emotion (so
     ``OAF_neutral/OA_bite_neutral.wav`` is OAF's "bite", neutral); elsewhere
-    (a flat copy) the file name does. Case and stray spaces are tolerated.
+    (a flat copy) the file name does, ``OA`` being read as ``OAF``. Case
+    and stray spaces are tolerated.
     Every audio file not taken (other name, file name contradicting its
     folder, duplicate, LFS pointer, unreadable, empty) is reported: one
     warning line, each file at DEBUG (``mmfer -v``).
@@ -135,7 +138,8 @@ def load_tess(root: str | Path) -> pd.DataFrame:
                 )
                 continue
         else:
-            speaker, emotion = spk_token.upper(), name_emotion  # type: ignore[assignment]
+            speaker = SPEAKER_ALIASES.get(spk_token.upper(), spk_token.upper())
+            emotion = name_emotion  # type: ignore[assignment]
             if speaker not in SPEAKERS:
                 skipped.add(path, "unknown TESS speaker", f"{spk_token!r} (valid: {', '.join(SPEAKERS)})")
                 continue
