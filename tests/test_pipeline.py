@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmfer.pipeline import leakage_audit, media_hash
+from mmfer.evaluation.audit import FitRecord, audit_folds
+from mmfer.pipeline import media_hash
 
 
 def _table(tmp_path: Path) -> pd.DataFrame:
@@ -40,16 +41,17 @@ def test_leakage_audit_counts_what_happened(tmp_path: Path) -> None:
     hashes = [media_hash(r) for r in table.to_dict("records")]
     ids = table["id"].tolist()
     clean = [(np.array([2, 3, 4, 5]), np.array([0, 1])), (np.array([0, 1, 4, 5]), np.array([2, 3]))]
-    audit = leakage_audit(table, clean, [[ids[i] for i in tr] for tr, _ in clean], hashes)
+    records = [FitRecord(k, "fuser", frozenset(ids[i] for i in tr)) for k, (tr, _) in enumerate(clean)]
+    audit = audit_folds(table, clean, records, hashes=hashes, frozen=[("encoder", "pretrained, frozen")])
     assert audit.speaker_overlap == [0, 0]
     # clip 0 (test, fold 0) has the bytes of clip 3 (train); and the other way in fold 1
     assert audit.duplicate_clips_across_splits == 2
-    assert all(
-        f["fitted_on"].startswith("train") or "pretrained" in f["fitted_on"] or f["fitted_on"] == "stateless"
-        for f in audit.fitted_on_test
-    )
+    assert audit.leaking_components == []
+    fuser = next(c for c in audit.components if c.component == "fuser")
+    assert (fuser.fits, fuser.rows_fitted, fuser.test_rows_seen) == (2, 8, 0)
+    assert any(c.component == "encoder" and c.fits == 0 for c in audit.components)
 
     leaky = [(np.array([1, 2, 3, 4, 5]), np.array([0]))]
-    audit = leakage_audit(table, leaky, [ids], hashes)  # fitted on every row, test included
+    audit = audit_folds(table, leaky, [FitRecord(0, "scaler", frozenset(ids))], hashes=hashes)
     assert audit.speaker_overlap == [1]
-    assert any(f["fitted_on"].startswith("TEST rows too: 1") for f in audit.fitted_on_test)
+    assert [(c.component, c.test_rows_seen) for c in audit.leaking_components] == [("scaler", 1)]

@@ -108,7 +108,9 @@ def test_determinism(protocol: str) -> None:
 def test_make_splits_errors() -> None:
     table = random_table(0)
     n_spk = table["speaker"].nunique()
-    with pytest.raises(ConfigError, match=r"unknown protocol 'holdout'.*group_kfold, loso, stratified_kfold"):
+    with pytest.raises(
+        ConfigError, match=r"unknown protocol .holdout.*group_kfold, loso, official_split, stratified_kfold"
+    ):
         make_splits(table, "holdout", 5, 0)
     with pytest.raises(ConfigError, match=f"at least {n_spk + 1} speakers.*has {n_spk}"):
         make_splits(table, "group_kfold", n_spk + 1, 0)
@@ -152,3 +154,60 @@ def test_speaker_holdout_edges() -> None:
     assert len(fit) + len(val) == len(table)
     with pytest.raises(ConfigError, match="fraction"):
         speaker_holdout(table, idx, 1.0, 0)
+
+
+def _sequence_table() -> pd.DataFrame:
+    """6 subjects x 4 sequences x 3 near-identical frames (like CK+48)."""
+    rows = []
+    for s in range(6):
+        for q in range(4):
+            emo = EMOTIONS[(s + q) % len(EMOTIONS)]
+            for f in range(3):
+                rows.append(
+                    {"id": f"S{s}_{q}_{f}", "speaker": f"S{s}", "sequence": f"S{s}_{q}", "emotion": emo}
+                )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_speaker_dependent_protocol_keeps_sequences_whole(seed: int) -> None:
+    table = _sequence_table()
+    seqs = table["sequence"].to_numpy()
+    folds = make_splits(table, "stratified_kfold", 4, seed)
+    for tr, te in folds:
+        assert not set(seqs[tr]) & set(seqs[te])
+    # without the sequence column the same protocol splits sequences (what the grouping prevents)
+    plain = make_splits(table.drop(columns="sequence"), "stratified_kfold", 4, seed)
+    assert any(set(seqs[tr]) & set(seqs[te]) for tr, te in plain)
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_inner_splits_stay_inside_the_training_rows(independent: bool) -> None:
+    from mmfer.data.splits import inner_splits
+
+    table = _sequence_table()
+    spk, seqs = table["speaker"].to_numpy(), table["sequence"].to_numpy()
+    for tr, te in make_splits(table, "group_kfold", 3, 0):
+        inner = inner_splits(table, tr, speaker_independent=independent, folds=3, seed=0)
+        assert len(inner) >= 2
+        covered = np.concatenate([va for _, va in inner])
+        assert sorted(covered.tolist()) == sorted(tr.tolist())  # every training row validated once
+        for itr, iva in inner:
+            assert not set(itr) & set(te) and not set(iva) & set(te)
+            assert set(itr) <= set(tr) and set(iva) <= set(tr)
+            groups = spk if independent else seqs
+            assert not set(groups[itr]) & set(groups[iva])
+
+
+def test_official_split_trains_on_train_dev_and_selects_on_dev() -> None:
+    from mmfer.data.splits import inner_splits
+
+    table = random_table(3)
+    table["split"] = np.resize(["train", "train", "dev", "test"], len(table))
+    ((tr, te),) = make_splits(table, "official_split")
+    assert set(table["split"].iloc[te]) == {"test"}
+    assert set(table["split"].iloc[tr]) == {"train", "dev"}
+    ((fit, dev),) = inner_splits(table, tr, speaker_independent=False, protocol="official_split")
+    assert set(table["split"].iloc[fit]) == {"train"} and set(table["split"].iloc[dev]) == {"dev"}
+    with pytest.raises(ConfigError, match="needs a 'split' column"):
+        make_splits(table.drop(columns="split"), "official_split")

@@ -81,11 +81,30 @@ def train(cfg: ExperimentConfig) -> Path:
     if dist.is_main and dist.enabled:
         dist.barrier()
     labels = label_order(set(table["emotion"]))
+    chosen: dict[str, Any] = {}
+    if cfg.eval.select and not dist.enabled:
+        # The shipped model's settings are chosen the way every reported fold's are:
+        # on speaker-grouped inner splits (here of all the training speakers).
+        from mmfer.pipeline import make_estimator, select_settings
+
+        sel = select_settings(
+            table,
+            feats,
+            np.arange(len(table)),
+            estimator=make_estimator(cfg.model.name, cfg.model, cfg.train),
+            cfg=cfg,
+            labels=labels,
+            fusion_cfg=replace(cfg.fusion, modalities=mods),
+            protocol=cfg.eval.protocol,
+        )
+        chosen = sel.params
+        log.info("selected settings for %s: %s (inner accuracy %s)", cfg.model.name, chosen, sel.best_score)
     res = fit_recognizer(
         table,
         feats,
         np.arange(len(table)),
         labels=labels,
+        params=chosen,
         model_cfg=cfg.model,
         fusion_cfg=replace(cfg.fusion, modalities=mods),
         text_cfg=cfg.features.text,
@@ -99,6 +118,7 @@ def train(cfg: ExperimentConfig) -> Path:
         "synthetic": bool(cfg.data.corpus == "synthetic"),
         "n_train_samples": len(res.fit_ids),
         "world_size": dist.world_size,
+        "selected_params": chosen,
     }
     path = out / "model.safetensors"
     if dist.is_main:
@@ -168,15 +188,17 @@ def _protocol_runs(
     ablations: bool,
 ) -> ProtocolResults:
     """Every model on all modalities, plus RMLSTM on each modality subset (Tables 1-4)."""
-    import mmfer.models  # noqa: F401
+    from mmfer.estimators import list_estimators
+    from mmfer.estimators.base import ESTIMATORS
     from mmfer.evaluation.report import ProtocolResults, compare_runs
-    from mmfer.registry import MODELS
+
+    list_estimators()  # registers every estimator
 
     primary = cfg.model.name
-    for m in cfg.eval.models:
-        MODELS.get(m)  # unknown model -> ConfigError listing the valid names, before any work
+    for m in [primary, *cfg.eval.models, *cfg.eval.reference]:
+        ESTIMATORS.get(m)  # unknown model -> ConfigError listing the valid names, before any work
     jobs: list[tuple[str, tuple[str, ...]]] = [
-        (m, tuple(mods)) for m in dict.fromkeys([primary, *cfg.eval.models])
+        (m, tuple(mods)) for m in dict.fromkeys([primary, *cfg.eval.models, *cfg.eval.reference])
     ]
     if ablations:
         subsets = (
@@ -185,16 +207,23 @@ def _protocol_runs(
             else modality_subsets(mods)
         )
         jobs += [(primary, s) for s in subsets if tuple(s) != tuple(mods)]
-    runs, audit = [], None
+    from mmfer.evaluation.audit import merge_audits
+
+    runs, audits = [], []
     for i, (model, subset) in enumerate(jobs):
         log.info("[%d/%d] %s on %s (%s)", i + 1, len(jobs), model, "+".join(subset), protocol)
         run, a = cross_validate(
             table, feats, cfg, model_name=model, modalities=list(subset), protocol=protocol, hashes=hashes
         )
         runs.append(run)
-        audit = audit or a
+        audits.append(a)
+    audit = merge_audits(audits)
     base = runs[0]
-    sig = [compare_runs(base, r) for r in runs[1:] if r.modalities == base.modalities]
+    sig = [
+        compare_runs(base, r)
+        for r in runs[1:]
+        if r.modalities == base.modalities and r.model not in cfg.eval.reference
+    ]
     return ProtocolResults(protocol=base.protocol, runs=runs, significance=sig, leakage=audit)
 
 

@@ -31,10 +31,14 @@ from mmfer.config import (
 )
 from mmfer.emotions import label_order
 from mmfer.errors import ConfigError, DataError
+from mmfer.estimators import Estimator
+from mmfer.estimators.neural import NeuralEstimator
+from mmfer.estimators.selection import Selection
+from mmfer.evaluation.audit import FitRecord, LeakageAudit
 from mmfer.fusion import Fuser
 
 if TYPE_CHECKING:
-    from mmfer.evaluation.report import LeakageAudit, RunResult
+    from mmfer.evaluation.report import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +88,16 @@ def extract(
 
 @dataclass
 class Recognizer:
-    """A fitted fuser + model + label set: everything prediction needs.
+    """A fitted fuser + estimator + label set: everything prediction needs.
 
-    Saved as one safetensors file whose metadata carries the configs, labels
-    and the fuser state (TF-IDF vocabulary, standardisers) as JSON; loading
-    never unpickles arbitrary objects.
+    Saved as one safetensors file whose metadata carries the configs, labels,
+    the estimator's name and parameters, and the fuser state (TF-IDF
+    vocabulary, standardisers) as JSON; loading never unpickles anything.
     """
 
     fuser: Fuser
-    model: torch.nn.Module
+    estimator: Estimator
     labels: list[str]
-    model_cfg: ModelConfig
     features_cfg: FeatureConfig
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -102,54 +105,114 @@ class Recognizer:
     def modalities(self) -> list[str]:
         return self.fuser.modalities
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network of a neural estimator (ONNX export, benchmarks)."""
+        module = getattr(self.estimator, "module", None)
+        if module is None:
+            raise ConfigError(f"{self.estimator.name} is not a neural network (no torch module to use)")
+        return module
+
+    @property
+    def model_cfg(self) -> ModelConfig:
+        """Model config of a neural estimator; for other estimators only ``name`` is meaningful."""
+        cfg = getattr(self.estimator, "model_cfg", None)
+        return cfg if cfg is not None else ModelConfig(name=self.estimator.name)
+
     def predict_proba(self, feats: list[Any], *, batch_size: int = 64) -> np.ndarray:
         """Class probabilities ``(N, C)`` for per-sample features."""
-        from mmfer.training import predict
-
         fused = self.fuser.transform(feats)
-        return predict(
-            self.model, torch.from_numpy(fused.x), torch.from_numpy(fused.mask), batch_size=batch_size
-        )
+        return self.estimator.predict_proba(fused.x, fused.mask)
 
     def save(self, path: str | Path) -> Path:
         from mmfer.training.checkpoint import save_checkpoint
 
+        arrays, est_meta = self.estimator.state()
+        neural = isinstance(self.estimator, NeuralEstimator)
         meta = {
             "format": "mmfer-recognizer/1",
             "labels": self.labels,
             "model": to_dict(self.model_cfg),
+            "estimator": {
+                "name": self.estimator.name,
+                "neural": neural,
+                "params": self.estimator.get_params(),
+                "state": est_meta,
+            },
             "features": to_dict(self.features_cfg),
             "fuser": self.fuser.get_state(),
             "in_features": self.fuser.n_features,
             "extra": self.extra,
         }
-        tensors = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
         save_checkpoint(path, tensors, meta)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> Recognizer:
+        from mmfer.estimators import create_estimator
         from mmfer.models import create_model
         from mmfer.training.checkpoint import load_checkpoint
 
         tensors, meta = load_checkpoint(path)
         if meta.get("format") != "mmfer-recognizer/1":
             raise DataError(path, "not an mmfer model checkpoint (train one with `mmfer train`)")
-        model_cfg = from_dict(ModelConfig, meta["model"])
         labels = list(meta["labels"])
-        model = create_model(
-            model_cfg.name, in_features=int(meta["in_features"]), num_classes=len(labels), cfg=model_cfg
-        )
-        model.load_state_dict(tensors)
-        model.eval()
+        est_meta = meta.get("estimator") or {"neural": True, "params": {}}
+        estimator: Estimator
+        if est_meta.get("neural", True):
+            model_cfg = from_dict(ModelConfig, meta["model"])
+            model = create_model(
+                model_cfg.name, in_features=int(meta["in_features"]), num_classes=len(labels), cfg=model_cfg
+            )
+            model.load_state_dict(tensors)
+            params = {k: v for k, v in to_dict(model_cfg).items() if k != "name"}
+            params |= {k: v for k, v in est_meta.get("params", {}).items() if k not in params}
+            estimator = NeuralEstimator(model_cfg.name, **params).load_module(model, len(labels))
+        else:
+            estimator = create_estimator(est_meta["name"], **est_meta.get("params", {}))
+            arrays = {k: v.numpy() for k, v in tensors.items()}
+            estimator.load_state(arrays, est_meta.get("state", {}))
         return cls(
             fuser=Fuser.from_state(meta["fuser"]),
-            model=model,
+            estimator=estimator,
             labels=labels,
-            model_cfg=model_cfg,
             features_cfg=from_dict(FeatureConfig, meta["features"]),
             extra=meta.get("extra", {}),
         )
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Estimator:
+    """The registered estimator ``name`` with its fixed settings taken from the config.
+
+    Neural estimators start from ``model_cfg`` + ``train_cfg`` (progress bars off);
+    the scikit-learn baselines from their own defaults (seeded with ``train_cfg.seed``).
+    """
+    from mmfer.estimators import create_estimator
+
+    est = create_estimator(name)
+    if isinstance(est, NeuralEstimator):
+        m = {k: v for k, v in to_dict(model_cfg).items() if k != "name"}
+        return est.clone(**m, **to_dict(replace(train_cfg, progress=False)))
+    if "seed" in est.params:
+        return est.clone(seed=train_cfg.seed)
+    return est
+
+
+def search_space(est: Estimator, overrides: dict[str, Any]) -> dict[str, list[Any]]:
+    """The declared search space of ``est``, or the one ``eval.search`` gives for its name
+    (key = estimator name, or ``neural`` for every network)."""
+    key = est.name if est.name in overrides else ("neural" if isinstance(est, NeuralEstimator) else None)
+    if key is not None and key in overrides:
+        space = overrides[key]
+        if not isinstance(space, dict) or not all(isinstance(v, list) for v in space.values()):
+            raise ConfigError(f"eval.search.{key}: expected a mapping of parameter -> list of values")
+        est.clone(**{k: v[0] for k, v in space.items() if v})  # unknown parameter -> ConfigError now
+        return {k: list(v) for k, v in space.items()}
+    return dict(est.search_space)
 
 
 # ----------------------------------------------------------------------------- one fold
@@ -163,27 +226,46 @@ class FitOutcome:
     fit_ids: list[str]
 
 
-def _val_split(
-    table: pd.DataFrame, train_idx: np.ndarray, cfg: TrainConfig, speaker_independent: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validation rows taken from the training rows (whole speakers when speaker-independent)."""
-    if cfg.val_fraction <= 0 or cfg.patience <= 0:
-        return train_idx, np.array([], dtype=int)
-    if speaker_independent:
-        from mmfer.data.splits import speaker_holdout
+def fit_rows(
+    table: pd.DataFrame,
+    feats: dict[str, Any],
+    rows: np.ndarray,
+    *,
+    labels: list[str],
+    estimator: Estimator,
+    fusion_cfg: FusionConfig,
+    text_cfg: TextConfig,
+    features_cfg: FeatureConfig,
+    records: list[FitRecord] | None = None,
+    fold: int = 0,
+    stage: str = "",
+) -> Recognizer:
+    """Fit a fresh Fuser and a clone of ``estimator`` on ``rows`` only.
 
-        fit_idx, val_idx = speaker_holdout(table, train_idx, cfg.val_fraction, cfg.seed)
-    else:
-        from sklearn.model_selection import train_test_split
-
-        y = table["emotion"].to_numpy()[train_idx]
-        try:
-            fit_idx, val_idx = train_test_split(
-                train_idx, test_size=cfg.val_fraction, random_state=cfg.seed, stratify=y
-            )
-        except ValueError:  # a class too small to stratify
-            fit_idx, val_idx = train_test_split(train_idx, test_size=cfg.val_fraction, random_state=cfg.seed)
-    return np.asarray(fit_idx), np.asarray(val_idx)
+    Parameters
+    ----------
+    rows
+        ``(n,)`` positional indices of the rows to fit on; nothing else is read.
+    records
+        If given, one :class:`~mmfer.evaluation.audit.FitRecord` per fitted
+        component is appended (with the ids it saw), for the leakage audit.
+    fold, stage
+        Outer fold index and a prefix such as ``"inner "`` for those records.
+    """
+    ids = table["id"].astype(str).to_numpy()[rows]
+    y = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()[rows].astype(np.int64)
+    speakers = table["speaker"].astype(str).to_numpy()[rows]
+    rows_feats = [feats[i] for i in ids]
+    fuser = Fuser(fusion_cfg, text_cfg).fit(rows_feats)
+    fused = fuser.transform(rows_feats)  # x (n, T, F), mask (n, T)
+    est = estimator.clone()
+    if isinstance(estimator, NeuralEstimator):
+        est.out_dir = estimator.out_dir  # type: ignore[attr-defined]
+    est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids)
+    if records is not None:
+        records.append(FitRecord(fold, f"{stage}fuser (TF-IDF, standardisers)", frozenset(ids)))
+        records.append(FitRecord(fold, f"{stage}estimator {est.name}", est.fitted_on_))
+    return Recognizer(fuser=fuser, estimator=est, labels=labels, features_cfg=features_cfg)
 
 
 def fit_recognizer(
@@ -199,38 +281,101 @@ def fit_recognizer(
     features_cfg: FeatureConfig,
     speaker_independent: bool = True,
     out_dir: str | Path | None = None,
+    params: dict[str, Any] | None = None,
 ) -> FitOutcome:
-    """Fit fuser and model on ``train_idx`` rows only (validation split taken from them)."""
-    from mmfer.models import create_model
-    from mmfer.training import TensorData, Trainer
+    """Fit fuser and the estimator ``model_cfg.name`` on ``train_idx`` rows.
 
+    Settings come from the configs, with ``params`` (e.g. chosen by
+    :func:`select_settings`) on top. A neural estimator holds out whole
+    training speakers for early stopping when ``train_cfg.patience`` and
+    ``train_cfg.val_fraction`` are set.
+    """
     t0 = time.perf_counter()
-    fit_idx, val_idx = _val_split(table, train_idx, train_cfg, speaker_independent)
-    ids = table["id"].to_numpy()
-    y_all = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()
-    fit_feats = [feats[i] for i in ids[fit_idx]]
-    fuser = Fuser(fusion_cfg, text_cfg).fit(fit_feats)
-
-    def tensors(idx: np.ndarray) -> Any:
-        fused = fuser.transform([feats[i] for i in ids[idx]])
-        return TensorData(
-            torch.from_numpy(fused.x),
-            torch.from_numpy(fused.mask),
-            torch.from_numpy(y_all[idx].astype(np.int64)),
-        )
-
-    torch.manual_seed(train_cfg.seed)
-    model = create_model(model_cfg.name, in_features=fuser.n_features, num_classes=len(labels), cfg=model_cfg)
-    result = Trainer(train_cfg).fit(
-        model,
-        tensors(fit_idx),
-        tensors(val_idx) if len(val_idx) else None,
-        num_classes=len(labels),
-        out_dir=out_dir,
+    est = make_estimator(model_cfg.name, model_cfg, train_cfg).clone(**(params or {}))
+    if isinstance(est, NeuralEstimator):
+        est.out_dir = out_dir
+    rec = fit_rows(
+        table,
+        feats,
+        np.asarray(train_idx),
+        labels=labels,
+        estimator=est,
+        fusion_cfg=fusion_cfg,
+        text_cfg=text_cfg,
+        features_cfg=features_cfg,
     )
-    model.eval()
-    rec = Recognizer(fuser=fuser, model=model, labels=labels, model_cfg=model_cfg, features_cfg=features_cfg)
-    return FitOutcome(rec, list(result.history), time.perf_counter() - t0, list(ids[fit_idx]))
+    history = list(getattr(rec.estimator, "history", []))
+    ids = table["id"].astype(str).to_numpy()[np.asarray(train_idx)]
+    return FitOutcome(rec, history, time.perf_counter() - t0, list(ids))
+
+
+def accuracy_on(rec: Recognizer, table: pd.DataFrame, feats: dict[str, Any], rows: np.ndarray) -> float:
+    """Accuracy of a fitted recogniser on ``rows``."""
+    ids = table["id"].astype(str).to_numpy()[rows]
+    y = table["emotion"].map({e: i for i, e in enumerate(rec.labels)}).to_numpy()[rows]
+    pred = rec.predict_proba([feats[i] for i in ids]).argmax(axis=1)
+    return float(np.mean(pred == y))
+
+
+def select_settings(
+    table: pd.DataFrame,
+    feats: dict[str, Any],
+    train_idx: np.ndarray,
+    *,
+    estimator: Estimator,
+    cfg: ExperimentConfig,
+    labels: list[str],
+    fusion_cfg: FusionConfig,
+    protocol: str,
+    records: list[FitRecord] | None = None,
+    fold: int = 0,
+) -> Selection:
+    """Nested selection inside one outer training fold.
+
+    Candidates come from the estimator's search space (``eval.select_budget`` of
+    them, the same number for every estimator); each is fitted on the inner
+    training rows and scored on the inner validation rows of
+    :func:`mmfer.data.splits.inner_splits`, which are all drawn from
+    ``train_idx``. The outer test rows are never passed in.
+    """
+    from mmfer.data.splits import inner_splits, is_speaker_independent
+    from mmfer.estimators.selection import candidate_grid, select
+
+    space = search_space(estimator, cfg.eval.search)
+    cands = candidate_grid(space, cfg.eval.select_budget, seed=cfg.eval.seed)
+    if len(cands) <= 1:
+        return select(cands, lambda p: 0.0)
+    inner = inner_splits(
+        table,
+        train_idx,
+        speaker_independent=is_speaker_independent(protocol),
+        folds=cfg.eval.inner_folds,
+        seed=cfg.eval.seed + fold,
+        protocol=protocol,
+    )
+
+    def score(params: dict[str, Any]) -> float:
+        accs = []
+        for itr, iva in inner:
+            rec = fit_rows(
+                table,
+                feats,
+                itr,
+                labels=labels,
+                estimator=estimator.clone(**params),
+                fusion_cfg=fusion_cfg,
+                text_cfg=cfg.features.text,
+                features_cfg=cfg.features,
+                records=records,
+                fold=fold,
+                stage="inner ",
+            )
+            accs.append(accuracy_on(rec, table, feats, iva))
+        return float(np.mean(accs))
+
+    sel = select(cands, score)
+    sel.inner_folds = len(inner)
+    return sel
 
 
 # ----------------------------------------------------------------------------- cross-validation
@@ -252,42 +397,11 @@ def media_hash(row: dict[str, Any]) -> str | None:
     return None
 
 
-def leakage_audit(
-    table: pd.DataFrame,
-    splits: list[tuple[np.ndarray, np.ndarray]],
-    fit_ids: list[list[str]],
-    hashes: list[str | None] | None = None,
-) -> LeakageAudit:
-    """Measure, per fold, speaker overlap, test rows used for fitting, duplicate media across splits.
-
-    Nothing here is a statement taken on trust: each figure is counted from the
-    actual fold indices and the ids the fuser/model were fitted on.
-    """
-    from mmfer.evaluation.report import LeakageAudit
-
-    spk = table["speaker"].to_numpy()
-    ids = table["id"].to_numpy()
-    overlap, fitted_on_test, dups = [], [], 0
-    for (tr, te), fitted in zip(splits, fit_ids, strict=True):
-        overlap.append(len(set(spk[tr]) & set(spk[te])))
-        fitted_on_test.append(len(set(fitted) & set(ids[te])))
-        if hashes is not None:
-            tr_h = {hashes[i] for i in tr if hashes[i]}
-            dups += sum(1 for i in te if hashes[i] and hashes[i] in tr_h)
-    used = sum(fitted_on_test)
-    where = "train fold only (0 test rows, counted per fold)" if used == 0 else f"TEST rows too: {used}"
-    return LeakageAudit(
-        speaker_overlap=overlap,
-        fitted_on_test=[
-            {"component": "TF-IDF vocabulary and idf", "fitted_on": where},
-            {"component": "per-modality standardisers", "fitted_on": where},
-            {"component": "model weights and early stopping", "fitted_on": where},
-            {"component": "EfficientNet backbone", "fitted_on": "pretrained (ImageNet), frozen"},
-            {"component": "MFCC", "fitted_on": "stateless"},
-        ],
-        duplicate_clips_across_splits=dups,
-        notes=[] if hashes is not None else ["duplicate-clip check skipped (no media hashes)"],
-    )
+#: Parts of the default and paper feature stacks that are never fitted on any fold.
+FROZEN_COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("face encoder", "pretrained, frozen (not fitted on any fold)"),
+    ("voice encoder / MFCC", "pretrained or stateless (not fitted on any fold)"),
+)
 
 
 def cross_validate(
@@ -300,8 +414,14 @@ def cross_validate(
     protocol: str | None = None,
     hashes: list[str | None] | None = None,
 ) -> tuple[RunResult, LeakageAudit]:
-    """Run one model on one modality subset over every fold of ``protocol``."""
-    from mmfer.data.splits import describe_protocol, is_speaker_independent, make_splits
+    """Run one estimator on one modality subset over every fold of ``protocol``.
+
+    With ``eval.select`` (the default) the settings of each fold are chosen by
+    :func:`select_settings` on inner splits of that fold's training rows;
+    otherwise the fixed settings of the config are used (and the report says so).
+    """
+    from mmfer.data.splits import describe_protocol, make_splits
+    from mmfer.evaluation.audit import audit_folds
     from mmfer.evaluation.metrics import classification_metrics
     from mmfer.evaluation.report import RunResult
 
@@ -309,29 +429,54 @@ def cross_validate(
     splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)
     labels = label_order(set(table["emotion"]))
     y_all = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()
-    ids = table["id"].to_numpy()
-    model_cfg = replace(cfg.model, name=model_name)
+    ids = table["id"].astype(str).to_numpy()
+    speakers = table["speaker"].astype(str).to_numpy()
     fusion_cfg = replace(cfg.fusion, modalities=list(modalities))
-    train_cfg = replace(cfg.train, progress=False)
-    fold_metrics, y_true, y_pred, sample_ids = [], [], [], []
-    train_s, test_s, n_test, histories, fit_ids = [], 0.0, 0, [], []
-    si = is_speaker_independent(protocol)
+    base = make_estimator(model_name, cfg.model, cfg.train)
+    fold_metrics, y_true, y_pred, sample_ids, spk_out = [], [], [], [], []
+    train_s, select_s, test_s, n_test, histories, selected = [], [], 0.0, 0, [], []
+    records: list[FitRecord] = []
     for k, (tr, te) in enumerate(splits):
-        out = fit_recognizer(
+        t0 = time.perf_counter()
+        est = base
+        if cfg.eval.select:
+            sel = select_settings(
+                table,
+                feats,
+                tr,
+                estimator=base,
+                cfg=cfg,
+                labels=labels,
+                fusion_cfg=fusion_cfg,
+                protocol=protocol,
+                records=records,
+                fold=k,
+            )
+            est = base.clone(**sel.params)
+            selected.append(
+                {
+                    "params": sel.params,
+                    "inner_accuracy": sel.best_score,
+                    "candidates": len(sel.candidates),
+                    "inner_folds": sel.inner_folds,
+                }
+            )
+        t1 = time.perf_counter()
+        rec = fit_rows(
             table,
             feats,
             tr,
             labels=labels,
-            model_cfg=model_cfg,
+            estimator=est,
             fusion_cfg=fusion_cfg,
             text_cfg=cfg.features.text,
-            train_cfg=train_cfg,
             features_cfg=cfg.features,
-            speaker_independent=si,
+            records=records,
+            fold=k,
         )
-        t0 = time.perf_counter()
-        proba = out.recognizer.predict_proba([feats[i] for i in ids[te]])
-        test_s += time.perf_counter() - t0
+        t2 = time.perf_counter()
+        proba = rec.predict_proba([feats[i] for i in ids[te]])
+        test_s += time.perf_counter() - t2
         n_test += len(te)
         pred = proba.argmax(axis=1)
         fold_metrics.append(
@@ -340,16 +485,20 @@ def cross_validate(
         y_true += y_all[te].tolist()
         y_pred += pred.tolist()
         sample_ids += ids[te].tolist()
-        train_s.append(out.train_seconds)
-        histories.append(out.history)
-        fit_ids.append(out.fit_ids)
+        spk_out += speakers[te].tolist()
+        select_s.append(t1 - t0)
+        train_s.append(t2 - t1)
+        histories.append(list(getattr(rec.estimator, "history", [])))
         log.info(
-            "%s %s fold %d/%d acc=%.3f",
+            "%s %s fold %d/%d acc=%.3f%s (select %.0fs, fit %.0fs)",
             model_name,
             "+".join(modalities),
             k + 1,
             len(splits),
             fold_metrics[-1]["accuracy"],
+            f" {selected[-1]['params']}" if selected and selected[-1]["params"] else "",
+            t1 - t0,
+            t2 - t1,
         )
     run = RunResult(
         model=model_name,
@@ -363,8 +512,11 @@ def cross_validate(
         test_seconds_per_sample=test_s / max(n_test, 1),
         history=histories,
         sample_ids=sample_ids,
+        speakers=spk_out,
+        selected=selected,
+        select_seconds=select_s,
     )
-    return run, leakage_audit(table, splits, fit_ids, hashes)
+    return run, audit_folds(table, splits, records, hashes=hashes, frozen=FROZEN_COMPONENTS)
 
 
 def available_modalities(table: pd.DataFrame, feats: dict[str, Any]) -> list[str]:

@@ -30,13 +30,17 @@ Fold = tuple[np.ndarray, np.ndarray]
 Splitter = Callable[..., list[Fold]]
 
 
-def _protocol(name: str, *, speaker_independent: bool, describe: str) -> Callable[[Splitter], Splitter]:
+def _protocol(
+    name: str, *, speaker_independent: bool, describe: str, tests_all: bool = True
+) -> Callable[[Splitter], Splitter]:
     """Register a splitter and attach what :func:`describe_protocol` and
-    :func:`is_speaker_independent` report about it."""
+    :func:`is_speaker_independent` report about it (``tests_all``: every row is
+    tested exactly once; False for a fixed official test split)."""
 
     def deco(fn: Splitter) -> Splitter:
         fn.speaker_independent = speaker_independent  # type: ignore[attr-defined]
         fn.describe = describe  # type: ignore[attr-defined]
+        fn.tests_all = tests_all  # type: ignore[attr-defined]
         return SPLITTERS.register(name)(fn)
 
     return deco
@@ -142,6 +146,11 @@ def group_kfold(table: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> list[F
 def stratified_kfold(table: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> list[Fold]:
     """Speaker-dependent stratified k-fold (shuffled with ``seed``), as in the paper.
 
+    Rows of one recording sequence (column ``sequence``, e.g. the 3 consecutive
+    frames CK+48 keeps per sequence) are near-duplicates, so when the table
+    has that column they stay on one side of every fold
+    (:class:`~sklearn.model_selection.StratifiedGroupKFold` grouped by sequence).
+
     Returns
     -------
     list of (numpy.ndarray, numpy.ndarray)
@@ -150,11 +159,13 @@ def stratified_kfold(table: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> l
     Raises
     ------
     ConfigError
-        ``folds`` < 2, more folds than samples, or more folds than the
-        samples of every emotion.
+        ``folds`` < 2, more folds than samples (or sequences), or more folds
+        than the samples of every emotion.
     """
     _, emotions = _columns(table)
-    _check_folds(folds, "stratified_kfold", len(emotions), "samples")
+    seqs = sequence_groups(table)
+    units = len(np.unique(seqs)) if seqs is not None else len(emotions)
+    _check_folds(folds, "stratified_kfold", units, "sequences" if seqs is not None else "samples")
     _, counts = np.unique(emotions, return_counts=True)
     if folds > counts.max():
         raise ConfigError(
@@ -163,8 +174,121 @@ def stratified_kfold(table: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> l
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # rare classes: fewer members than folds
+        if seqs is not None:
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+            return _as_folds(splitter.split(emotions, emotions, groups=seqs))
         splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(emotions, emotions)
         return _as_folds(splits)
+
+
+@_protocol(
+    "official_split",
+    speaker_independent=False,
+    describe="official train/dev/test split (train+dev fitted, selection on dev, scored on test)",
+    tests_all=False,
+)
+def official_split(table: pd.DataFrame, *, folds: int = 1, seed: int = 0) -> list[Fold]:
+    """The corpus's own split (column ``split``: ``train``/``dev``/``test``), as one fold.
+
+    The final model is fitted on train + dev and scored once on test; nested
+    selection (:func:`inner_splits`) fits on train and scores on dev.
+    ``folds`` and ``seed`` are ignored.
+
+    Raises
+    ------
+    ConfigError
+        No ``split`` column, or no train or test rows.
+    """
+    if "split" not in table.columns:
+        raise ConfigError("protocol official_split needs a 'split' column (train/dev/test), e.g. corpus meld")
+    split = table["split"].astype(str).str.lower().to_numpy()
+    tr = np.flatnonzero(np.isin(split, ["train", "dev"]))
+    te = np.flatnonzero(split == "test")
+    if len(tr) == 0 or len(te) == 0:
+        raise ConfigError(f"official_split: {len(tr)} train/dev rows and {len(te)} test rows; need both")
+    return [(tr, te)]
+
+
+def sequence_groups(table: pd.DataFrame) -> np.ndarray | None:
+    """``(n,)`` recording-sequence id per row when the corpus knows it (CK+), else ``None``.
+
+    Rows with an empty sequence cell form their own singleton group.
+    """
+    if "sequence" not in table.columns:
+        return None
+    col = table["sequence"]
+    if col.isna().all():
+        return None
+    ids = table["id"].astype(str).to_numpy()
+    return np.array(
+        [str(s) if isinstance(s, str) and s else f"__row_{i}" for s, i in zip(col, ids, strict=True)]
+    )
+
+
+def inner_splits(
+    table: pd.DataFrame,
+    train_idx: np.ndarray,
+    *,
+    speaker_independent: bool,
+    folds: int = 3,
+    seed: int = 0,
+    protocol: str | None = None,
+) -> list[Fold]:
+    """Splits of an outer *training* fold for nested selection; only ``train_idx`` rows appear.
+
+    Speaker-independent outer protocols get speaker-grouped inner folds (so a
+    setting is chosen for its performance on unseen speakers); speaker-dependent
+    ones get stratified inner folds that still keep recording sequences whole.
+
+    Parameters
+    ----------
+    table
+        The whole sample table (only rows in ``train_idx`` are used).
+    train_idx
+        ``(n_train,)`` positional indices of the outer training rows.
+    speaker_independent
+        Whether the outer protocol is speaker-independent.
+    folds
+        Inner folds (lowered to the number of groups available, at least 2).
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        ``(inner_train_idx, inner_val_idx)``, positional indices into ``table``,
+        both subsets of ``train_idx``.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two groups in the training rows.
+    """
+    idx = np.asarray(train_idx, dtype=np.int64)
+    if protocol == "official_split":
+        split = table["split"].astype(str).str.lower().to_numpy()[idx]
+        fit, dev = idx[split == "train"], idx[split == "dev"]
+        if len(fit) == 0 or len(dev) == 0:
+            raise ConfigError("official_split: nested selection needs train and dev rows")
+        return [(np.sort(fit), np.sort(dev))]
+    speakers, emotions = _columns(table)
+    seqs = sequence_groups(table)
+    if speaker_independent:
+        groups = speakers[idx]
+    else:
+        groups = seqs[idx] if seqs is not None else np.arange(len(idx)).astype(str)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ConfigError(f"nested selection needs at least 2 groups in a training fold; got {n_groups}")
+    k = max(2, min(int(folds), n_groups))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        parts = list(
+            StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+                idx, emotions[idx], groups=groups
+            )
+        )
+    if any(len(va) == 0 for _, va in parts):
+        parts = list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, groups=groups))
+    return [(np.sort(idx[tr]), np.sort(idx[va])) for tr, va in parts]
 
 
 def make_splits(table: pd.DataFrame, protocol: str = "loso", folds: int = 5, seed: int = 0) -> list[Fold]:
@@ -196,8 +320,18 @@ def make_splits(table: pd.DataFrame, protocol: str = "loso", folds: int = 5, see
     splitter = SPLITTERS.get(protocol)
     out: list[Fold] = splitter(table, folds=folds, seed=seed)  # type: ignore[assignment]
     tested = np.concatenate([te for _, te in out]) if out else np.array([], dtype=np.int64)
-    if len(tested) != len(table) or len(np.unique(tested)) != len(table):
+    if getattr(splitter, "tests_all", True) and (
+        len(tested) != len(table) or len(np.unique(tested)) != len(table)
+    ):
         raise ConfigError(f"protocol {protocol!r} did not test every sample exactly once")
+    for k, (tr, te) in enumerate(out):
+        if len(np.intersect1d(tr, te)):
+            raise ConfigError(f"protocol {protocol!r} fold {k} has rows in both train and test")
+    seqs = sequence_groups(table)
+    if seqs is not None:
+        for k, (tr, te) in enumerate(out):
+            if set(seqs[tr]) & set(seqs[te]):
+                raise ConfigError(f"protocol {protocol!r} fold {k} splits a recording sequence")
     if is_speaker_independent(protocol):
         speakers = table["speaker"].astype(str).to_numpy()
         for k, (tr, te) in enumerate(out):

@@ -40,6 +40,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mmfer.errors import DataError
 from mmfer.evaluation import paper
+from mmfer.evaluation.audit import LeakageAudit
 from mmfer.evaluation.metrics import format_pm, summarise_folds
 from mmfer.evaluation.significance import holm, mcnemar, paired_fold_tests
 from mmfer.io import atomic_write_bytes, atomic_write_text
@@ -60,7 +61,6 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 #: ``fitted_on`` statements of the leakage audit that are not leaks.
-_SAFE_FIT = ("train", "nothing", "none", "stateless", "not fitted", "pretrained")
 
 _FIG_DPI = 100
 #: Above this many folds the training-curve legend stops naming each fold.
@@ -118,6 +118,8 @@ class RunResult:
     sample_ids
         Optional ``(N,)`` sample ids in the order of ``y_true``; when two runs
         both have them, McNemar pairs samples only if the ids agree.
+    speakers, selected, select_seconds
+        See the field comments.
     """
 
     model: str
@@ -131,6 +133,14 @@ class RunResult:
     test_seconds_per_sample: float
     history: list[list[dict[str, Any]]] = field(default_factory=list)
     sample_ids: list[str] = field(default_factory=list)
+    #: ``(N,)`` speaker of each pooled test sample (same order as ``y_true``), for
+    #: speaker-level significance tests and intervals.
+    speakers: list[str] = field(default_factory=list)
+    #: Per fold, what the nested selection chose: ``{"params": {...}, "inner_accuracy": float | None,
+    #: "candidates": int, "inner_folds": int}``; empty when settings were fixed.
+    selected: list[dict[str, Any]] = field(default_factory=list)
+    #: Wall-clock seconds of the nested selection per fold (on top of ``train_seconds``).
+    select_seconds: list[float] = field(default_factory=list)
 
     @property
     def modality_text(self) -> str:
@@ -165,31 +175,6 @@ class SignificanceRow:
     mcnemar_c: int | None = None
     mcnemar_exact_p: float | None = None
     mcnemar_chi2_p: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LeakageAudit:
-    """What the pipeline checked about train/test separation.
-
-    Attributes
-    ----------
-    speaker_overlap
-        Per fold, the number of speakers present in both train and test
-        (must be 0 for a speaker-independent protocol).
-    fitted_on_test
-        Statements ``{"component": "TF-IDF", "fitted_on": "train fold"}``, one per
-        fitted component. Anything whose ``fitted_on`` does not start with
-        "train" (or say "nothing"/"stateless"/"pretrained") is flagged as a leak.
-    duplicate_clips_across_splits
-        Test samples whose file content hash also occurs in the training split.
-    notes
-        Free-text remarks, shown verbatim.
-    """
-
-    speaker_overlap: list[int]
-    fitted_on_test: list[dict[str, str]] = field(default_factory=list)
-    duplicate_clips_across_splits: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -916,12 +901,24 @@ def audit_findings(pr: ProtocolResults) -> tuple[list[str], list[str]]:
         )
     else:
         info.append(f"Speaker overlap between train and test: 0 in all {len(overlap)} folds.")
-    for stmt in audit.fitted_on_test:
-        comp, fitted = stmt.get("component", "?"), str(stmt.get("fitted_on", "?"))
-        if fitted.strip().lower().startswith(_SAFE_FIT):
-            info.append(f"{comp}: fitted on {fitted}.")
+    seq_bad = [(i + 1, n) for i, n in enumerate(audit.sequence_overlap) if n > 0]
+    if seq_bad:
+        where = ", ".join(f"fold {i}: {n}" for i, n in seq_bad)
+        leaks.append(f"LEAK: recording sequences with rows in both train and test ({where})")
+    elif audit.sequence_overlap:
+        info.append(f"Recording sequences split between train and test: 0 in all {len(overlap)} folds.")
+    for comp in audit.components:
+        if comp.leaked:
+            leaks.append(
+                f"LEAK: {comp.component} was fitted on {comp.test_rows_seen} test row(s) of its own fold"
+            )
+        elif comp.fits == 0:
+            info.append(f"{comp.component}: {comp.note or 'not fitted'}.")
         else:
-            leaks.append(f"LEAK: {comp} fitted on {fitted!r} (must be the training fold only)")
+            info.append(
+                f"{comp.component}: fitted {comp.fits} times on {comp.rows_fitted} rows in all, "
+                "0 of them test rows of the same fold (counted from the recorded ids)."
+            )
     if audit.duplicate_clips_across_splits > 0:
         leaks.append(
             f"LEAK: {audit.duplicate_clips_across_splits} clip(s) with identical content in both train "

@@ -1,0 +1,219 @@
+"""The one estimator contract every classifier of mmfer follows.
+
+Neural models (``rmlstm``, ``mlstm``, ``lstm``, ``rnn``, ``mlp``, ``transformer``
+and the RMLSTM ablations) and scikit-learn baselines (``logreg``, ``svm``,
+``majority``) are all registered in :data:`ESTIMATORS` and built with
+:func:`create_estimator`; every one of them takes the Fuser's output
+``x (N, T, F)``, ``mask (N, T)`` and exposes::
+
+    est = create_estimator("logreg", C=0.1)
+    est.fit(x, mask, y, num_classes=8, groups=speakers, ids=sample_ids)
+    proba = est.predict_proba(x_test, mask_test)  # (N_test, C)
+
+so the cross-validation loop (:func:`mmfer.pipeline.cross_validate`) and the
+nested selection (:mod:`mmfer.estimators.selection`) treat them alike. Each
+estimator declares a small search space (:attr:`Estimator.search_space`); the
+selection draws the same number of candidates from every one of them.
+
+``fit`` records the ids of the rows it was fitted on (:attr:`Estimator.fitted_on_`):
+the leakage audit checks them against the test ids of each fold.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from mmfer.errors import ConfigError, DataError
+from mmfer.registry import Registry
+
+__all__ = ["ESTIMATORS", "Estimator", "create_estimator", "list_estimators", "register_estimator"]
+
+#: Every classifier by name: neural models and scikit-learn baselines alike.
+ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("model")
+
+E = TypeVar("E", bound="Estimator")
+
+
+def register_estimator(name: str) -> Callable[[Callable[..., E]], Callable[..., E]]:
+    """Register an estimator factory (a class or a function returning an :class:`Estimator`)."""
+    return ESTIMATORS.register(name)
+
+
+def _ensure_registered() -> None:
+    # Importing the implementations registers them; done lazily to keep imports cheap.
+    import mmfer.estimators.linear
+    import mmfer.estimators.neural  # noqa: F401
+
+
+def list_estimators() -> list[str]:
+    """Names of every registered estimator, sorted."""
+    _ensure_registered()
+    return ESTIMATORS.names()
+
+
+def create_estimator(name: str, **params: Any) -> Estimator:
+    """Build the registered estimator ``name`` with ``params`` (unknown names -> ConfigError)."""
+    _ensure_registered()
+    return ESTIMATORS.get(name)(**params)
+
+
+class Estimator(ABC):
+    """``fit`` / ``predict_proba`` over fused sequences; parameters are plain keyword values.
+
+    Subclasses set :attr:`name`, :attr:`search_space` and implement
+    :meth:`default_params`, :meth:`_fit` and :meth:`_predict_proba`.
+
+    Attributes
+    ----------
+    params
+        Current hyper-parameters (a flat ``dict``).
+    num_classes_
+        ``C`` after ``fit``.
+    fitted_on_
+        Ids of the rows ``fit`` saw (empty if the caller gave none).
+    """
+
+    name: str = ""
+    #: Candidate values per hyper-parameter searched by the nested selection.
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        defaults = self.default_params()
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise ConfigError(
+                f"{self.name}: unknown parameter {unknown[0]!r}; valid: {', '.join(sorted(defaults))}"
+            )
+        self.params: dict[str, Any] = {**defaults, **params}
+        self.num_classes_: int = 0
+        self.fitted_on_: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------------ params
+
+    @abstractmethod
+    def default_params(self) -> dict[str, Any]:
+        """Every accepted parameter with its default value."""
+
+    def get_params(self) -> dict[str, Any]:
+        """A copy of the current parameters."""
+        return dict(self.params)
+
+    def clone(self, **params: Any) -> Estimator:
+        """An unfitted copy with ``params`` replaced."""
+        new = copy.copy(self)
+        new.__init__(**{**self.params, **params})  # type: ignore[misc]
+        return new
+
+    # ------------------------------------------------------------------ fit / predict
+
+    def fit(
+        self,
+        x: np.ndarray,
+        mask: np.ndarray,
+        y: np.ndarray,
+        *,
+        num_classes: int,
+        groups: np.ndarray | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> Estimator:
+        """Fit on fused rows.
+
+        Parameters
+        ----------
+        x
+            ``(N, T, F)`` float32 fused features.
+        mask
+            ``(N, T)`` bool, True = valid step.
+        y
+            ``(N,)`` int class indices in ``[0, num_classes)``.
+        num_classes
+            ``C`` (classes absent from ``y`` still get a column in ``predict_proba``).
+        groups
+            ``(N,)`` speaker (or sequence) of each row, for a validation split
+            that keeps groups whole; ``None`` = no grouping.
+        ids
+            ``(N,)`` sample ids, recorded in :attr:`fitted_on_` for the leakage audit.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        mask = np.asarray(mask, dtype=bool)
+        y = np.asarray(y, dtype=np.int64)
+        if x.ndim != 3 or mask.shape != x.shape[:2] or y.shape != (x.shape[0],):
+            raise DataError(
+                None,
+                f"{self.name}.fit: expected x (N, T, F), mask (N, T), y (N,); got "
+                f"{x.shape}, {mask.shape}, {y.shape}",
+            )
+        if len(y) == 0:
+            raise DataError(None, f"{self.name}.fit: no training rows")
+        if num_classes < 2 or y.min() < 0 or y.max() >= num_classes:
+            raise DataError(None, f"{self.name}.fit: labels must lie in [0, {num_classes}) with C >= 2")
+        self.num_classes_ = int(num_classes)
+        self.fitted_on_ = frozenset(str(i) for i in ids) if ids is not None else frozenset()
+        self._fit(x, mask, y, groups=None if groups is None else np.asarray(groups))
+        return self
+
+    def predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``(N, C)`` float class probabilities (rows sum to 1)."""
+        if self.num_classes_ == 0:
+            raise ConfigError(f"{self.name}: predict_proba before fit")
+        x = np.asarray(x, dtype=np.float32)
+        mask = np.asarray(mask, dtype=bool)
+        proba = np.asarray(self._predict_proba(x, mask), dtype=np.float64)  # (N, C)
+        if proba.shape != (x.shape[0], self.num_classes_):
+            raise DataError(None, f"{self.name}: predict_proba gave {proba.shape}")
+        return proba
+
+    def predict(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``(N,)`` most probable class index."""
+        return self.predict_proba(x, mask).argmax(axis=1)
+
+    @abstractmethod
+    def _fit(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None) -> None: ...
+
+    @abstractmethod
+    def _predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
+
+    # ------------------------------------------------------------------ persistence
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """``(arrays, json_meta)`` of a fitted estimator, for a safetensors checkpoint."""
+        raise ConfigError(f"{self.name}: saving a fitted model is not supported for this estimator")
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        """Inverse of :meth:`state` (on an estimator built with the same params)."""
+        raise ConfigError(f"{self.name}: loading a fitted model is not supported for this estimator")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
+        return f"{type(self).__name__}({self.name}: {shown})"
+
+
+def pool_time(x: np.ndarray, mask: np.ndarray, how: str = "meanstd") -> np.ndarray:
+    """Summarise a fused sequence over its valid steps, for models without a time axis.
+
+    Parameters
+    ----------
+    x
+        ``(N, T, F)``.
+    mask
+        ``(N, T)`` bool.
+    how
+        ``mean`` -> ``(N, F)``; ``meanstd`` -> ``(N, 2F)`` (std 0 for one-step rows);
+        ``flatten`` -> ``(N, T F)`` with padded steps zeroed.
+    """
+    m = mask[..., None].astype(np.float32)  # (N, T, 1)
+    if how == "flatten":
+        return (x * m).reshape(x.shape[0], -1)
+    n = np.maximum(m.sum(axis=1), 1.0)  # (N, 1)
+    mean = (x * m).sum(axis=1) / n  # (N, F)
+    if how == "mean":
+        return mean
+    if how == "meanstd":
+        var = (((x - mean[:, None, :]) ** 2) * m).sum(axis=1) / n  # (N, F)
+        return np.concatenate([mean, np.sqrt(var)], axis=1)
+    raise ConfigError(f"time_pool must be mean, meanstd or flatten; got {how!r}")

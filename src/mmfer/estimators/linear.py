@@ -1,0 +1,149 @@
+"""scikit-learn baselines behind the estimator contract: ``logreg``, ``svm``, ``majority``.
+
+They see the same fused features as the neural models; since they have no
+time axis, the sequence is summarised over its valid steps first
+(:func:`~mmfer.estimators.base.pool_time`, ``time_pool`` parameter), then
+standardised with statistics of the training rows only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from mmfer.estimators.base import Estimator, pool_time, register_estimator
+
+__all__ = ["LogRegEstimator", "MajorityEstimator", "SVMEstimator"]
+
+
+class _SklearnEstimator(Estimator):
+    """Pool over time -> standardise -> a scikit-learn classifier."""
+
+    _pipe: Pipeline | None = None
+    _classes: np.ndarray
+
+    def _make(self) -> Any:
+        raise NotImplementedError
+
+    def _fit(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None) -> None:
+        z = pool_time(x, mask, self.params["time_pool"])  # (N, F')
+        self._pipe = make_pipeline(StandardScaler(), self._make())
+        self._pipe.fit(z, y)
+        self._classes = np.asarray(self._pipe.classes_, dtype=np.int64)
+
+    def _predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        assert self._pipe is not None
+        p = self._pipe.predict_proba(pool_time(x, mask, self.params["time_pool"]))  # (N, C_seen)
+        out = np.zeros((x.shape[0], self.num_classes_))
+        out[:, self._classes] = p  # classes absent from training keep probability 0
+        return out
+
+
+@register_estimator("logreg")
+class LogRegEstimator(_SklearnEstimator):
+    """Multinomial logistic regression (L2, balanced class weights)."""
+
+    name = "logreg"
+    search_space: ClassVar[dict[str, list[Any]]] = {"C": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}
+
+    def default_params(self) -> dict[str, Any]:
+        return {"C": 0.1, "time_pool": "meanstd", "max_iter": 3000, "seed": 0}
+
+    def _make(self) -> Any:
+        p = self.params
+        return LogisticRegression(
+            C=p["C"], max_iter=p["max_iter"], class_weight="balanced", random_state=p["seed"]
+        )
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        assert self._pipe is not None
+        scaler, clf = self._pipe[0], self._pipe[-1]
+        arrays = {
+            "mean": scaler.mean_.astype(np.float64),
+            "scale": scaler.scale_.astype(np.float64),
+            "coef": clf.coef_.astype(np.float64),
+            "intercept": clf.intercept_.astype(np.float64),
+            "classes": self._classes,
+        }
+        return arrays, {"num_classes": self.num_classes_}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        scaler = StandardScaler()
+        scaler.mean_, scaler.scale_ = arrays["mean"], arrays["scale"]
+        scaler.var_ = arrays["scale"] ** 2
+        scaler.n_features_in_ = len(arrays["mean"])
+        clf = self._make()
+        clf.coef_, clf.intercept_ = arrays["coef"], arrays["intercept"]
+        clf.classes_ = np.asarray(arrays["classes"], dtype=np.int64)
+        clf.n_features_in_ = arrays["coef"].shape[1]
+        self._pipe = make_pipeline(scaler, clf)
+        self._classes = clf.classes_
+        self.num_classes_ = int(meta["num_classes"])
+        return self
+
+
+@register_estimator("svm")
+class SVMEstimator(_SklearnEstimator):
+    """RBF support-vector machine with Platt-scaled probabilities (balanced class weights)."""
+
+    name = "svm"
+    search_space: ClassVar[dict[str, list[Any]]] = {
+        "C": [0.3, 1.0, 3.0, 10.0, 30.0],
+        "gamma_scale": [0.3, 1.0, 3.0],
+    }
+
+    def default_params(self) -> dict[str, Any]:
+        # gamma = gamma_scale / (n_features * var) -- 1.0 is scikit-learn's "scale"
+        return {"C": 1.0, "gamma_scale": 1.0, "time_pool": "meanstd", "seed": 0}
+
+    def _make(self) -> Any:
+        svc = _ScaledGammaSVC(
+            C=self.params["C"], gamma_scale=self.params["gamma_scale"], class_weight="balanced"
+        )
+        # Platt scaling on internal folds of the training rows (what SVC(probability=True) did).
+        return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
+
+
+class _ScaledGammaSVC(SVC):
+    """SVC whose gamma is a multiple of scikit-learn's ``"scale"`` heuristic (set at fit time)."""
+
+    def __init__(self, *, gamma_scale: float = 1.0, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.gamma_scale = gamma_scale
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> _ScaledGammaSVC:
+        var = float(np.asarray(X).var()) or 1.0
+        self.gamma = self.gamma_scale / (X.shape[1] * var)
+        return super().fit(X, y, sample_weight)  # type: ignore[return-value]
+
+
+@register_estimator("majority")
+class MajorityEstimator(Estimator):
+    """Reference row: always the most frequent training class (probabilities = class priors)."""
+
+    name = "majority"
+    search_space: ClassVar[dict[str, list[Any]]] = {}
+
+    def default_params(self) -> dict[str, Any]:
+        return {}
+
+    def _fit(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None) -> None:
+        counts = np.bincount(y, minlength=self.num_classes_).astype(np.float64)
+        self._prior = counts / counts.sum()
+
+    def _predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.tile(self._prior, (x.shape[0], 1))
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"prior": self._prior}, {"num_classes": self.num_classes_}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        self._prior = np.asarray(arrays["prior"], dtype=np.float64)
+        self.num_classes_ = int(meta["num_classes"])
+        return self

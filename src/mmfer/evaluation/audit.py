@@ -1,0 +1,179 @@
+"""Leakage audit from instrumentation: what each fitted component was actually fitted on.
+
+Every component fitted inside the cross-validation loop (the Fuser's TF-IDF
+and standardisers, the estimator, and the same pieces inside the nested
+selection) records the ids of the rows it saw (:class:`FitRecord`). The audit
+intersects those ids with each fold's test ids, and counts speakers, recording
+sequences and identical files shared between train and test. Results are
+typed (:class:`ComponentFit`), not prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ComponentFit", "FitRecord", "LeakageAudit", "audit_folds"]
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """One fitted component of one outer fold and the row ids it was fitted on.
+
+    Attributes
+    ----------
+    fold
+        Outer fold index (0-based).
+    component
+        What was fitted, e.g. ``"fuser"``, ``"estimator"``, ``"inner fuser"``.
+    ids
+        Ids of the rows it saw while fitting.
+    """
+
+    fold: int
+    component: str
+    ids: frozenset[str]
+
+
+@dataclass
+class ComponentFit:
+    """Audit of one component over all folds.
+
+    Attributes
+    ----------
+    component
+        Name (as in :class:`FitRecord`), or a frozen/stateless part such as a
+        pretrained encoder.
+    fits
+        How many times it was fitted (0 = frozen or stateless).
+    rows_fitted
+        Total rows seen over those fits.
+    test_rows_seen
+        Test rows of the same outer fold among them (must be 0).
+    note
+        For frozen parts: what they are (e.g. "pretrained, frozen").
+    """
+
+    component: str
+    fits: int
+    rows_fitted: int
+    test_rows_seen: int
+    note: str = ""
+
+    @property
+    def leaked(self) -> bool:
+        return self.test_rows_seen > 0
+
+
+@dataclass
+class LeakageAudit:
+    """What was counted about train/test separation, per fold.
+
+    Attributes
+    ----------
+    speaker_overlap
+        Per fold, speakers present in both train and test (0 required by a
+        speaker-independent protocol).
+    components
+        One :class:`ComponentFit` per fitted (or frozen) component.
+    duplicate_clips_across_splits
+        Test samples whose file content hash also occurs in the training split.
+    sequence_overlap
+        Per fold, recording sequences with rows on both sides (empty when the
+        corpus has no sequence ids).
+    notes
+        Free-text remarks, shown verbatim.
+    """
+
+    speaker_overlap: list[int]
+    components: list[ComponentFit] = field(default_factory=list)
+    duplicate_clips_across_splits: int = 0
+    sequence_overlap: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def leaking_components(self) -> list[ComponentFit]:
+        return [c for c in self.components if c.leaked]
+
+
+def audit_folds(
+    table: pd.DataFrame,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    records: Iterable[FitRecord],
+    *,
+    hashes: Sequence[str | None] | None = None,
+    frozen: Sequence[tuple[str, str]] = (),
+) -> LeakageAudit:
+    """Count, per fold, shared speakers / sequences / identical files and test rows fitted on.
+
+    Parameters
+    ----------
+    table
+        Sample table (``id``, ``speaker``, optional ``sequence``).
+    splits
+        Outer ``(train_idx, test_idx)`` positional indices per fold.
+    records
+        What each component was fitted on (:class:`FitRecord`), any fold.
+    hashes
+        Per-row content hash of the media file (``None`` = unknown) for the
+        duplicate-clip count; ``None`` skips that check (said in ``notes``).
+    frozen
+        ``(component, note)`` of parts that are not fitted at all (pretrained
+        encoders, stateless MFCC), listed for completeness.
+    """
+    from mmfer.data.splits import sequence_groups
+
+    spk = table["speaker"].astype(str).to_numpy()
+    ids = table["id"].astype(str).to_numpy()
+    seqs = sequence_groups(table)
+    test_ids = [set(ids[te]) for _, te in splits]
+    overlap = [len(set(spk[tr]) & set(spk[te])) for tr, te in splits]
+    seq_overlap = [] if seqs is None else [len(set(seqs[tr]) & set(seqs[te])) for tr, te in splits]
+    dups = 0
+    if hashes is not None:
+        for tr, te in splits:
+            tr_h = {hashes[i] for i in tr if hashes[i]}
+            dups += sum(1 for i in te if hashes[i] and hashes[i] in tr_h)
+    by_comp: dict[str, ComponentFit] = {}
+    for r in records:
+        c = by_comp.setdefault(r.component, ComponentFit(r.component, 0, 0, 0))
+        c.fits += 1
+        c.rows_fitted += len(r.ids)
+        c.test_rows_seen += len(r.ids & test_ids[r.fold])
+    comps = list(by_comp.values()) + [ComponentFit(name, 0, 0, 0, note) for name, note in frozen]
+    return LeakageAudit(
+        speaker_overlap=overlap,
+        components=comps,
+        duplicate_clips_across_splits=dups,
+        sequence_overlap=seq_overlap,
+        notes=[] if hashes is not None else ["duplicate-clip check skipped (no media hashes)"],
+    )
+
+
+def merge_audits(audits: Sequence[LeakageAudit]) -> LeakageAudit | None:
+    """One audit for several runs over the same folds: fit counts summed per component,
+    the worst per-fold overlaps kept."""
+    if not audits:
+        return None
+    first = audits[0]
+    comps: dict[str, ComponentFit] = {}
+    for a in audits:
+        for c in a.components:
+            m = comps.setdefault(c.component, ComponentFit(c.component, 0, 0, 0, c.note))
+            m.fits += c.fits
+            m.rows_fitted += c.rows_fitted
+            m.test_rows_seen += c.test_rows_seen
+
+    def worst(lists: list[list[int]]) -> list[int]:
+        return [max(v) for v in zip(*lists, strict=True)] if lists and lists[0] else []
+
+    return LeakageAudit(
+        speaker_overlap=worst([a.speaker_overlap for a in audits]),
+        components=list(comps.values()),
+        duplicate_clips_across_splits=max(a.duplicate_clips_across_splits for a in audits),
+        sequence_overlap=worst([a.sequence_overlap for a in audits]),
+        notes=list(dict.fromkeys(n for a in audits for n in a.notes)),
+    )

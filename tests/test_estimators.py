@@ -1,0 +1,233 @@
+"""One estimator contract for every classifier, nested selection, and the instrumented leakage audit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmfer.config import ExperimentConfig, FusionConfig, ModelConfig, TrainConfig
+from mmfer.errors import ConfigError
+from mmfer.estimators import create_estimator, list_estimators
+from mmfer.estimators.selection import candidate_grid, select
+from mmfer.features.extract import SampleFeatures
+
+ALL = list_estimators()
+FAST = {
+    "epochs": 3,
+    "hidden_size": 8,
+    "input_proj": 0,
+    "mogrify_rounds": 2,
+    "num_layers": 1,
+    "ff_size": 16,
+    "num_heads": 2,
+    "patience": 0,
+    "threads": 1,
+}
+
+
+def _est(name: str, **params: object):
+    est = create_estimator(name)
+    fast = {k: v for k, v in FAST.items() if k in est.params}
+    return est.clone(**{**fast, **params})
+
+
+def _data(seed: int = 0, n: int = 60, classes: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.normal(size=(n, 4, 6)).astype(np.float32)  # (N, T, F)
+    x[:, :, 0] += 2.0 * y[:, None]  # a learnable signal
+    mask = np.ones((n, 4), dtype=bool)
+    mask[::5, 3] = False  # some padded steps
+    return x, mask, y
+
+
+def test_every_model_family_is_registered() -> None:
+    assert {"rmlstm", "mlstm", "lstm", "rnn", "mlp", "transformer", "logreg", "svm", "majority"} <= set(ALL)
+    assert {"rmlstm_gate", "rmlstm_layers", "rmlstm_hfirst"} <= set(ALL)
+    with pytest.raises(ConfigError, match="unknown model 'nope'.*logreg"):
+        create_estimator("nope")
+    with pytest.raises(ConfigError, match="unknown parameter 'bogus'"):
+        create_estimator("logreg", bogus=1)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_contract(name: str) -> None:
+    x, mask, y = _data()
+    ids = [f"r{i}" for i in range(len(y))]
+    est = _est(name).fit(x, mask, y, num_classes=4, groups=np.arange(len(y)) % 5, ids=ids)
+    proba = est.predict_proba(x[:7], mask[:7])
+    assert proba.shape == (7, 4)  # class 3 never seen: still a column
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(proba[:, 3] <= proba.max(axis=1))
+    assert est.fitted_on_ == frozenset(ids)
+    # same params + same data -> same predictions (seeded)
+    again = _est(name).fit(x, mask, y, num_classes=4, groups=np.arange(len(y)) % 5)
+    np.testing.assert_allclose(again.predict_proba(x[:7], mask[:7]), proba, atol=1e-6)
+    # clone is unfitted and independent
+    c = est.clone()
+    assert c.params == est.params and c.num_classes_ == 0
+    with pytest.raises(ConfigError, match="before fit"):
+        c.predict_proba(x, mask)
+
+
+@pytest.mark.parametrize("name", ["logreg", "svm", "mlp", "rmlstm"])
+def test_learns_the_signal(name: str) -> None:
+    x, mask, y = _data(n=90)
+    est = _est(name, **({"epochs": 30, "lr": 0.01} if name in ("mlp", "rmlstm") else {}))
+    est.fit(x[:60], mask[:60], y[:60], num_classes=3)
+    assert (est.predict(x[60:], mask[60:]) == y[60:]).mean() > 0.6  # chance is 1/3
+
+
+def test_majority_predicts_the_training_prior() -> None:
+    x, mask, _ = _data(n=10)
+    y = np.array([0, 1, 1, 1, 2, 1, 1, 0, 1, 2])
+    est = create_estimator("majority").fit(x, mask, y, num_classes=3)
+    assert (est.predict(x, mask) == 1).all()
+    np.testing.assert_allclose(est.predict_proba(x[:1], mask[:1])[0], [0.2, 0.6, 0.2])
+
+
+def test_candidate_grid_gives_every_model_the_same_budget() -> None:
+    for name in ALL:
+        space = create_estimator(name).search_space
+        n = len(candidate_grid(space, 4, seed=0))
+        assert n == (1 if not space else 4), name
+    one = candidate_grid({"C": [1, 2, 3, 4, 5, 6, 7, 8]}, 4)
+    assert [c["C"] for c in one] == [1, 3, 6, 8]  # spread over the sorted values
+    assert candidate_grid({"a": [1, 2], "b": [3, 4, 5]}, 4, seed=1) == candidate_grid(
+        {"a": [1, 2], "b": [3, 4, 5]}, 4, seed=1
+    )
+    sel = select([{"C": 1}, {"C": 2}, {"C": 3}], lambda p: -abs(p["C"] - 2))
+    assert sel.params == {"C": 2} and sel.scores == [-1, 0, -1]
+
+
+# --------------------------------------------------------------------------- nested CV end to end
+
+
+def _corpus(
+    n_speakers: int = 6, per: int = 12, seed: int = 0
+) -> tuple[pd.DataFrame, dict[str, SampleFeatures]]:
+    rng = np.random.default_rng(seed)
+    emotions = ["angry", "happy", "sad"]
+    rows, feats = [], {}
+    for s in range(n_speakers):
+        offset = rng.normal(size=5)  # a speaker-specific shift (what speaker norm would remove)
+        for k in range(per):
+            emo = emotions[k % 3]
+            sid = f"spk{s}_{k}"
+            frames = rng.normal(size=(int(rng.integers(6, 20)), 5)) + offset
+            frames[:, 0] += 2.5 * emotions.index(emo)
+            rows.append({"id": sid, "speaker": f"spk{s}", "emotion": emo})
+            feats[sid] = SampleFeatures(audio=frames.astype(np.float32))
+    return pd.DataFrame(rows), feats
+
+
+def _cfg(**evals: object) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    cfg.fusion = FusionConfig(modalities=["audio"], steps=2)
+    cfg.model = ModelConfig(hidden_size=8, num_layers=1, mogrify_rounds=2)
+    cfg.train = TrainConfig(epochs=3, patience=0, progress=False, threads=1)
+    cfg.eval = replace(cfg.eval, protocol="group_kfold", folds=3, inner_folds=2, select_budget=3, **evals)
+    return cfg
+
+
+def test_nested_selection_never_reads_outer_test_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fit and every inner scoring sees only the outer training rows of its fold."""
+    import mmfer.pipeline as pl
+    from mmfer.data.splits import make_splits
+
+    table, feats = _corpus()
+    cfg = _cfg()
+    splits = make_splits(table, "group_kfold", 3, cfg.eval.seed)
+    seen: list[tuple[str, set[int]]] = []
+    orig_fit, orig_acc = pl.fit_rows, pl.accuracy_on
+
+    def spy_fit(table_, feats_, rows, **kw):  # type: ignore[no-untyped-def]
+        seen.append(("fit " + kw.get("stage", ""), set(np.asarray(rows).tolist())))
+        return orig_fit(table_, feats_, rows, **kw)
+
+    def spy_acc(rec, table_, feats_, rows):  # type: ignore[no-untyped-def]
+        seen.append(("score inner", set(np.asarray(rows).tolist())))
+        return orig_acc(rec, table_, feats_, rows)
+
+    monkeypatch.setattr(pl, "fit_rows", spy_fit)
+    monkeypatch.setattr(pl, "accuracy_on", spy_acc)
+    run, audit = pl.cross_validate(table, feats, cfg, model_name="logreg", modalities=["audio"])
+    # 3 candidates x 2 inner folds x (fit + score) + 1 outer fit, per outer fold
+    assert len(seen) == 3 * (3 * 2 * 2 + 1)
+    per_fold = len(seen) // 3
+    for k, (tr, te) in enumerate(splits):
+        for what, rows in seen[k * per_fold : (k + 1) * per_fold]:
+            assert rows <= set(tr.tolist()), what
+            assert not rows & set(te.tolist()), what
+    assert len(run.selected) == 3 and all(s["candidates"] == 3 for s in run.selected)
+    assert all(s["params"]["C"] in create_estimator("logreg").search_space["C"] for s in run.selected)
+    assert audit.leaking_components == [] and audit.speaker_overlap == [0, 0, 0]
+    assert {c.component for c in audit.components if c.fits} >= {
+        "fuser (TF-IDF, standardisers)",
+        "inner fuser (TF-IDF, standardisers)",
+        "estimator logreg",
+        "inner estimator logreg",
+    }
+    assert run.speakers and len(run.speakers) == len(run.y_true)
+
+
+def test_a_planted_leak_is_caught_by_the_audit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner splits that slip one outer test row into fitting: the audit names the components."""
+    import mmfer.data.splits as sp
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    cfg = _cfg()
+    outer = sp.make_splits(table, "group_kfold", 3, cfg.eval.seed)
+    orig = sp.inner_splits
+
+    def leaky(table_, train_idx, **kw):  # type: ignore[no-untyped-def]
+        parts = orig(table_, train_idx, **kw)
+        te = next(te for tr, te in outer if np.array_equal(tr, train_idx))
+        return [(np.append(itr, te[0]), iva) for itr, iva in parts]
+
+    monkeypatch.setattr(sp, "inner_splits", leaky)
+    _, audit = pl.cross_validate(table, feats, cfg, model_name="logreg", modalities=["audio"])
+    leaked = {c.component: c.test_rows_seen for c in audit.leaking_components}
+    assert leaked == {"inner fuser (TF-IDF, standardisers)": 18, "inner estimator logreg": 18}
+    from mmfer.evaluation.report import ProtocolResults, audit_findings
+
+    leaks, _ = audit_findings(ProtocolResults("group_kfold", [], leakage=audit, speaker_independent=True))
+    assert any("inner estimator logreg was fitted on 18 test row" in s for s in leaks)
+
+
+def test_fixed_settings_when_selection_is_off() -> None:
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    run, _ = pl.cross_validate(table, feats, _cfg(select=False), model_name="mlp", modalities=["audio"])
+    assert run.selected == [] and len(run.fold_metrics) == 3
+
+
+def test_recognizer_round_trip_for_a_linear_estimator(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    cfg = _cfg()
+    out = pl.fit_recognizer(
+        table,
+        feats,
+        np.arange(len(table)),
+        labels=["angry", "happy", "sad"],
+        model_cfg=ModelConfig(name="logreg"),
+        fusion_cfg=cfg.fusion,
+        text_cfg=cfg.features.text,
+        train_cfg=cfg.train,
+        features_cfg=cfg.features,
+        params={"C": 0.3},
+    )
+    path = out.recognizer.save(tmp_path / "m.safetensors")
+    back = pl.Recognizer.load(path)
+    sample = [feats[i] for i in table["id"][:9]]
+    np.testing.assert_allclose(back.predict_proba(sample), out.recognizer.predict_proba(sample), atol=1e-6)
+    assert back.estimator.name == "logreg" and back.estimator.params["C"] == 0.3
+    with pytest.raises(ConfigError, match="not a neural network"):
+        _ = back.model
