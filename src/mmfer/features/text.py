@@ -79,6 +79,25 @@ def clean_text(text: str, *, lowercase: bool = True, remove_stop_words: bool = T
     return " ".join(tokens)
 
 
+def text_representation(cfg: TextConfig) -> str:
+    """The text block ``cfg`` asks for: ``tfidf``, ``embedding`` or ``both``.
+
+    ``auto`` is normally resolved by ``FeatureConfig.profile``; a TextConfig
+    used on its own (or saved before the option existed) reads it as ``tfidf``.
+    """
+    return "tfidf" if cfg.representation == "auto" else cfg.representation
+
+
+def uses_tfidf(cfg: TextConfig) -> bool:
+    """Whether the text block holds TF-IDF weights of the cleaned transcript."""
+    return text_representation(cfg) in ("tfidf", "both")
+
+
+def uses_embedding(cfg: TextConfig) -> bool:
+    """Whether the text block holds the sentence embedding of the raw transcript."""
+    return text_representation(cfg) in ("embedding", "both")
+
+
 def read_transcript(path: str | Path) -> str:
     """Read a UTF-8 transcript file (a byte-order mark is accepted and dropped).
 
@@ -275,3 +294,100 @@ class TextTfidf:
         obj._set_vocabulary(vocab, idf)
         obj.n_docs_ = int(state.get("n_docs", 0))
         return obj
+
+
+# --------------------------------------------------------------------------- text block of the fusion
+
+
+def fit_text_block(feats: list[Any], cfg: TextConfig) -> tuple[TextTfidf | None, int]:
+    """Fit what the text block needs on training samples: TF-IDF (if used) and the block's width.
+
+    Parameters
+    ----------
+    feats
+        Training samples (``SampleFeatures``: ``text`` cleaned string, ``text_emb`` ``(D_t,)``).
+    cfg
+        ``representation`` picks ``tfidf`` ``(V,)``, ``embedding`` ``(D_t,)`` or ``both`` ``(V + D_t,)``.
+
+    Returns
+    -------
+    tuple
+        The fitted :class:`TextTfidf` (``None`` for ``embedding``) and the block width.
+
+    Raises
+    ------
+    ConfigError
+        No training sample has a transcript, or (embedding) none has an embedding
+        (the features were extracted with another ``text.representation``).
+    """
+    from mmfer.errors import ConfigError
+
+    width = 0
+    tfidf = None
+    if uses_tfidf(cfg):
+        docs = [f.text for f in feats if f.text is not None]
+        if not docs:
+            raise ConfigError("modality 'text' requested but no training sample has a transcript")
+        tfidf = TextTfidf(cfg).fit(docs)
+        width += tfidf.dim
+    if uses_embedding(cfg):
+        embs = [e for f in feats if (e := getattr(f, "text_emb", None)) is not None]
+        if not embs:
+            raise ConfigError(
+                f"text.representation={cfg.representation} but no training sample has a sentence "
+                "embedding: extract the features with this text.representation (the cache keeps both)"
+            )
+        width += int(np.asarray(embs[0]).shape[-1])
+    return tfidf, width
+
+
+def text_block(
+    feats: list[Any], cfg: TextConfig, tfidf: TextTfidf | None, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Text block rows of samples, and which samples have text.
+
+    TF-IDF rows and embeddings both have unit L2 norm; with ``both`` each half
+    is scaled by ``1/sqrt(2)`` so the concatenated row keeps unit norm (the same
+    weight in the fused vector as either alone).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``rows (N, width)`` float32 (zero for a sample without text) and
+        ``present (N,)`` bool: ``text`` for TF-IDF, ``text_emb`` for an
+        embedding, either for ``both``.
+
+    Raises
+    ------
+    mmfer.errors.MmferError
+        An embedding's width does not match the fitted one (another sentence model).
+    """
+    from mmfer.errors import MmferError
+
+    n = len(feats)
+    rows = np.zeros((n, width), dtype=np.float32)  # (N, width)
+    present = np.zeros(n, dtype=bool)  # (N,)
+    col = 0
+    scale = np.float32(1 / np.sqrt(2)) if uses_tfidf(cfg) and uses_embedding(cfg) else np.float32(1)
+    if uses_tfidf(cfg):
+        assert tfidf is not None
+        has = np.array([f.text is not None for f in feats], dtype=bool)  # (N,)
+        tf = tfidf.transform([f.text or "" for f in feats])  # (N, V)
+        rows[has, : tfidf.dim] = tf[has] * scale
+        present |= has
+        col = tfidf.dim
+    if uses_embedding(cfg):
+        d = width - col
+        for i, f in enumerate(feats):
+            e = getattr(f, "text_emb", None)
+            if e is None:
+                continue
+            e = np.asarray(e, dtype=np.float32).reshape(-1)  # (D_t,)
+            if e.shape[0] != d:
+                raise MmferError(
+                    f"text embedding of width {e.shape[0]} does not match the fitted width {d}"
+                    " (extracted with another text.embedding_model?)"
+                )
+            rows[i, col:] = e * scale
+            present[i] = True
+    return rows, present

@@ -149,16 +149,13 @@ class Fuser:
         ConfigError
             A requested modality is absent from every training sample.
         """
-        from mmfer.features.text import TextTfidf
+        from mmfer.features.text import fit_text_block
 
         dims: dict[str, int] = {}
         for m in self.modalities:
             if m == "text":
-                docs = [f.text for f in feats if f.text is not None]
-                if not docs:
-                    raise ConfigError("modality 'text' requested but no training sample has a transcript")
-                self.tfidf_ = TextTfidf(self.text_cfg).fit(docs)
-                dims["text"] = len(self.tfidf_.vocabulary_)
+                # TF-IDF and/or sentence embedding (text.representation)
+                self.tfidf_, dims["text"] = fit_text_block(feats, self.text_cfg)
                 continue
             arrays = [getattr(f, m) for f in feats if getattr(f, m) is not None]
             if not arrays:
@@ -181,19 +178,21 @@ class Fuser:
         n, t = len(feats), self.cfg.steps
         x = np.zeros((n, t, self.n_features), dtype=np.float32)  # (N, T, F)
         present = np.zeros((n, len(MODALITIES)), dtype=bool)  # (N, 3)
-        text_rows = None
+        text_rows = text_present = None
         if "text" in self.dims_:
-            docs = [f.text or "" for f in feats]
-            text_rows = self.tfidf_.transform(docs)  # (N, V)
+            from mmfer.features.text import text_block
+
+            # (N, D_text) TF-IDF and/or embedding rows, (N,) which samples have text
+            text_rows, text_present = text_block(feats, self.text_cfg, self.tfidf_, self.dims_["text"])
         col = 0
         for m in self.modalities:
             d = self.dims_[m]
             mi = MODALITIES.index(m)
             for i, f in enumerate(feats):
                 if m == "text":
-                    if f.text is None:
+                    assert text_rows is not None and text_present is not None
+                    if not text_present[i]:
                         continue
-                    assert text_rows is not None
                     x[i, :, col : col + d] = text_rows[i]  # broadcast over T
                 else:
                     a = getattr(f, m)
