@@ -47,7 +47,7 @@ def _data(seed: int = 0, n: int = 60, classes: int = 3) -> tuple[np.ndarray, np.
 def test_every_model_family_is_registered() -> None:
     assert {"rmlstm", "mlstm", "lstm", "rnn", "mlp", "transformer", "logreg", "svm", "majority"} <= set(ALL)
     assert {"rmlstm_gate", "rmlstm_layers", "rmlstm_hfirst"} <= set(ALL)
-    with pytest.raises(ConfigError, match="unknown model 'nope'.*logreg"):
+    with pytest.raises(ConfigError, match=r"unknown model 'nope'.*logreg"):
         create_estimator("nope")
     with pytest.raises(ConfigError, match="unknown parameter 'bogus'"):
         create_estimator("logreg", bogus=1)

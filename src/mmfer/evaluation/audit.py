@@ -158,7 +158,6 @@ def merge_audits(audits: Sequence[LeakageAudit]) -> LeakageAudit | None:
     the worst per-fold overlaps kept."""
     if not audits:
         return None
-    first = audits[0]
     comps: dict[str, ComponentFit] = {}
     for a in audits:
         for c in a.components:
