@@ -89,17 +89,33 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
+#: Above this an average frame rate is a broken header (every packet stamped 0), not a camera.
+_MAX_PLAUSIBLE_FPS = 240.0
+
+
 def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    """Stream duration in seconds from the header, or ``None`` when not stored (some avi/flv/mkv)."""
+    """Stream duration in seconds from the header, or ``None`` when not stored (some avi/flv/mkv).
+
+    A stream duration far shorter than its frame count at the nominal rate (a file whose
+    packets are all stamped 0 says it lasts one frame) gives way to ``frames * period``.
+    """
+    period = _frame_period(stream)
+    d = None
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
+        d = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        d = container.duration / av.time_base
+    if stream.frames and period > 0 and (d is None or d < 0.5 * stream.frames * period):
+        d = stream.frames * period
+    return d
 
 
 def _frame_period(stream: av.video.stream.VideoStream) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if rate and float(rate) > _MAX_PLAUSIBLE_FPS and stream.guessed_rate:
+        # average_rate = frames / stream duration, absurd when the duration header is broken;
+        # guessed_rate comes from the codec's own frame rate.
+        rate = stream.guessed_rate
     return 1.0 / float(rate) if rate else 0.0
 
 
@@ -122,6 +138,7 @@ class _VideoDecoder:
         self.duration = _duration(self.container, self.stream)
         self.decoded = 0
         self.last_time: float | None = None
+        self.restamped = 0  # frames whose timestamp did not increase (rebuilt from the frame rate)
         self.exhausted = False
         self.broken: str | None = None
 
@@ -138,6 +155,12 @@ class _VideoDecoder:
                 t = frame.time
                 if t is None:  # no pts (raw streams): fall back to the nominal frame rate
                     t = self.decoded * self.period
+                elif self.last_time is not None and t <= self.last_time and self.period > 0:
+                    # Frames come out in presentation order, so a repeated/decreasing time is a
+                    # broken stamp (e.g. every packet at 0): without this the whole clip would
+                    # collapse onto its first frame.
+                    t = self.last_time + self.period
+                    self.restamped += 1
                 self.decoded += 1
                 self.last_time = float(t)
                 yield float(t), frame
@@ -177,6 +200,13 @@ def _pick(
 def _warn_partial(dec: _VideoDecoder) -> None:
     """Warn once when decoding broke part-way or the stream ended well before its header said."""
     last_t = dec.last_time or 0.0
+    if dec.restamped:
+        logger.warning(
+            "%s: %d frame timestamps did not increase (broken stamps); frames timed at the nominal %.3f fps",
+            dec.path,
+            dec.restamped,
+            1 / dec.period,
+        )
     if dec.broken is not None:
         logger.warning(
             "%s: video is truncated or corrupt (%s) after %d decoded frames (%.2f s); using the frames "
