@@ -84,7 +84,8 @@ def _scan(folder: Path, suffixes: tuple[str, ...], skipped: Skipped) -> dict[str
             continue
         parts, why = parse_name(path.stem)
         if parts is None:
-            skipped.add(path, why.split(" (")[0], why)
+            kind = "not a CREMA-D name" if why.startswith("not a") else "unknown CREMA-D code"
+            skipped.add(path, kind, why.removeprefix("not a CREMA-D name (").removesuffix(")"))
             continue
         stem = "_".join(parts[k] for k in ("actor", "sentence", "emotion", "level"))
         if stem in found:
