@@ -89,6 +89,7 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
+_restamp_warned = False
 #: Above this an average frame rate is a broken header (every packet stamped 0), not a camera.
 _MAX_PLAUSIBLE_FPS = 240.0
 
@@ -201,12 +202,17 @@ def _warn_partial(dec: _VideoDecoder) -> None:
     """Warn once when decoding broke part-way or the stream ended well before its header said."""
     last_t = dec.last_time or 0.0
     if dec.restamped:
-        logger.warning(
-            "%s: %d frame timestamps did not increase (broken stamps); frames timed at the nominal %.3f fps",
+        global _restamp_warned
+        # Handled correctly, and a re-encoded corpus has it in every file: warn once per process.
+        logger.log(
+            logging.DEBUG if _restamp_warned else logging.WARNING,
+            "%s: %d frame timestamps did not increase (broken stamps); frames timed at the nominal "
+            "%.3f fps (further files with this are logged at DEBUG)",
             dec.path,
             dec.restamped,
             1 / dec.period,
         )
+        _restamp_warned = True
     if dec.broken is not None:
         logger.warning(
             "%s: video is truncated or corrupt (%s) after %d decoded frames (%.2f s); using the frames "
