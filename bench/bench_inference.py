@@ -52,14 +52,14 @@ def _time(fn: Callable[[], Any], runs: int, warmup: int = 1) -> list[float]:
 
 def train_synthetic(work: Path) -> tuple[Path, Any]:
     """Generate a small synthetic corpus and fit an RMLSTM on face + audio + text; return (ckpt, table)."""
-    from mmfer.config import FeatureConfig, FusionConfig, ModelConfig, TrainConfig
+    from mmfer.config import AudioConfig, FeatureConfig, FusionConfig, ModelConfig, TrainConfig
     from mmfer.data.synthetic import load_synthetic
     from mmfer.emotions import label_order
     from mmfer.pipeline import extract, fit_recognizer
 
     t0 = time.perf_counter()
     table = load_synthetic(work / "corpus", speakers=2, clips_per_emotion=1, seconds=3.0)
-    fcfg = FeatureConfig()
+    fcfg = FeatureConfig(audio=AudioConfig(extractor="mfcc"))  # this bench times the MFCC path
     feats = extract(table, fcfg, work / "cache", ["face", "audio", "text"], progress=False)
     labels = label_order(set(table["emotion"]))
     out = fit_recognizer(

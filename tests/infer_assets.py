@@ -102,7 +102,7 @@ def build_assets(root: Path) -> Assets:
             )
     table = pd.DataFrame(records).reindex(columns=list(COLUMNS)).astype(object)
     table = table.where(table.notna(), None)
-    fcfg = FeatureConfig(audio=AudioConfig(n_mfcc=13, n_mels=26))
+    fcfg = FeatureConfig(audio=AudioConfig(extractor="mfcc", n_mfcc=13, n_mels=26))
     feats = extract(table, fcfg, root / "cache", ["audio", "text"], progress=False)
     labels = list(CLASSES)
     out = fit_recognizer(

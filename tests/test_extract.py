@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from mmfer.config import FaceConfig, FeatureConfig
+from mmfer.config import AudioConfig, FaceConfig, FeatureConfig
 from mmfer.data.table import make_table, write_table
 from mmfer.errors import FeatureError, ModalityMissing
 from mmfer.features import extract
@@ -30,6 +30,12 @@ from mmfer.features.text import clean_text
 SR = 16000
 EMOTIONS = ("happy", "sad", "angry")
 SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door!", "Happy days, again?")
+
+
+def mfcc_audio() -> AudioConfig:
+    """MFCC audio: these tests check the runner's mechanics on a fast, exact extractor
+    (the default profile's Whisper extractor has its own tests in test_whisper.py)."""
+    return AudioConfig(extractor="mfcc")
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +110,7 @@ AUDIO_TEXT = ("audio", "text")
 
 def test_features_are_cached_and_reused(tmp_path: Path, calls: list[tuple[str, str]]) -> None:
     table = clip_table(tmp_path / "data", 4)
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(audio=mfcc_audio())
     first = extract_features(table, cfg, tmp_path / "cache", modalities=AUDIO_TEXT, progress=False)
     # Texts 0 and 3 are the same sentence: one cache entry, computed once.
     assert len(calls) == 4 + 3
@@ -146,7 +152,7 @@ def test_bad_files_are_masked_and_cached(tmp_path: Path, calls: list[tuple[str, 
         s05={"transcript": "The, and... of!"},
         s06={"transcript": str(data / "good.txt")},
     )
-    feats = extract_features(table, FeatureConfig(), tmp_path / "cache", progress=False)
+    feats = extract_features(table, FeatureConfig(audio=mfcc_audio()), tmp_path / "cache", progress=False)
     issues = {sid: f.issues for sid, f in feats.items() if f.issues}
     assert set(issues) == {"s01", "s02", "s03", "s04", "s05"}
     assert "cannot decode audio" in issues["s01"]["audio"] and "garbage.wav" in issues["s01"]["audio"]
@@ -162,13 +168,15 @@ def test_bad_files_are_masked_and_cached(tmp_path: Path, calls: list[tuple[str, 
     assert summarise_issues(feats) == {"face": 0, "audio": 3, "text": 2, "samples": 5}
 
     calls.clear()
-    again = extract_features(table, FeatureConfig(), tmp_path / "cache", progress=False)
+    again = extract_features(table, FeatureConfig(audio=mfcc_audio()), tmp_path / "cache", progress=False)
     assert calls == []  # failures are cached too: the bad files are not decoded again
     assert_same(feats, again)
 
     # strict: the (cached) failure is raised instead of masked.
     with pytest.raises(FeatureError) as ei:
-        extract_features(table, FeatureConfig(strict=True), tmp_path / "cache", progress=False)
+        extract_features(
+            table, FeatureConfig(audio=mfcc_audio(), strict=True), tmp_path / "cache", progress=False
+        )
     assert ei.value.path is not None
 
 
@@ -178,7 +186,9 @@ def test_strict_raises_on_first_bad_file(tmp_path: Path) -> None:
     (data / "broken.wav").write_bytes(b"RIFF\x00\x00junk")
     table = clip_table(data, 3, s01={"audio": str(data / "broken.wav")})
     with pytest.raises(FeatureError, match=r"broken\.wav: cannot decode audio") as ei:
-        extract_features(table, FeatureConfig(strict=True), tmp_path / "cache", progress=False)
+        extract_features(
+            table, FeatureConfig(audio=mfcc_audio(), strict=True), tmp_path / "cache", progress=False
+        )
     assert not isinstance(ei.value, ModalityMissing)
 
 
@@ -191,14 +201,14 @@ def test_unexpected_errors_are_masked_but_not_cached(tmp_path: Path, monkeypatch
 
     before_compute(monkeypatch, boom)
     feats = extract_features(
-        table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
+        table, FeatureConfig(audio=mfcc_audio()), tmp_path / "cache", modalities=("audio",), progress=False
     )
     assert feats["s01"].audio is None
     assert "unexpected RuntimeError: decoder exploded" in feats["s01"].issues["audio"]
     seen: list[str] = []
     before_compute(monkeypatch, lambda u: seen.append(u.sample_id))
     retry = extract_features(
-        table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
+        table, FeatureConfig(audio=mfcc_audio()), tmp_path / "cache", modalities=("audio",), progress=False
     )
     assert seen == ["s01"] and retry["s01"].audio is not None and retry["s01"].issues == {}
 
@@ -261,7 +271,7 @@ def test_face_sources_video_frames_image(tmp_path: Path, fake_face: type[FakeFac
         s02={"image": str(data / "still.png")},
         s03={"image": str(data / "noface.png")},
     )
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(audio=mfcc_audio())
     feats = extract_features(table, cfg, tmp_path / "cache", modalities=("face",), progress=False)
     assert sorted(fake_face.calls) == [
         ("frames", "clip_frames"),
@@ -287,7 +297,11 @@ def test_face_sources_video_frames_image(tmp_path: Path, fake_face: type[FakeFac
 def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = clip_table(tmp_path / "data", 6)
     one = extract_features(
-        table, FeatureConfig(workers=1), tmp_path / "c1", modalities=AUDIO_TEXT, progress=False
+        table,
+        FeatureConfig(audio=mfcc_audio(), workers=1),
+        tmp_path / "c1",
+        modalities=AUDIO_TEXT,
+        progress=False,
     )
     pids = tmp_path / "pids.txt"
 
@@ -297,7 +311,11 @@ def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest
 
     before_compute(monkeypatch, log_pid)
     two = extract_features(
-        table, FeatureConfig(workers=2), tmp_path / "c2", modalities=AUDIO_TEXT, progress=False
+        table,
+        FeatureConfig(audio=mfcc_audio(), workers=2),
+        tmp_path / "c2",
+        modalities=AUDIO_TEXT,
+        progress=False,
     )
     assert_same(one, two)
     rows = [line.split() for line in pids.read_text().splitlines()]
@@ -309,7 +327,7 @@ def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest
 _KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-from mmfer.config import FeatureConfig
+from mmfer.config import AudioConfig, FeatureConfig
 from mmfer.data.table import read_table
 from mmfer.features import extract
 import mmfer.io
@@ -351,7 +369,8 @@ def replace_or_die(src, dst):
 extract._Extractors.compute = compute_then_maybe_die
 mmfer.io.os.replace = replace_or_die
 extract.extract_features(
-    read_table(table_csv), FeatureConfig(), cache_dir, modalities=("audio",), progress=False
+    read_table(table_csv), FeatureConfig(audio=AudioConfig(extractor="mfcc")), cache_dir,
+    modalities=("audio",), progress=False
 )
 """
 
@@ -396,10 +415,12 @@ def test_killed_run_resumes(tmp_path: Path, calls: list[tuple[str, str]], where:
     leftovers = [p.name for p in cache_dir.rglob("*.tmp")]
     assert len(leftovers) == (1 if where == "write" else 0)  # the half-done write was never renamed
 
-    resumed = extract_features(table, FeatureConfig(), cache_dir, modalities=("audio",), progress=False)
+    resumed = extract_features(
+        table, FeatureConfig(audio=mfcc_audio()), cache_dir, modalities=("audio",), progress=False
+    )
     assert sorted(sid for sid, _ in calls) == [f"s{i:02d}" for i in range(6, 12)]
     clean = extract_features(
-        table, FeatureConfig(), tmp_path / "clean", modalities=("audio",), progress=False
+        table, FeatureConfig(audio=mfcc_audio()), tmp_path / "clean", modalities=("audio",), progress=False
     )
     assert_same(resumed, clean)
 
@@ -408,8 +429,10 @@ def test_killed_run_resumes(tmp_path: Path, calls: list[tuple[str, str]], where:
 def test_dask_local_cluster_matches_single_process(tmp_path: Path) -> None:
     pytest.importorskip("dask.distributed")
     table = clip_table(tmp_path / "data", 6)
-    one = extract_features(table, FeatureConfig(), tmp_path / "c1", modalities=AUDIO_TEXT, progress=False)
-    cfg = FeatureConfig(backend="dask", workers=2)
+    one = extract_features(
+        table, FeatureConfig(audio=mfcc_audio()), tmp_path / "c1", modalities=AUDIO_TEXT, progress=False
+    )
+    cfg = FeatureConfig(audio=mfcc_audio(), backend="dask", workers=2)
     viadask = extract_features(table, cfg, tmp_path / "c2", modalities=AUDIO_TEXT, progress=False)
     assert_same(one, viadask)
     assert len(FeatureCache(tmp_path / "c2").keys()) == 6 + 3

@@ -126,3 +126,122 @@ def test_audio_stats_pooling() -> None:
     assert np.allclose(pooled.mean(0), 0, atol=1e-4) and np.allclose(pooled.std(0), 1, atol=1e-3)
     clone = Fuser.from_state(fuser.get_state())
     assert np.allclose(clone.transform(train[:3]).x, fuser.transform(train[:3]).x)
+
+
+# --------------------------------------------------------------------------- masks, clipstats
+
+
+def _audio_only(frames: list[np.ndarray]) -> list[F]:
+    return [F(None, a, None) for a in frames]
+
+
+def test_short_audio_clip_masks_extra_steps_instead_of_repeating() -> None:
+    rng = np.random.default_rng(6)
+    train = _audio_only(
+        [rng.normal(size=(int(rng.integers(8, 30)), 3)).astype(np.float32) for _ in range(10)]
+    )
+    short = rng.normal(size=(2, 3)).astype(np.float32)  # 2 frames, 4 steps
+    for pool in ("mean", "stats"):
+        fuser = Fuser(FusionConfig(modalities=["audio"], steps=4, audio_pool=pool), TextConfig()).fit(train)
+        fb = fuser.transform([*_audio_only([short]), train[0]])
+        assert fb.mask.tolist() == [[True, True, False, False], [True, True, True, True]]
+        assert np.all(fb.x[0, 2:] == 0)  # masked steps carry nothing, not repeated frames
+        assert np.all(fb.x[0, :2, -1] == 1)  # presence flag on the valid steps
+        if pool == "mean":  # one frame per valid step, standardised and balanced
+            d = fuser.dims_["audio"]
+            want = fuser.scalers_["audio"](short) / np.sqrt(d)
+            np.testing.assert_allclose(fb.x[0, :2, :3], want, rtol=1e-6, atol=1e-6)
+    # with a sequence that fills every step (face), all steps stay valid; audio is zero after its frames
+    both = [F(rng.normal(size=(5, 2)).astype(np.float32), a.audio, None) for a in train]
+    fuser = Fuser(FusionConfig(modalities=["face", "audio"], steps=4), TextConfig()).fit(both)
+    fb = fuser.transform([F(rng.normal(size=(5, 2)).astype(np.float32), short, None)])
+    assert fb.mask.all() and np.all(fb.x[0, 2:, 2:5] == 0)
+
+
+def test_clipstats_gives_whole_clip_mean_and_std() -> None:
+    rng = np.random.default_rng(7)
+    frames = [rng.normal(loc=i % 3, size=(int(rng.integers(1, 40)), 3)).astype(np.float32) for i in range(12)]
+    cfg = FusionConfig(modalities=["audio"], steps=3, audio_pool="clipstats", balance=False)
+    fuser = Fuser(cfg, TextConfig()).fit(_audio_only(frames))
+    assert fuser.dims_ == {"audio": 6} and fuser.n_features == 7
+    fb = fuser.transform(_audio_only(frames))
+    assert fb.mask.all()  # one-frame clips too: the statistics fill every step
+    raw = np.stack([np.concatenate([a.mean(0), a.std(0)]) for a in frames])  # (N, 6)
+    want = (raw - raw.mean(0)) / raw.std(0)  # standardised on the (training) clips' statistics
+    for s in range(3):
+        np.testing.assert_allclose(fb.x[:, s, :6], want, rtol=1e-4, atol=1e-4)
+    clone = Fuser.from_state(fuser.get_state())
+    np.testing.assert_array_equal(clone.transform(_audio_only(frames[:2])).x, fb.x[:2])
+
+
+# --------------------------------------------------------------------------- speaker normalisation
+
+
+def _speaker_data(rng: np.random.Generator, speakers: list[str], per: int = 4) -> tuple[list[F], list[str]]:
+    feats, spk = [], []
+    for k, s in enumerate(speakers):
+        offset = 5.0 * (k + 1)  # a per-speaker "voice" offset and scale
+        for _ in range(per):
+            a = (offset + (k + 1) * rng.normal(size=(int(rng.integers(6, 20)), 3))).astype(np.float32)
+            feats.append(F(None, a, None))
+            spk.append(s)
+    return feats, spk
+
+
+def test_speaker_norm_needs_speakers() -> None:
+    rng = np.random.default_rng(8)
+    feats, spk = _speaker_data(rng, ["a", "b"])
+    fuser = Fuser(FusionConfig(modalities=["audio"], steps=2, speaker_norm=True), TextConfig())
+    with pytest.raises(ConfigError, match="speaker_norm"):
+        fuser.fit(feats)
+    with pytest.raises(ConfigError, match="speaker ids"):
+        fuser.fit(feats, speakers=spk[:-1])
+    fuser.fit(feats, speakers=spk)
+    with pytest.raises(ConfigError, match="speaker_norm"):
+        fuser.transform(feats)
+
+
+def test_speaker_norm_uses_each_speakers_own_rows_only() -> None:
+    rng = np.random.default_rng(9)
+    train, train_spk = _speaker_data(rng, ["a", "b", "c"])
+    test, test_spk = _speaker_data(rng, ["x", "y"])
+    cfg = FusionConfig(modalities=["audio"], steps=2, audio_pool="clipstats", speaker_norm=True)
+    fuser = Fuser(cfg, TextConfig()).fit(train, speakers=train_spk)
+    state = fuser.get_state()
+    # each training speaker's frames are z-normalised with its own statistics before fitting
+    normed = []
+    for s in ("a", "b", "c"):
+        rows = [f.audio for f, k in zip(train, train_spk, strict=True) if k == s]
+        allf = np.concatenate(rows).astype(np.float64)
+        normed += [(r - allf.mean(0)) / allf.std(0) for r in rows]
+    stats = np.stack([np.concatenate([r.mean(0), r.std(0)]) for r in normed])
+    np.testing.assert_allclose(fuser.scalers_["audio"].mean, stats.mean(0), rtol=1e-5, atol=1e-5)
+
+    both = fuser.transform(test, speakers=test_spk).x
+    only_x = [i for i, k in enumerate(test_spk) if k == "x"]
+    alone = fuser.transform([test[i] for i in only_x], speakers=["x"] * len(only_x)).x
+    # speaker x's rows do not depend on the other speakers transformed with them
+    np.testing.assert_allclose(both[only_x], alone, rtol=1e-6, atol=1e-6)
+    # a speaker-wide offset and scale (the "voice") is removed
+    shifted = [F(None, (3.0 * test[i].audio + 100.0).astype(np.float32), None) for i in only_x]
+    np.testing.assert_allclose(
+        fuser.transform(shifted, speakers=["x"] * len(only_x)).x, alone, rtol=1e-3, atol=1e-3
+    )
+    # nothing about the transformed (test) speakers is stored
+    assert fuser.get_state() == state and state["speaker_norm"] is True
+    clone = Fuser.from_state(state)
+    np.testing.assert_array_equal(clone.transform(test, speakers=test_spk).x, both)
+
+
+def test_speaker_norm_fit_sees_only_given_rows() -> None:
+    rng = np.random.default_rng(10)
+    train, train_spk = _speaker_data(rng, ["a", "b"])
+    cfg = FusionConfig(modalities=["audio"], steps=2, speaker_norm=True)
+    ref = Fuser(cfg, TextConfig()).fit(train, speakers=train_spk).get_state()
+    # the same rows in another order (and an unrelated later transform) give the same fitted state
+    order = rng.permutation(len(train))
+    again = Fuser(cfg, TextConfig()).fit([train[i] for i in order], speakers=[train_spk[i] for i in order])
+    again.transform(_speaker_data(rng, ["z"])[0], speakers=["z"] * 4)
+    got = again.get_state()
+    np.testing.assert_allclose(got["scalers"]["audio"]["mean"], ref["scalers"]["audio"]["mean"], atol=1e-9)
+    np.testing.assert_allclose(got["scalers"]["audio"]["std"], ref["scalers"]["audio"]["std"], atol=1e-9)

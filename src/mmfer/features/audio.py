@@ -38,6 +38,11 @@ _WAV_PLACEHOLDER_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}
 
 _BLAS: Any = None  # threadpoolctl.ThreadpoolController, created on first MFCC
 
+#: AudioConfig fields that do not affect MFCC (kept out of its cache key).
+_NOT_MFCC_FIELDS: frozenset[str] = frozenset(
+    {"extractor", "whisper_compute_type", "whisper_pad_30s", "whisper_model", "whisper_threads"}
+)
+
 
 def _one_blas_thread() -> Any:
     """Context limiting BLAS to one thread around the small mel-filterbank product.
@@ -278,10 +283,13 @@ class MFCCExtractor:
 
     def config_dict(self) -> dict[str, Any]:
         """Everything that determines the output (used as the cache key)."""
+        # Only the fields MFCC reads: the extractor choice and Whisper options must not
+        # change MFCC cache keys (entries made before they existed stay valid).
+        fields = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in _NOT_MFCC_FIELDS}
         return {
             "extractor": "mfcc",
             "version": MFCC_VERSION,
-            **dataclasses.asdict(self.cfg),
+            **fields,
             "n_fft": self.n_fft,
             "win_length": self.win_length,
             "hop_length": self.hop_length,
@@ -353,3 +361,42 @@ class MFCCExtractor:
             silence_dbfs=cfg.silence_dbfs,
         )
         return self.transform_wave(wave, cfg.sample_rate)
+
+
+def create_audio_extractor(cfg: AudioConfig, *, threads: int | None = None) -> Any:
+    """The extractor ``cfg.extractor`` names; all share ``extract(path)``, ``transform_wave(wave, sr)``
+    and ``config_dict()``.
+
+    Parameters
+    ----------
+    cfg
+        :class:`mmfer.config.AudioConfig` with ``extractor`` resolved (``auto`` is read as the
+        ``default`` profile's choice, ``whisper``, as :class:`mmfer.config.FeatureConfig` would).
+    threads
+        Intra-op threads for the Whisper model (workers pass 1); ignored by the others.
+
+    Returns
+    -------
+    MFCCExtractor | WhisperEncoderExtractor | EGeMAPSExtractor
+        Output ``(T, D)`` float32: MFCC ``(T, 3 n_mfcc)`` at 1 / hop, Whisper ``(T, 384)`` at 50/s,
+        eGeMAPS ``(1, 88)``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown extractor, or its packages are not installed (with the install command).
+    """
+    from mmfer.errors import ConfigError
+
+    name = "whisper" if cfg.extractor == "auto" else cfg.extractor
+    if name == "mfcc":
+        return MFCCExtractor(cfg)
+    if name == "whisper":
+        from mmfer.features.whisper import WhisperEncoderExtractor
+
+        return WhisperEncoderExtractor(cfg, threads=threads)
+    if name == "egemaps":
+        from mmfer.features.egemaps import EGeMAPSExtractor
+
+        return EGeMAPSExtractor(cfg)
+    raise ConfigError(f"audio.extractor: {cfg.extractor!r} is not one of ['mfcc', 'whisper', 'egemaps']")

@@ -133,9 +133,11 @@ class _Extractors:
 
     def audio(self) -> Any:
         if self._audio is None:
-            from mmfer.features.audio import MFCCExtractor
+            from mmfer.features.audio import create_audio_extractor
 
-            self._audio = MFCCExtractor(self.cfg.audio)
+            # mfcc | whisper | egemaps (AudioConfig.extractor, resolved by FeatureConfig.profile);
+            # one Whisper thread per worker process, as for torch in face()
+            self._audio = create_audio_extractor(self.cfg.audio, threads=1 if self.limit_threads else None)
         return self._audio
 
     def sentence(self) -> Any:

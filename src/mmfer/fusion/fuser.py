@@ -2,14 +2,24 @@
 
 The paper (section 2.4) concatenates the modality vectors. We keep the time
 axis so recurrent models have something to recur over: face frames are
-resampled to ``steps`` time steps, MFCC frames are mean-pooled into ``steps``
-segments and the TF-IDF vector is broadcast to every step. A modality missing
-from a clip is zero-filled and flagged by a presence feature, so training on
-any subset of modalities (Tables 1-2) and inference on incomplete clips work.
+resampled to ``steps`` time steps, audio frames (MFCC, Whisper, ...) are pooled
+into ``steps`` segments (``audio_pool``: ``mean``, ``stats`` = [mean, std, min,
+max] per segment, or ``clipstats`` = [mean, std] over the whole clip, broadcast)
+and the TF-IDF vector is broadcast to every step. A modality missing from a
+clip is zero-filled and flagged by a presence feature, so training on any
+subset of modalities (Tables 1-2) and inference on incomplete clips work.
+Steps that carry nothing (an audio-only clip shorter than ``steps`` frames) are
+False in ``FusedBatch.mask``; models ignore them.
+
+With ``speaker_norm`` every speaker's face/audio frames are z-normalised with that
+speaker's own statistics first (label-free; ``fit``/``transform`` then take the
+rows' speaker ids), which removes much of the voice/identity offset between
+speakers that speaker-independent protocols otherwise have to generalise over.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,32 +148,98 @@ class Fuser:
         assert self.dims_ is not None
         return sum(self.dims_.values()) + len(self.modalities)
 
-    def _stats(self, modality: str) -> bool:
-        return modality == "audio" and self.cfg.audio_pool == "stats"
+    def _pooled(self, modality: str) -> bool:
+        """Whether ``modality``'s scaler is fitted on pooled statistics instead of frames."""
+        return modality == "audio" and self.cfg.audio_pool in ("stats", "clipstats")
 
-    def fit(self, feats: list[Any]) -> Fuser:
+    def _audio_width(self, d_frame: int) -> int:
+        """Width of the audio block for frames of width ``d_frame``."""
+        return d_frame * {"mean": 1, "stats": 4, "clipstats": 2}[self.cfg.audio_pool]
+
+    def _pool_audio(self, a: np.ndarray) -> np.ndarray:
+        """Audio frames ``(T_a, D)`` -> pooled rows ``(n, D')``, one per valid step.
+
+        ``mean``/``stats``: ``n = min(steps, T_a)`` segments — a clip with fewer frames
+        than steps gets one step per frame and its other steps are masked out (no
+        frames are repeated). ``clipstats``: one row ``[mean, std]`` over every frame.
+        Under ``mean`` the frames are standardised before pooling, as before.
+        """
+        t = self.cfg.steps
+        pool = self.cfg.audio_pool
+        if pool == "clipstats":
+            return np.concatenate([a.mean(0), a.std(0)])[None].astype(np.float32)  # (1, 2 D)
+        if pool == "stats":
+            return pool_stats(a, min(t, len(a)))  # (n, 4 D)
+        if "audio" in self.scalers_:
+            a = self.scalers_["audio"](a)
+        return a if len(a) < t else pool_steps(a, t)  # (n, D)
+
+    def _frames(self, feats: list[Any], speakers: Sequence[Any] | None) -> list[dict[str, np.ndarray | None]]:
+        """Per-sample face/audio frames, z-normalised per speaker when ``speaker_norm`` is on.
+
+        Each speaker's frames are normalised with the mean/std of that speaker's frames
+        *among the given rows only* (label-free; at transform time these are the rows
+        being transformed, so test speakers are normalised with their own statistics,
+        and nothing about them is stored).
+        """
+        mods = [m for m in self.modalities if m != "text"]
+        frames: list[dict[str, np.ndarray | None]] = [{m: getattr(f, m) for m in mods} for f in feats]
+        if not self.cfg.speaker_norm:
+            return frames
+        if speakers is None:
+            raise ConfigError(
+                "fusion.speaker_norm=true needs the speaker id of every row: "
+                "fit(feats, speakers=...) / transform(feats, speakers=...)"
+            )
+        spk = [str(s) for s in speakers]
+        if len(spk) != len(feats):
+            raise ConfigError(f"fusion.speaker_norm: {len(spk)} speaker ids for {len(feats)} samples")
+        for m in mods:
+            rows_of: dict[str, list[int]] = {}
+            for i, fr in enumerate(frames):
+                if fr[m] is not None:
+                    rows_of.setdefault(spk[i], []).append(i)
+            for rows in rows_of.values():
+                allf = np.concatenate([frames[i][m] for i in rows], axis=0).astype(np.float64)  # (sum T, D)
+                mu = allf.mean(axis=0)  # (D,)
+                sd = np.maximum(allf.std(axis=0), 1e-6)  # (D,) floor: constant dims stay finite
+                for i in rows:
+                    frames[i][m] = ((frames[i][m] - mu) / sd).astype(np.float32)
+        return frames
+
+    def fit(self, feats: list[Any], speakers: Sequence[Any] | None = None) -> Fuser:
         """Fit TF-IDF and standardisers on the training samples' features.
+
+        Parameters
+        ----------
+        feats
+            Training samples (objects with ``face``, ``audio``, ``text``).
+        speakers
+            Speaker id of each sample; needed only with ``speaker_norm`` (each training
+            speaker is then normalised with its own statistics before anything is fitted).
 
         Raises
         ------
         ConfigError
-            A requested modality is absent from every training sample.
+            A requested modality is absent from every training sample, or ``speaker_norm``
+            without speakers.
         """
         from mmfer.features.text import fit_text_block
 
+        frames = self._frames(feats, speakers)
         dims: dict[str, int] = {}
         for m in self.modalities:
             if m == "text":
                 # TF-IDF and/or sentence embedding (text.representation)
                 self.tfidf_, dims["text"] = fit_text_block(feats, self.text_cfg)
                 continue
-            arrays = [getattr(f, m) for f in feats if getattr(f, m) is not None]
+            arrays = [fr[m] for fr in frames if fr[m] is not None]
             if not arrays:
                 raise ConfigError(f"modality {m!r} requested but no training sample has it")
-            if self._stats(m):
+            if self._pooled(m):
                 # std/min/max of a segment live on other scales than its frames:
                 # standardise the pooled statistics themselves
-                arrays = [pool_stats(a, self.cfg.steps) for a in arrays]
+                arrays = [self._pool_audio(a) for a in arrays]
             dims[m] = int(arrays[0].shape[1])
             if self.cfg.standardise:
                 self.scalers_[m] = _Standardiser().fit(arrays)
@@ -171,13 +247,32 @@ class Fuser:
         return self
 
     # ---------------------------------------------------------------- transform
-    def transform(self, feats: list[Any]) -> FusedBatch:
-        """Fuse samples into ``x (N, T, F)``, ``mask (N, T)``, ``present (N, 3)``."""
+    def transform(self, feats: list[Any], speakers: Sequence[Any] | None = None) -> FusedBatch:
+        """Fuse samples into ``x (N, T, F)``, ``mask (N, T)``, ``present (N, 3)``.
+
+        Parameters
+        ----------
+        feats
+            Samples to fuse.
+        speakers
+            Speaker id of each sample, needed only with ``speaker_norm``: every speaker is
+            normalised with the statistics of *its own rows in this call*.
+
+        Notes
+        -----
+        ``mask[i, s]`` is False on steps that carry nothing: when audio is the only
+        sequence present and the clip has fewer frames than steps (``mean``/``stats``
+        pooling), steps past its last frame are masked. Face (resampled) and text
+        (broadcast) fill every step, so with them present all steps stay valid and the
+        audio block is zero (the training mean) past the clip's last frame.
+        """
         self._check_fitted()
         assert self.dims_ is not None
+        frames = self._frames(feats, speakers)
         n, t = len(feats), self.cfg.steps
         x = np.zeros((n, t, self.n_features), dtype=np.float32)  # (N, T, F)
         present = np.zeros((n, len(MODALITIES)), dtype=bool)  # (N, 3)
+        valid = np.zeros(n, dtype=np.int64)  # (N,) steps carrying content
         text_rows = text_present = None
         if "text" in self.dims_:
             from mmfer.features.text import text_block
@@ -188,42 +283,50 @@ class Fuser:
         for m in self.modalities:
             d = self.dims_[m]
             mi = MODALITIES.index(m)
-            for i, f in enumerate(feats):
+            for i in range(n):
                 if m == "text":
                     assert text_rows is not None and text_present is not None
                     if not text_present[i]:
                         continue
                     x[i, :, col : col + d] = text_rows[i]  # broadcast over T
+                    valid[i] = t
                 else:
-                    a = getattr(f, m)
+                    a = frames[i][m]
                     if a is None:
                         continue
-                    stats = self._stats(m)
-                    if a.shape[1] * (4 if stats else 1) != d:
+                    width = self._audio_width(a.shape[1]) if m == "audio" else a.shape[1]
+                    if width != d:
                         raise MmferError(
                             f"{m} features of width {a.shape[1]} do not match the fitted width {d}"
                             " (extracted with a different config?)"
                         )
-                    if stats:
-                        a = pool_stats(a, t)
+                    if m == "face":
                         if m in self.scalers_:
                             a = self.scalers_[m](a)
+                        a = resample_steps(a, t)  # (T, D)
                     else:
-                        if m in self.scalers_:
+                        a = self._pool_audio(a)  # (n_a, D')
+                        if self._pooled(m) and m in self.scalers_:
                             a = self.scalers_[m](a)
-                        a = resample_steps(a, t) if m == "face" else pool_steps(a, t)
                     if m in self.scalers_ and self.cfg.balance:
                         a = a / np.float32(np.sqrt(d))
-                    x[i, :, col : col + d] = a
+                    if m == "audio" and self.cfg.audio_pool == "clipstats":
+                        x[i, :, col : col + d] = a  # (1, D') broadcast over T
+                        valid[i] = t
+                    else:
+                        x[i, : len(a), col : col + d] = a
+                        valid[i] = max(valid[i], len(a))
                 present[i, mi] = True
             col += d
         flags = present[:, [MODALITIES.index(m) for m in self.modalities]].astype(np.float32)
         x[:, :, col:] = flags[:, None, :]  # presence flags, broadcast over T
-        mask = np.ones((n, t), dtype=bool)
+        valid[valid == 0] = t  # a sample with no modality at all: all-zero steps, as before
+        mask = np.arange(t)[None, :] < valid[:, None]  # (N, T)
+        x[~mask] = 0.0  # padding carries nothing, not even presence flags
         return FusedBatch(x=x, mask=mask, present=present)
 
-    def fit_transform(self, feats: list[Any]) -> FusedBatch:
-        return self.fit(feats).transform(feats)
+    def fit_transform(self, feats: list[Any], speakers: Sequence[Any] | None = None) -> FusedBatch:
+        return self.fit(feats, speakers=speakers).transform(feats, speakers=speakers)
 
     def _check_fitted(self) -> None:
         if self.dims_ is None:
@@ -239,6 +342,8 @@ class Fuser:
             "standardise": self.cfg.standardise,
             "balance": self.cfg.balance,
             "audio_pool": self.cfg.audio_pool,
+            # a flag only: per-speaker statistics are recomputed from the rows being transformed
+            "speaker_norm": self.cfg.speaker_norm,
             "dims": self.dims_,
             "scalers": {
                 m: {"mean": s.mean.tolist(), "std": s.std.tolist()}  # type: ignore[union-attr]
@@ -260,6 +365,7 @@ class Fuser:
             standardise=bool(state["standardise"]),
             balance=bool(state.get("balance", False)),
             audio_pool=state.get("audio_pool", "mean"),
+            speaker_norm=bool(state.get("speaker_norm", False)),
         )
         fuser = cls(cfg, from_dict(TextConfig, state["text_cfg"]))
         fuser.dims_ = {k: int(v) for k, v in state["dims"].items()}
