@@ -12,6 +12,7 @@ import pytest
 
 from mmfer.errors import DataError
 from mmfer.evaluation import paper
+from mmfer.evaluation.audit import ComponentFit
 from mmfer.evaluation.metrics import classification_metrics, format_pm, summarise_folds
 from mmfer.evaluation.report import (
     METRIC_COLUMNS,
@@ -74,10 +75,7 @@ def _runs(protocol: str, offset: int = 0, skill: float = 0.5) -> list[RunResult]
 def _clean_audit(folds: int = 3) -> LeakageAudit:
     return LeakageAudit(
         speaker_overlap=[0] * folds,
-        fitted_on_test=[
-            {"component": "TF-IDF", "fitted_on": "train fold"},
-            {"component": "standardiser", "fitted_on": "train fold"},
-        ],
+        components=[ComponentFit("fuser", 3, 60, 0), ComponentFit("estimator rmlstm", 3, 60, 0)],
         duplicate_clips_across_splits=0,
         notes=["audit by test"],
     )
@@ -105,7 +103,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportData, dict[s
     second = ProtocolResults(
         protocol=DEP_PROTOCOL,
         runs=dep_runs,
-        leakage=LeakageAudit(speaker_overlap=[3, 3, 3], fitted_on_test=[], duplicate_clips_across_splits=0),
+        leakage=LeakageAudit(speaker_overlap=[3, 3, 3], duplicate_clips_across_splits=0),
     )
     data = _data(second=second)
     return data, write_report(data, tmp_path_factory.mktemp("report"))
@@ -316,11 +314,15 @@ def test_synthetic_warning_is_loud(tmp_path: Path) -> None:
         (LeakageAudit(speaker_overlap=[0, 2, 0]), False, False),
         (LeakageAudit(speaker_overlap=[0, 0, 0]), None, False),
         (
-            LeakageAudit(
-                speaker_overlap=[0, 0, 0], fitted_on_test=[{"component": "TF-IDF", "fitted_on": "all"}]
-            ),
+            LeakageAudit(speaker_overlap=[0, 0, 0], components=[ComponentFit("TF-IDF", 3, 90, 12)]),
             None,
             True,
+        ),
+        (LeakageAudit(speaker_overlap=[0, 0, 0], sequence_overlap=[0, 1, 0]), None, True),
+        (
+            LeakageAudit(speaker_overlap=[0, 0, 0], components=[ComponentFit("encoder", 0, 0, 0, "frozen")]),
+            None,
+            False,
         ),
         (LeakageAudit(speaker_overlap=[0, 0, 0], duplicate_clips_across_splits=4), None, True),
     ],

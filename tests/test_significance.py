@@ -123,3 +123,24 @@ def test_holm_hand_case() -> None:
     assert out[0] == pytest.approx(0.04)
     assert math.isnan(out[2])
     assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_speaker_level_test_uses_speakers_as_units() -> None:
+    from mmfer.evaluation.significance import cluster_bootstrap_accuracy, speaker_accuracy, speaker_level_test
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat([f"s{i:02d}" for i in range(20)], 30)  # 20 speakers x 30 clips
+    y = rng.integers(0, 4, size=len(speakers))
+    good = np.where(rng.random(len(y)) < 0.8, y, (y + 1) % 4)  # ~80 % right
+    bad = np.where(rng.random(len(y)) < 0.5, y, (y + 1) % 4)  # ~50 % right
+    acc = speaker_accuracy(y, good, speakers)
+    assert len(acc) == 20 and acc["s00"] == np.mean(good[:30] == y[:30])
+    res = speaker_level_test(y, good, bad, speakers)
+    assert res["n_speakers"] == 20 and res["a_better"] >= 18
+    assert res["wilcoxon_p"] < 1e-3
+    lo, hi = res["diff_ci"]
+    assert 0.2 < lo < hi < 0.4
+    same = speaker_level_test(y, good, good, speakers)
+    assert same["wilcoxon_p"] == 1.0 and same["diff_ci"] == (0.0, 0.0)
+    lo, hi = cluster_bootstrap_accuracy(y, good, speakers)
+    assert lo < np.mean(good == y) < hi and hi - lo < 0.1

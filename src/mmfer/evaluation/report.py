@@ -42,7 +42,13 @@ from mmfer.errors import DataError
 from mmfer.evaluation import paper
 from mmfer.evaluation.audit import LeakageAudit
 from mmfer.evaluation.metrics import format_pm, summarise_folds
-from mmfer.evaluation.significance import holm, mcnemar, paired_fold_tests
+from mmfer.evaluation.significance import (
+    cluster_bootstrap_accuracy,
+    holm,
+    mcnemar,
+    paired_fold_tests,
+    speaker_level_test,
+)
 from mmfer.io import atomic_write_bytes, atomic_write_text
 
 #: Canonical modality order for sorting rows (mmfer calls the visual modality "face").
@@ -60,7 +66,6 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("MCC multiclass (%)", "mcc_multiclass"),
 )
 
-#: ``fitted_on`` statements of the leakage audit that are not leaks.
 
 _FIG_DPI = 100
 #: Above this many folds the training-curve legend stops naming each fold.
@@ -76,12 +81,19 @@ _SIG_FIELDS = (
     "mean_diff_pp",
     "wilcoxon_p",
     "wilcoxon_method",
-    "wilcoxon_p_holm",
     "ttest_p",
     "mcnemar_b",
     "mcnemar_c",
     "mcnemar_exact_p",
     "mcnemar_chi2_p",
+    "n_speakers",
+    "speaker_mean_diff_pp",
+    "speaker_diff_ci_lo_pp",
+    "speaker_diff_ci_hi_pp",
+    "speakers_a_better",
+    "speakers_b_better",
+    "speaker_wilcoxon_p",
+    "primary_p_holm",
     "notes",
 )
 
@@ -175,6 +187,15 @@ class SignificanceRow:
     mcnemar_c: int | None = None
     mcnemar_exact_p: float | None = None
     mcnemar_chi2_p: float | None = None
+    #: Speaker-level comparison (the primary test): per-speaker accuracy pairs.
+    n_speakers: int | None = None
+    speaker_mean_diff: float | None = None
+    speaker_wilcoxon_p: float | None = None
+    speaker_wilcoxon_method: str = ""
+    #: 95 % cluster-bootstrap interval (speakers resampled) of the pooled accuracy difference.
+    speaker_diff_ci: tuple[float, float] | None = None
+    speakers_a_better: int | None = None
+    speakers_b_better: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -377,6 +398,16 @@ def compare_runs(a: RunResult, b: RunResult, metric: str = "accuracy") -> Signif
         m = mcnemar(a.y_true, a.y_pred, b.y_pred)
         row.mcnemar_b, row.mcnemar_c = m["b"], m["c"]
         row.mcnemar_exact_p, row.mcnemar_chi2_p = m["exact_p"], m["chi2_p"]
+        if (
+            a.speakers
+            and len(a.speakers) == len(a.y_true)
+            and list(a.speakers) == list(b.speakers or a.speakers)
+        ):
+            sp = speaker_level_test(a.y_true, a.y_pred, b.y_pred, a.speakers)
+            row.n_speakers, row.speaker_mean_diff = sp["n_speakers"], sp["mean_diff"]
+            row.speaker_wilcoxon_p, row.speaker_wilcoxon_method = sp["wilcoxon_p"], sp["wilcoxon_method"]
+            row.speaker_diff_ci = sp["diff_ci"]
+            row.speakers_a_better, row.speakers_b_better = sp["a_better"], sp["b_better"]
     else:
         row.notes.append("pooled test samples differ in order or content: McNemar skipped")
     return row
@@ -475,10 +506,33 @@ def _table_modalities(data: ReportData) -> _Table:
     )
 
 
+def _speaker_ci(r: RunResult) -> tuple[float, float] | None:
+    """95 % cluster-bootstrap interval of a run's pooled accuracy (speakers resampled)."""
+    if not r.speakers or len(r.speakers) != len(r.y_true) or len(set(r.speakers)) < 2:
+        return None
+    return cluster_bootstrap_accuracy(r.y_true, r.y_pred, r.speakers)
+
+
+#: RMLSTM ablation rows: model -> (residual gate, residual layers, gate order).
+ABLATION_MODELS: dict[str, tuple[str, str, str]] = {
+    "rmlstm": ("yes", "yes", "x first (Melis)"),
+    "rmlstm_gate": ("yes", "no", "x first (Melis)"),
+    "rmlstm_layers": ("no", "yes", "x first (Melis)"),
+    "mlstm": ("no", "no", "x first (Melis)"),
+    "rmlstm_hfirst": ("yes", "yes", "h first (paper eqs. 8-11)"),
+}
+
+
 def _table_models(data: ReportData) -> _Table:
     runs = _full_modality_runs(data.runs)
     has_paper = paper.paper_model_row(data.corpus, "rmlstm") is not None
-    headers = ["Model", "Modalities", "Folds", *(h for h, _ in METRIC_COLUMNS)]
+    headers = [
+        "Model",
+        "Modalities",
+        "Folds",
+        *(h for h, _ in METRIC_COLUMNS),
+        "Pooled accuracy, 95 % CI (speaker bootstrap)",
+    ]
     if has_paper:
         headers.append("Paper accuracy (%)")
     rows, csv_rows = [], []
@@ -486,21 +540,162 @@ def _table_models(data: ReportData) -> _Table:
         cells, vals = _metric_cells(summarise_folds(r.fold_metrics))
         p_row = paper.paper_model_row(data.corpus, r.model)
         p_acc = p_row["accuracy"] if p_row else None
-        row = [r.model, r.modality_text, str(len(r.fold_metrics)), *cells]
+        ci = _speaker_ci(r)
+        pooled = float(np.mean(np.asarray(r.y_true) == np.asarray(r.y_pred))) if r.y_true else math.nan
+        ci_text = f"{pooled * 100:.1f} [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "n/a"
+        row = [r.model, r.modality_text, str(len(r.fold_metrics)), *cells, ci_text]
         if has_paper:
             row.append(_pct(p_acc))
         rows.append(row)
-        csv_rows.append(_csv_row(data, r, vals, p_acc))
+        csv = _csv_row(data, r, vals, p_acc)
+        csv |= {
+            "pooled_accuracy_pct": pooled * 100,
+            "ci_lo_pct": None if ci is None else ci[0] * 100,
+            "ci_hi_pct": None if ci is None else ci[1] * 100,
+        }
+        csv_rows.append(csv)
+    notes = []
+    if runs:
+        n_classes = len(runs[0].labels)
+        chance = 100.0 / n_classes
+        rows.append([f"chance (1/{n_classes})", "—", "—", f"{chance:.2f}"] + ["—"] * (len(headers) - 4))
+        notes.append(
+            f"Chance = 1/{n_classes} classes = {chance:.2f} %; the `majority` row always predicts the most "
+            "frequent class of its training fold (fitted and scored by the same CV loop as every model)."
+        )
+    if any(r.selected for r in runs):
+        notes.append(
+            "Settings of each fold were chosen by nested selection on inner splits of that fold's "
+            "training speakers (see 'Selected settings'); no test fold was used to choose anything."
+        )
+    elif runs:
+        notes.append("Settings were FIXED by the config (eval.select=false), not selected per fold.")
+    if has_paper:
+        notes.append(
+            "Paper accuracy: the paper's Table 3/4 claim (ViT, Swin and BERT have no mmfer counterpart)."
+        )
     return _Table(
         "table3_models",
         f"Table 3 — models on all modalities (corpus: {_corpus_label(data)}; protocol: {data.protocol})",
         headers,
         rows,
-        ["corpus", "protocol", "model", "modalities", "folds", *_metric_csv_fields(), "paper_accuracy_pct"],
+        [
+            "corpus",
+            "protocol",
+            "model",
+            "modalities",
+            "folds",
+            *_metric_csv_fields(),
+            "paper_accuracy_pct",
+            "pooled_accuracy_pct",
+            "ci_lo_pct",
+            "ci_hi_pct",
+        ],
         csv_rows,
-        ["Paper accuracy: the paper's Table 3/4 claim (ViT, Swin and BERT have no mmfer counterpart)."]
-        if has_paper
-        else [],
+        notes,
+    )
+
+
+def _table_ablation(data: ReportData) -> _Table | None:
+    """RMLSTM ablation: residual gate only, residual layers only, both, neither, paper's gate order."""
+    runs = [r for r in _full_modality_runs(data.runs) if r.model in ABLATION_MODELS]
+    if len(runs) < 2:
+        return None
+    headers = [
+        "Model",
+        "Residual gate",
+        "Residual layers",
+        "Gate order",
+        "Accuracy (%)",
+        "Speaker-level p vs rmlstm",
+    ]
+    base = next((r for r in runs if r.model == "rmlstm"), None)
+    sig = {s.model_b: s for s in data.significance if s.model_a == "rmlstm"}
+    rows, csv_rows = [], []
+    for name in ABLATION_MODELS:
+        r = next((x for x in runs if x.model == name), None)
+        if r is None:
+            continue
+        acc = _get(summarise_folds(r.fold_metrics), "accuracy")
+        srow = sig.get(name)
+        p = _p(srow.speaker_wilcoxon_p) if srow is not None and srow.speaker_wilcoxon_p is not None else "—"
+        gate, layers, order = ABLATION_MODELS[name]
+        rows.append(
+            [name, gate, layers, order, format_pm(acc["mean"], acc["std"]), p if r is not base else "—"]
+        )
+        csv_rows.append(
+            {
+                "model": name,
+                "residual_gate": gate,
+                "residual_layers": layers,
+                "gate_order": order,
+                "accuracy_mean_pct": acc["mean"] * 100,
+                "accuracy_std_pct": acc["std"] * 100,
+                "speaker_wilcoxon_p_vs_rmlstm": None if srow is None else srow.speaker_wilcoxon_p,
+            }
+        )
+    return _Table(
+        "table_ablation",
+        f"Ablation — what makes RMLSTM (corpus: {_corpus_label(data)}; protocol: {data.protocol})",
+        headers,
+        rows,
+        list(csv_rows[0]) if csv_rows else [],
+        csv_rows,
+        ["Each row is tuned by the same nested selection with the same budget."],
+    )
+
+
+def _table_selection(data: ReportData) -> _Table | None:
+    """Settings chosen per fold by the nested selection (inner accuracy in %)."""
+    runs = [r for r in data.runs if r.selected]
+    if not runs:
+        return None
+    headers = [
+        "Model",
+        "Modalities",
+        "Fold",
+        "Chosen settings",
+        "Inner accuracy (%)",
+        "Candidates x inner folds",
+    ]
+    rows, csv_rows = [], []
+    for r in runs:
+        for k, sel in enumerate(r.selected):
+            params = ", ".join(f"{key}={val}" for key, val in sorted(sel.get("params", {}).items())) or "—"
+            inner = sel.get("inner_accuracy")
+            rows.append(
+                [
+                    r.model,
+                    r.modality_text,
+                    str(k + 1),
+                    params,
+                    "—" if inner is None else f"{inner * 100:.1f}",
+                    f"{sel.get('candidates', 0)} x {sel.get('inner_folds', 0)}",
+                ]
+            )
+            csv_rows.append(
+                {
+                    "model": r.model,
+                    "modalities": r.modality_text,
+                    "fold": k + 1,
+                    "params": params,
+                    "inner_accuracy_pct": None if inner is None else inner * 100,
+                    "candidates": sel.get("candidates", 0),
+                    "inner_folds": sel.get("inner_folds", 0),
+                }
+            )
+    return _Table(
+        "selected_settings",
+        f"Selected settings — nested selection per outer fold (protocol: {data.protocol})",
+        headers,
+        rows,
+        list(csv_rows[0]),
+        csv_rows,
+        [
+            "Chosen on inner splits of each outer fold's training speakers only (speaker-grouped under "
+            "speaker-independent protocols); every model draws the same number of candidates from its "
+            "declared search space."
+        ],
     )
 
 
@@ -655,37 +850,46 @@ def _table_paper(data: ReportData) -> _Table:
 
 def _table_significance(data: ReportData) -> _Table:
     sig = list(data.significance) + (list(data.second.significance) if data.second else [])
-    adjusted = holm([s.wilcoxon_p for s in sig])
+    # Holm over the primary (speaker-level) p-values; fold-level where no speakers were recorded.
+    primary = [s.speaker_wilcoxon_p if s.speaker_wilcoxon_p is not None else s.wilcoxon_p for s in sig]
+    adjusted = holm(primary)
     headers = [
         "Model A",
         "Model B",
         "Modalities",
         "Protocol",
-        "Metric",
-        "Folds",
-        "Mean A − B (pp)",
-        "Wilcoxon p",
+        "Speakers",
+        "Mean A − B over speakers (pp)",
+        "95 % CI of A − B (speaker bootstrap, pp)",
+        "Speakers A better / B better",
+        "Speaker-level Wilcoxon p",
         "Holm-adjusted p",
-        "t-test p",
+        "Folds",
+        "Fold-level Wilcoxon p",
         "McNemar b / c",
-        "McNemar exact p",
+        "McNemar exact p (optimistic)",
         "Notes",
     ]
     rows, csv_rows = [], []
     for s, adj in zip(sig, adjusted, strict=True):
         bc = f"{s.mcnemar_b} / {s.mcnemar_c}" if s.mcnemar_b is not None else "n/a"
+        ci = s.speaker_diff_ci
         rows.append(
             [
                 s.model_a,
                 s.model_b,
                 "+".join(_sorted_modalities(s.modalities)),
                 s.protocol,
-                s.metric,
-                str(s.n_folds),
-                f"{s.mean_diff * 100:.2f}",
-                f"{_p(s.wilcoxon_p)} ({s.wilcoxon_method})",
+                str(s.n_speakers) if s.n_speakers is not None else "n/a",
+                f"{s.speaker_mean_diff * 100:.2f}" if s.speaker_mean_diff is not None else "n/a",
+                f"[{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "n/a",
+                f"{s.speakers_a_better} / {s.speakers_b_better}" if s.n_speakers is not None else "n/a",
+                f"{_p(s.speaker_wilcoxon_p)} ({s.speaker_wilcoxon_method})"
+                if s.speaker_wilcoxon_p is not None
+                else "n/a",
                 _p(adj),
-                _p(s.ttest_p),
+                str(s.n_folds),
+                f"{_p(s.wilcoxon_p)} ({s.wilcoxon_method})",
                 bc,
                 _p(s.mcnemar_exact_p),
                 "; ".join(s.notes),
@@ -702,21 +906,29 @@ def _table_significance(data: ReportData) -> _Table:
                 "mean_diff_pp": s.mean_diff * 100,
                 "wilcoxon_p": s.wilcoxon_p,
                 "wilcoxon_method": s.wilcoxon_method,
-                "wilcoxon_p_holm": adj,
                 "ttest_p": s.ttest_p,
                 "mcnemar_b": s.mcnemar_b,
                 "mcnemar_c": s.mcnemar_c,
                 "mcnemar_exact_p": s.mcnemar_exact_p,
                 "mcnemar_chi2_p": s.mcnemar_chi2_p,
+                "n_speakers": s.n_speakers,
+                "speaker_mean_diff_pp": None if s.speaker_mean_diff is None else s.speaker_mean_diff * 100,
+                "speaker_diff_ci_lo_pp": None if ci is None else ci[0] * 100,
+                "speaker_diff_ci_hi_pp": None if ci is None else ci[1] * 100,
+                "speakers_a_better": s.speakers_a_better,
+                "speakers_b_better": s.speakers_b_better,
+                "speaker_wilcoxon_p": s.speaker_wilcoxon_p,
+                "primary_p_holm": adj,
                 "notes": "; ".join(s.notes),
             }
         )
     notes = [
-        "Wilcoxon signed-rank and paired t-test on per-fold scores; McNemar (exact binomial) on pooled "
-        "predictions, b = A right and B wrong, c = A wrong and B right. "
-        "Holm adjusts Wilcoxon p over all rows.",
-        "Folds share training data and clips of one speaker are correlated, "
-        "so these p-values are optimistic.",
+        "Primary test: the speaker is the unit. Each speaker's pooled test accuracy under A and B forms "
+        "one pair (Wilcoxon signed-rank over speakers); the interval resamples whole speakers "
+        "(cluster bootstrap, 2000 draws). Holm adjusts the speaker-level p over all rows.",
+        "Secondary, optimistic: fold-level Wilcoxon (few folds, overlapping training sets) and McNemar "
+        "on pooled clips (b = A right and B wrong, c = A wrong and B right), which treats clips of one "
+        "speaker as independent.",
     ]
     if data.corpus.lower() in paper.PAPER_P_VALUES:
         notes.append(
@@ -1254,8 +1466,13 @@ def write_report(results: ReportData, out_dir: str | Path) -> dict[str, Path]:
         )
     )
     blocks += [("h2", "Results"), ("table", t1), ("table", t3)]
+    t_abl, t_sel = _table_ablation(data), _table_selection(data)
+    if t_abl is not None:
+        blocks.append(("table", t_abl))
     if tproto is not None:
         blocks.append(("table", tproto))
+    if t_sel is not None:
+        blocks.append(("table", t_sel))
     blocks += [
         ("table", t5),
         ("h2", "Comparison with the paper"),
@@ -1281,7 +1498,8 @@ def write_report(results: ReportData, out_dir: str | Path) -> dict[str, Path]:
     # ---- write (PNGs and CSVs first, so report.md never points to a missing file)
     for f in [*figures, *([curves] if curves else [])]:
         written[f.filename] = atomic_write_bytes(out / f.filename, f.png)
-    for t in (t1, t3, t5, t6, tsig, per_fold_csv, *([tproto] if tproto else [])):
+    extra_tables = [t for t in (tproto, t_abl, t_sel) if t is not None]
+    for t in (t1, t3, t5, t6, tsig, per_fold_csv, *extra_tables):
         if t.stem is None:  # pragma: no cover - every table listed here has a CSV stem
             continue
         written[f"{t.stem}.csv"] = atomic_write_text(out / f"{t.stem}.csv", _csv_text(t))

@@ -217,3 +217,98 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[idx]))  # step-down: never below a smaller p's value
         out[idx] = running
     return out.tolist()
+
+
+def speaker_accuracy(
+    y_true: Sequence[int], y_pred: Sequence[int], speakers: Sequence[Hashable]
+) -> dict[Hashable, float]:
+    """Accuracy of each speaker's pooled test samples, ``{speaker: accuracy}`` (sorted by speaker)."""
+    t, p, s = np.asarray(y_true), np.asarray(y_pred), np.asarray([str(x) for x in speakers])
+    if not (len(t) == len(p) == len(s)):
+        raise DataError(None, f"y_true {len(t)}, y_pred {len(p)} and speakers {len(s)} differ in length")
+    return {spk: float(np.mean(t[s == spk] == p[s == spk])) for spk in sorted(set(s.tolist()))}
+
+
+def cluster_bootstrap_accuracy(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    speakers: Sequence[Hashable],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of pooled accuracy when whole speakers are resampled with replacement.
+
+    Speakers, not clips, are the independent units of a speaker-independent
+    evaluation, so the interval is as wide as the variation between people.
+    """
+    per = _speaker_counts(y_true, [y_pred], speakers)  # (S, 2): correct, n
+    boots = _resample(per, n_boot, seed)  # (B, S) speaker indices
+    acc = per[boots, 0].sum(axis=1) / per[boots, 1].sum(axis=1)  # (B,)
+    lo, hi = np.quantile(acc, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def speaker_level_test(
+    y_true: Sequence[int],
+    y_pred_a: Sequence[int],
+    y_pred_b: Sequence[int],
+    speakers: Sequence[Hashable],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Paired comparison of two models with the speaker as the unit.
+
+    Wilcoxon signed-rank on per-speaker accuracies (A − B, one pair per
+    speaker), and a cluster-bootstrap interval of the pooled accuracy
+    difference (speakers resampled with replacement).
+
+    Returns
+    -------
+    dict
+        ``n_speakers``, ``mean_diff`` (mean over speakers of A − B), ``wilcoxon_p``,
+        ``wilcoxon_method``, ``diff_ci`` ``(lo, hi)`` of the pooled difference,
+        ``a_better`` / ``b_better`` (speakers where one model is more accurate).
+    """
+    per = _speaker_counts(y_true, [y_pred_a, y_pred_b], speakers)  # (S, 3): correct A, correct B, n
+    diff = (per[:, 0] - per[:, 1]) / per[:, 2]  # (S,) per-speaker accuracy difference
+    _, p, method = _wilcoxon(np.round(diff, _DIFF_DECIMALS))
+    boots = _resample(per, n_boot, seed)  # (B, S)
+    d = (per[boots, 0].sum(axis=1) - per[boots, 1].sum(axis=1)) / per[boots, 2].sum(axis=1)  # (B,)
+    lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {
+        "n_speakers": len(per),
+        "mean_diff": float(diff.mean()),
+        "wilcoxon_p": p,
+        "wilcoxon_method": method,
+        "diff_ci": (float(lo), float(hi)),
+        "a_better": int((diff > 0).sum()),
+        "b_better": int((diff < 0).sum()),
+    }
+
+
+def _speaker_counts(
+    y_true: Sequence[int], preds: Sequence[Sequence[int]], speakers: Sequence[Hashable]
+) -> np.ndarray:
+    """``(S, len(preds) + 1)``: per speaker, correct predictions of each model, then sample count."""
+    t = np.asarray(y_true)
+    s = np.asarray([str(x) for x in speakers])
+    ps = [np.asarray(p) for p in preds]
+    if any(len(p) != len(t) for p in ps) or len(s) != len(t):
+        raise DataError(None, "y_true, predictions and speakers must have the same length")
+    if len(t) == 0:
+        raise DataError(None, "no samples to compare")
+    rows = []
+    for spk in sorted(set(s.tolist())):
+        m = s == spk
+        rows.append([*(float((p[m] == t[m]).sum()) for p in ps), float(m.sum())])
+    return np.asarray(rows)
+
+
+def _resample(per: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, S)`` speaker indices drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, len(per), size=(n_boot, len(per)))
