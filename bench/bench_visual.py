@@ -7,7 +7,9 @@ Prints one table (frames per second) for:
 - Haar face detection on 640x480 frames,
 - EfficientNet-Lite0 (pretrained) and EfficientNet-B0 (random init) ``forward_features``
   at 224 px, batch 32, under ``torch.inference_mode``,
-- the whole ``FaceFeatureExtractor.extract_frames`` (detect + crop + eq. 1 + Lite0).
+- the FER2013 mini-Xception (``fer2013``) ``forward_embedding`` at 64 px grayscale, batch 32,
+- the whole ``FaceFeatureExtractor.extract_frames`` (detect + crop + eq. 1 + Lite0, and
+  detect + grayscale crop + fer2013).
 
 Run: ``python bench/bench_visual.py [--threads N] [--batches K]``. Takes ~30-60 s on 2 cores.
 The 1-minute load average is printed too: other processes on a shared box slow
@@ -134,12 +136,29 @@ def main() -> None:
         label = "pretrained" if net.pretrained else "random init"
         rows.append((f"{name} ({label}) 224px b32", fps, "frames/s"))
 
+    fer = create_backbone("fer2013")
+    xg = torch.rand(32, 1, 64, 64) * 2 - 1  # (B, 1, 64, 64) in [-1, 1]
+    with torch.inference_mode():
+        fer.forward_embedding(xg)  # warm-up
+        t = time.perf_counter()
+        for _ in range(args.batches * 4):  # ~100x cheaper than Lite0: more batches for a stable time
+            fer.forward_embedding(xg)
+        rows.append(
+            ("fer2013 (FER2013) 64px gray b32", 32 * args.batches * 4 / (time.perf_counter() - t), "frames/s")
+        )
+
     ext = FaceFeatureExtractor(FaceConfig(batch_size=32))
     batch = np.stack([face_frame(dx=d % 80 - 40) for d in range(32)])  # (32, 480, 640, 3)
     ext.extract_frames(batch[:2])  # build backbone/detector outside the timing
     t = time.perf_counter()
     ext.extract_frames(batch)
     rows.append(("extract_frames (Haar+crop+eq.1+Lite0) b32", 32 / (time.perf_counter() - t), "frames/s"))
+
+    ext = FaceFeatureExtractor(FaceConfig(backbone="fer2013", batch_size=32))
+    ext.extract_frames(batch[:2])
+    t = time.perf_counter()
+    ext.extract_frames(batch)
+    rows.append(("extract_frames (Haar+gray crop+fer2013) b32", 32 / (time.perf_counter() - t), "frames/s"))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'stage':<{width}}  {'rate':>9}  unit")
