@@ -1,13 +1,15 @@
 """Throughput of the audio and text branches.
 
-Prints clips/s of MFCC extraction (librosa, decode included) for ~100 3-s clips:
+Prints clips/s of audio extraction (decode included) for ~100 3-s clips, for MFCC
+(librosa), the Whisper tiny.en encoder (CTranslate2 int8; ``--whisper-variants`` adds
+float32 and 30 s padding) and eGeMAPS (when openSMILE is installed):
 the bare extractor in one process, then the cached runner
 (:func:`mmfer.features.extract_features`) with 1 and N workers and a fully cached
 re-run; then TF-IDF fit/transform docs/s for both idf variants.
 
 Usage::
 
-    python bench/bench_audio.py [--clips 100] [--seconds 3] [--workers 2] [--real]
+    python bench/bench_audio.py [--clips 100] [--seconds 3] [--workers 2] [--real] [--whisper-variants]
 
 ``--real`` uses the first RAVDESS clips from ``../shared/data`` instead of synthetic ones.
 """
@@ -15,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import tempfile
@@ -26,7 +29,7 @@ import soundfile as sf
 
 from mmfer.config import AudioConfig, FeatureConfig, TextConfig
 from mmfer.data.table import make_table
-from mmfer.features.audio import MFCCExtractor
+from mmfer.features.audio import create_audio_extractor
 from mmfer.features.extract import extract_features
 from mmfer.features.text import TextTfidf
 
@@ -73,12 +76,14 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def bench_mfcc(paths: list[Path], workers: int) -> None:
-    cfg = AudioConfig()
-    ext = MFCCExtractor(cfg)
+def bench_extractor(name: str, paths: list[Path], workers: int, **options: object) -> None:
+    """Clips/s of one audio extractor: bare, then through the cached runner."""
+    cfg = AudioConfig(extractor=name, **options)  # type: ignore[arg-type]
+    ext = create_audio_extractor(cfg)
     seconds_audio = sum(sf.info(str(p)).duration for p in paths)
-    print(f"MFCC: {len(paths)} clips, {seconds_audio / len(paths):.2f} s mean, dim {ext.dim}")
-    ext.extract(paths[0])  # numba compilation / cache load happens on the first call
+    first = ext.extract(paths[0])  # numba compilation / model load happens on the first call
+    label = name + "".join(f" {k}={v}" for k, v in options.items())
+    print(f"{label}: {len(paths)} clips, {seconds_audio / len(paths):.2f} s mean, output {first.shape}")
     t0, c0 = time.perf_counter(), cpu_seconds()
     for p in paths:
         ext.extract(p)
@@ -133,12 +138,23 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--docs", type=int, default=5000)
     ap.add_argument("--real", action="store_true", help="use RAVDESS clips from ../shared/data")
+    ap.add_argument(
+        "--whisper-variants", action="store_true", help="also time Whisper float32 and 30 s padding"
+    )
     args = ap.parse_args()
     # Wall-clock figures are only meaningful on an idle machine: show how busy it is.
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = real_clips(args.clips) if args.real else synthetic_clips(Path(tmp), args.clips, args.seconds)
-        bench_mfcc(paths, args.workers)
+        bench_extractor("mfcc", paths, args.workers)
+        bench_extractor("whisper", paths, args.workers)
+        if args.whisper_variants:
+            bench_extractor("whisper", paths, args.workers, whisper_compute_type="float32")
+            bench_extractor("whisper", paths, args.workers, whisper_pad_30s=True)
+        if importlib.util.find_spec("opensmile") is not None:
+            bench_extractor("egemaps", paths, args.workers)
+        else:
+            print("egemaps: skipped (opensmile not installed: pip install 'mmfer[egemaps]')")
     bench_tfidf(args.docs)
 
 
