@@ -56,6 +56,16 @@ def test_resolved_settings_are_dumped_and_round_trip() -> None:
     assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
 
 
+def test_config_dumped_before_profiles_keeps_mfcc() -> None:
+    # a checkpoint written before audio.extractor existed holds every other AudioConfig field
+    old = {
+        k: v for k, v in to_dict(AudioConfig()).items() if k != "extractor" and not k.startswith("whisper_")
+    }
+    assert from_dict(FeatureConfig, {"audio": old}).audio.extractor == "mfcc"
+    # a user config giving some audio fields still gets the profile's extractor
+    assert from_dict(FeatureConfig, {"audio": {"n_mfcc": 13}}).audio.extractor == "whisper"
+
+
 def test_bad_profile_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"features\.profile"):
         load_config(None, ["features.profile=fast"])

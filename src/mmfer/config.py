@@ -218,12 +218,34 @@ def profile_settings(profile: str, cfg: FeatureConfig | dict[str, Any]) -> dict[
 PROFILES: tuple[str, ...] = ("default", "paper")
 
 
+#: Every AudioConfig field of a config dumped before ``audio.extractor`` existed.
+_LEGACY_AUDIO_FIELDS = frozenset(
+    {
+        "sample_rate",
+        "n_mfcc",
+        "n_mels",
+        "win_ms",
+        "hop_ms",
+        "fmin",
+        "fmax",
+        "deltas",
+        "silence_dbfs",
+        "max_seconds",
+    }
+)
+
+
 def _fill_profile(data: dict[str, Any]) -> dict[str, Any]:
     """Copy of a raw ``features`` mapping with every profile setting it does not give filled in."""
     profile = data.get("profile", "default")
     if profile not in PROFILES:
         return data  # from_dict reports the bad value with the valid choices
     out = dict(data)
+    audio = out.get("audio")
+    if "profile" not in data and isinstance(audio, dict) and _LEGACY_AUDIO_FIELDS <= set(audio):
+        # A full dump from before profiles existed (a checkpoint's feature config): its
+        # features were MFCC, whatever today's default profile picks.
+        out["audio"] = {"extractor": "mfcc", **audio}
     for key, value in profile_settings(profile, data).items():
         section, name = key.split(".")
         sub = out.get(section)
