@@ -11,7 +11,7 @@ GroupKFold over the training actors. Test folds never choose anything.
 Usage::
 
     python bench/probe_ravdess_whisper.py [--root ../shared/data/ravdess-speech-16k]
-        [--workers 2] [--pad-30s] [--compute-type int8] [--extractor whisper]
+        [--workers 2] [--pad-30s] [--compute-type int8] [--extractor whisper] [--layer -1] [--fuser]
 
 Prints mean ± std accuracy over the 5 outer folds and extraction clips/s (of the
 clips not already cached in this run).
@@ -76,6 +76,10 @@ def main() -> None:
     ap.add_argument("--extractor", default="whisper", choices=["whisper", "mfcc", "egemaps"])
     ap.add_argument("--compute-type", default="int8", choices=["int8", "float32"])
     ap.add_argument("--pad-30s", action="store_true")
+    ap.add_argument("--layer", type=int, default=-1, help="Whisper encoder block (-1 = final output)")
+    ap.add_argument(
+        "--fuser", action="store_true", help="pool and normalise through mmfer's Fuser instead of numpy"
+    )
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "probe-ravdess-cache")
     args = ap.parse_args()
     if not args.root.is_dir():
@@ -88,6 +92,7 @@ def main() -> None:
             extractor=args.extractor,
             whisper_compute_type=args.compute_type,
             whisper_pad_30s=args.pad_30s,
+            whisper_layer=args.layer,
         ),
         workers=args.workers,
     )
@@ -96,17 +101,32 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     ok = [i for i, sid in enumerate(table["id"]) if feats[str(sid)].audio is not None]
     masked = len(table) - len(ok)
-    x = np.stack([clip_stats(feats[str(table["id"].iloc[i])].audio) for i in ok])  # (N, 2 D)
+    samples = [feats[str(table["id"].iloc[i])] for i in ok]
     y = table["emotion"].to_numpy()[ok]
     spk = table["speaker"].astype(str).to_numpy()[ok]
-    x = speaker_znorm(x, spk)
+    if args.fuser:
+        # the library path: Fuser(audio_pool=clipstats, speaker_norm) fitted per outer fold;
+        # it normalises each speaker's *frames* (the default path normalises clip statistics)
+        from mmfer.config import FusionConfig, TextConfig
+        from mmfer.fusion import Fuser
+
+        fcfg = FusionConfig(modalities=["audio"], steps=1, audio_pool="clipstats", speaker_norm=True)
+    else:
+        x = speaker_znorm(np.stack([clip_stats(f.audio) for f in samples]), spk)  # (N, 2 D)
     accs, chosen = [], []
-    for tr, te in GroupKFold(n_splits=5).split(x, y, spk):
+    for tr, te in GroupKFold(n_splits=5).split(y, y, spk):
+        if args.fuser:
+            fuser = Fuser(fcfg, TextConfig()).fit([samples[i] for i in tr], speakers=spk[tr])
+            x = np.zeros((len(y), fuser.n_features), dtype=np.float32)
+            for rows in (tr, te):  # each call normalises its rows' speakers with their own frames
+                x[rows] = fuser.transform([samples[i] for i in rows], speakers=spk[rows]).x[:, 0]
         c = choose_c(x[tr], y[tr], spk[tr])
         chosen.append(c)
         accs.append(float(np.mean(fit_predict(x[tr], y[tr], x[te], c) == y[te])))
     print(
-        f"extractor={args.extractor} compute_type={args.compute_type} pad_30s={args.pad_30s}: "
+        f"extractor={args.extractor} compute_type={args.compute_type} pad_30s={args.pad_30s} "
+        f"layer={args.layer} "
+        f"path={'Fuser(clipstats, speaker_norm)' if args.fuser else 'clip stats + speaker z-norm'}: "
         f"{len(table)} clips ({masked} masked), feature width {x.shape[1]}"
     )
     print(f"extraction (incl. cache reads): {seconds:.1f} s = {len(table) / seconds:.1f} clips/s")

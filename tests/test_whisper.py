@@ -111,6 +111,30 @@ def test_cache_key_names_extractor_options_and_model(tmp_path: Path, ext: Whispe
     assert "whisper_pad_30s" not in m and m["extractor"] == "mfcc"
 
 
+def test_torch_port_matches_ctranslate2_and_exposes_layers() -> None:
+    pytest.importorskip("torch")
+    y = speechy(1.0)
+    ct2 = WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_compute_type="float32"), threads=1)
+    ref = ct2.transform_wave(y, SR)  # (50, 384) CTranslate2 float32, final LayerNorm
+    from mmfer.features.whisper_torch import encode_layers, load_encoder
+
+    folder = shipped_model_dir()
+    assert folder is not None
+    states = encode_layers(load_encoder(folder), ct2._log_mel(y)[None])
+    assert len(states) == 5 and all(s.shape == (50, 384) for s in states)  # 4 blocks + final
+    np.testing.assert_allclose(states[-1], ref, atol=2e-3)  # same weights, same computation
+    # an inner layer through the extractor option: same frames, different features
+    inner = WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_layer=1), threads=1)
+    got = inner.transform_wave(y, SR)
+    assert got.shape == (50, 384)
+    np.testing.assert_allclose(got, states[1], atol=1e-5)
+    assert inner.config_dict() != ct2.config_dict() and inner.config_dict()["layer"] == 1
+    with pytest.raises(FeatureError, match="has 4 blocks"):
+        WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_layer=9)).transform_wave(y, SR)
+    with pytest.raises(ConfigError, match="whisper_layer"):
+        WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_layer=-2))
+
+
 def test_factory_dispatch() -> None:
     assert isinstance(create_audio_extractor(AudioConfig(extractor="mfcc")), MFCCExtractor)
     assert isinstance(create_audio_extractor(AudioConfig(extractor="whisper")), WhisperEncoderExtractor)

@@ -93,6 +93,10 @@ class AudioConfig:
     whisper_model: str | None = None
     #: CTranslate2 threads in the main process (0 = every core; extraction workers use 1).
     whisper_threads: int = 0
+    #: Encoder layer whose frames are returned: -1 = the final output (CTranslate2, fast),
+    #: 0..L-1 = the output of transformer block k, computed by a float32 PyTorch port of
+    #: the encoder on the same weights (mmfer/features/whisper_torch.py; slower).
+    whisper_layer: int = -1
     #: MFCC (and eGeMAPS) rate; Whisper always reads 16 kHz.
     sample_rate: int = 16000
     n_mfcc: int = 40

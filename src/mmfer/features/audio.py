@@ -40,7 +40,14 @@ _BLAS: Any = None  # threadpoolctl.ThreadpoolController, created on first MFCC
 
 #: AudioConfig fields that do not affect MFCC (kept out of its cache key).
 _NOT_MFCC_FIELDS: frozenset[str] = frozenset(
-    {"extractor", "whisper_compute_type", "whisper_pad_30s", "whisper_model", "whisper_threads"}
+    {
+        "extractor",
+        "whisper_compute_type",
+        "whisper_pad_30s",
+        "whisper_model",
+        "whisper_threads",
+        "whisper_layer",
+    }
 )
 
 

