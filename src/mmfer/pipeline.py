@@ -119,9 +119,15 @@ class Recognizer:
         cfg = getattr(self.estimator, "model_cfg", None)
         return cfg if cfg is not None else ModelConfig(name=self.estimator.name)
 
-    def predict_proba(self, feats: list[Any], *, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities ``(N, C)`` for per-sample features."""
-        fused = self.fuser.transform(feats)
+    def predict_proba(
+        self, feats: list[Any], *, speakers: list[str] | None = None, batch_size: int = 64
+    ) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for per-sample features.
+
+        ``speakers`` (one id per sample) is needed when the fuser normalises per
+        speaker: each speaker is normalised with statistics of its own given clips.
+        """
+        fused = self.fuser.transform(feats, speakers=speakers)
         return self.estimator.predict_proba(fused.x, fused.mask)
 
     def save(self, path: str | Path) -> Path:
@@ -256,14 +262,14 @@ def fit_rows(
     y = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()[rows].astype(np.int64)
     speakers = table["speaker"].astype(str).to_numpy()[rows]
     rows_feats = [feats[i] for i in ids]
-    fuser = Fuser(fusion_cfg, text_cfg).fit(rows_feats)
-    fused = fuser.transform(rows_feats)  # x (n, T, F), mask (n, T)
+    fuser = Fuser(fusion_cfg, text_cfg).fit(rows_feats, speakers=speakers, ids=ids)
+    fused = fuser.transform(rows_feats, speakers=speakers)  # x (n, T, F), mask (n, T)
     est = estimator.clone()
     if isinstance(estimator, NeuralEstimator):
         est.out_dir = estimator.out_dir  # type: ignore[attr-defined]
     est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids)
     if records is not None:
-        records.append(FitRecord(fold, f"{stage}fuser (TF-IDF, standardisers)", frozenset(ids)))
+        records.append(FitRecord(fold, f"{stage}fuser (TF-IDF, standardisers)", fuser.fitted_on_))
         records.append(FitRecord(fold, f"{stage}estimator {est.name}", est.fitted_on_))
     return Recognizer(fuser=fuser, estimator=est, labels=labels, features_cfg=features_cfg)
 
@@ -313,7 +319,8 @@ def accuracy_on(rec: Recognizer, table: pd.DataFrame, feats: dict[str, Any], row
     """Accuracy of a fitted recogniser on ``rows``."""
     ids = table["id"].astype(str).to_numpy()[rows]
     y = table["emotion"].map({e: i for i, e in enumerate(rec.labels)}).to_numpy()[rows]
-    pred = rec.predict_proba([feats[i] for i in ids]).argmax(axis=1)
+    speakers = table["speaker"].astype(str).tolist()
+    pred = rec.predict_proba([feats[i] for i in ids], speakers=[speakers[i] for i in rows]).argmax(axis=1)
     return float(np.mean(pred == y))
 
 
@@ -475,7 +482,7 @@ def cross_validate(
             fold=k,
         )
         t2 = time.perf_counter()
-        proba = rec.predict_proba([feats[i] for i in ids[te]])
+        proba = rec.predict_proba([feats[i] for i in ids[te]], speakers=speakers[te].tolist())
         test_s += time.perf_counter() - t2
         n_test += len(te)
         pred = proba.argmax(axis=1)
@@ -500,10 +507,15 @@ def cross_validate(
             t1 - t0,
             t2 - t1,
         )
+    described = describe_protocol(protocol, len(splits))
+    if cfg.fusion.speaker_norm:
+        described += (
+            ", per-speaker normalisation (transductive: from each test speaker's own unlabelled clips)"
+        )
     run = RunResult(
         model=model_name,
         modalities=tuple(modalities),
-        protocol=describe_protocol(protocol, len(splits)),
+        protocol=described,
         fold_metrics=fold_metrics,
         y_true=y_true,
         y_pred=y_pred,
@@ -516,7 +528,16 @@ def cross_validate(
         selected=selected,
         select_seconds=select_s,
     )
-    return run, audit_folds(table, splits, records, hashes=hashes, frozen=FROZEN_COMPONENTS)
+    frozen = list(FROZEN_COMPONENTS)
+    if cfg.fusion.speaker_norm:
+        frozen.append(
+            (
+                "per-speaker statistics",
+                "training speakers from their own rows; each test speaker from its own unlabelled test "
+                "clips at prediction (transductive, no labels)",
+            )
+        )
+    return run, audit_folds(table, splits, records, hashes=hashes, frozen=frozen)
 
 
 def available_modalities(table: pd.DataFrame, feats: dict[str, Any]) -> list[str]:

@@ -59,7 +59,7 @@ class NeuralEstimator(Estimator):
         "lr": [1e-3, 3e-3],
         "hidden_size": [64, 128],
         "dropout": [0.2, 0.5],
-        "epochs": [15, 30],
+        "epochs": [10, 25],
         "weight_decay": [1e-4, 1e-2],
     }
 

@@ -207,7 +207,9 @@ class Fuser:
                     frames[i][m] = ((frames[i][m] - mu) / sd).astype(np.float32)
         return frames
 
-    def fit(self, feats: list[Any], speakers: Sequence[Any] | None = None) -> Fuser:
+    def fit(
+        self, feats: list[Any], speakers: Sequence[Any] | None = None, *, ids: Sequence[str] | None = None
+    ) -> Fuser:
         """Fit TF-IDF and standardisers on the training samples' features.
 
         Parameters
@@ -217,6 +219,8 @@ class Fuser:
         speakers
             Speaker id of each sample; needed only with ``speaker_norm`` (each training
             speaker is then normalised with its own statistics before anything is fitted).
+        ids
+            Sample id of each row, kept in :attr:`fitted_on_` for the leakage audit.
 
         Raises
         ------
@@ -226,6 +230,7 @@ class Fuser:
         """
         from mmfer.features.text import fit_text_block
 
+        self.fitted_on_: frozenset[str] = frozenset(str(i) for i in ids) if ids is not None else frozenset()
         frames = self._frames(feats, speakers)
         dims: dict[str, int] = {}
         for m in self.modalities:
