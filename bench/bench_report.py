@@ -68,7 +68,7 @@ def main() -> None:
     lines += [
         f"- report: `mmfer report -c {args.config} {' '.join(args.overrides)}` gives the same tables "
         "(this script calls the same function)",
-        f"- wall time of the report (features cached or extracted, every model, every fold): {seconds / 60:.1f} min",
+        f"- wall time of the report (every model and fold, features cached or not): {seconds / 60:.1f} min",
         f"- cold extraction ({mod}, {n_cold} clips, workers={cfg.features.workers}): {rate:.1f} clips/s",
         f"- peak resident memory: {peak_rss_mb():.0f} MB",
         "",
