@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -292,3 +293,57 @@ def test_ckplus_happy_and_surprise_are_recognised(net: fer.FER2013Net) -> None:
         pred = [fer.FER2013_CLASSES[i] for i in logits.argmax(1)]
         share = pred.count(want) / len(pred)
         assert share >= 0.8, f"{cls}: only {share:.0%} predicted {want}: {pred}"
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def _toy_faces(n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two mirror-symmetric classes: bright upper half vs bright lower half, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(0, 0.3, (n, 64, 64))
+    x[y == 0, :32] += 0.8
+    x[y == 1, 32:] += 0.8
+    return np.clip(x, -1, 1).astype(np.float32), y
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    # Backward passes of tiny convs oversubscribe a shared 2-core box with 2 threads (2x slower).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_finetune_lowers_the_loss_and_is_seeded(one_thread: None) -> None:
+    x, y = _toy_faces(16)
+
+    def run(epochs: int) -> tuple[list[float], fer.FER2013Net]:
+        losses: list[float] = []
+        model = fer.finetune_fer2013(
+            x, y, epochs=epochs, lr=3e-3, weight_decay=1e-4, seed=1, batch_size=8,
+            classes=("up", "down"), on_epoch=lambda e, loss: losses.append(loss),
+        )  # fmt: skip
+        return losses, model
+
+    losses, model = run(4)
+    assert len(losses) == 4 and losses[-1] < 0.5 * losses[0], losses
+    assert run(1)[0] == losses[:1]  # same seed, same data -> same first epoch
+    assert model.classes == ("up", "down") and not model.training
+    proba = fer.predict_fer2013(model, x)  # flip TTA
+    assert proba.shape == (len(x), 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert (proba.argmax(1) == y).mean() >= 0.9
+    with torch.no_grad():
+        assert model.forward_embedding(torch.from_numpy(x[:2, None])).shape == (2, 130)
+
+
+def test_finetune_rejects_bad_input() -> None:
+    x, y = _toy_faces(4)
+    with pytest.raises(ValueError, match="64, 64"):
+        fer.finetune_fer2013(x[:, :32], y, epochs=1, lr=1e-3, weight_decay=0.0, seed=0)
+    with pytest.raises(ValueError, match="integer labels"):
+        fer.finetune_fer2013(x, y.astype(float), epochs=1, lr=1e-3, weight_decay=0.0, seed=0)
+    with pytest.raises(ValueError, match="bad schedule"):
+        fer.finetune_fer2013(x, y, epochs=0, lr=1e-3, weight_decay=0.0, seed=0)
