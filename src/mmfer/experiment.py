@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mmfer.config import ExperimentConfig, dump_config
+from mmfer.config import ExperimentConfig, FeatureConfig, dump_config
 from mmfer.data.table import write_table
 from mmfer.emotions import label_order
 from mmfer.errors import ConfigError
@@ -227,6 +227,49 @@ def _protocol_runs(
     return ProtocolResults(protocol=base.protocol, runs=runs, significance=sig, leakage=audit)
 
 
+def features_for(features: FeatureConfig, front_end: str) -> FeatureConfig:
+    """``features`` switched to another front end: a profile name, or ``;``-separated overrides.
+
+    A profile replaces exactly the settings that profile decides
+    (:func:`mmfer.config.profile_settings`); everything else is kept.
+    """
+    from mmfer.config import PROFILES, apply_overrides, from_dict, profile_settings, to_dict
+
+    data = to_dict(features)
+    if front_end in PROFILES:
+        data["profile"] = front_end
+        overrides = [f"{k}={v}" for k, v in profile_settings(front_end, features).items()]
+    else:
+        overrides = [o.strip() for o in front_end.split(";") if o.strip()]
+    return from_dict(FeatureConfig, apply_overrides(data, overrides))
+
+
+def front_end_label(features: FeatureConfig) -> str:
+    """One line naming the front end of every modality (for reports)."""
+    f = features
+    text = f"text {f.text.representation}" + (
+        f" (idf={f.text.idf})" if f.text.representation != "embedding" else ""
+    )
+    face = f"face {f.face.backbone}" + (" + 68 landmarks" if getattr(f.face, "landmarks", False) else "")
+    return f"profile {f.profile}: {face}, audio {f.audio.extractor}, {text}"
+
+
+def _front_end_runs(
+    cfg: ExperimentConfig, table: pd.DataFrame, mods: list[str], hashes: list[str | None]
+) -> list[RunResult]:
+    """The front-end ablation: ``eval.front_end_models`` under each of ``eval.front_ends`` (same folds)."""
+    runs = []
+    for fe in cfg.eval.front_ends:
+        sub = replace(cfg, features=features_for(cfg.features, fe))
+        feats = _features(sub, table)
+        for model in dict.fromkeys(cfg.eval.front_end_models):
+            log.info("front end %r: %s on %s", fe, model, "+".join(mods))
+            run, _ = cross_validate(table, feats, sub, model_name=model, modalities=mods, hashes=hashes)
+            run.front_end = f"{fe} — {front_end_label(sub.features)}"
+            runs.append(run)
+    return runs
+
+
 def report(cfg: ExperimentConfig) -> dict[str, Path]:
     """Regenerate the paper's Tables 1-6 for one corpus under the configured protocol(s)."""
     from mmfer.data.splits import is_speaker_independent
@@ -235,6 +278,9 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
     out, table, feats, mods = _setup(cfg)
     hashes = [media_hash(row) for row in table.to_dict("records")]
     main = _protocol_runs(cfg, table, feats, mods, cfg.eval.protocol, hashes, ablations=True)
+    for r in main.runs:
+        r.front_end = f"this report's — {front_end_label(cfg.features)}"
+    front_ends = _front_end_runs(cfg, table, mods, hashes)
     second = None
     if cfg.eval.both_protocols:
         other = "stratified_kfold" if is_speaker_independent(cfg.eval.protocol) else "group_kfold"
@@ -254,7 +300,12 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
         primary_model=cfg.model.name,
         title=f"mmfer report — {cfg.data.corpus} ({len(table)} samples, "
         f"{table['speaker'].nunique()} speakers)",
-        notes=[f"config: {out / 'config.yaml'}", f"modalities available: {', '.join(mods)}"],
+        notes=[
+            f"config: {out / 'config.yaml'}",
+            f"modalities available: {', '.join(mods)}",
+            f"front end: {front_end_label(cfg.features)}",
+        ],
+        front_ends=front_ends,
     )
     return write_report(data, out / "report")
 

@@ -153,6 +153,8 @@ class RunResult:
     selected: list[dict[str, Any]] = field(default_factory=list)
     #: Wall-clock seconds of the nested selection per fold (on top of ``train_seconds``).
     select_seconds: list[float] = field(default_factory=list)
+    #: The feature front end this run used (profile and extractors), for the front-end table.
+    front_end: str = ""
 
     @property
     def modality_text(self) -> str:
@@ -256,6 +258,8 @@ class ReportData:
     primary_model: str = "rmlstm"
     title: str = "mmfer evaluation report"
     notes: list[str] = field(default_factory=list)
+    #: Runs of the same models on the same folds with other front ends (front-end ablation).
+    front_ends: list[RunResult] = field(default_factory=list)
 
     def main(self) -> ProtocolResults:
         """The main protocol's results as a :class:`ProtocolResults`."""
@@ -642,6 +646,47 @@ def _table_ablation(data: ReportData) -> _Table | None:
         list(csv_rows[0]) if csv_rows else [],
         csv_rows,
         ["Each row is tuned by the same nested selection with the same budget."],
+    )
+
+
+def _table_front_ends(data: ReportData) -> _Table | None:
+    """Front-end ablation: the same models on the same folds with each feature front end."""
+    if not data.front_ends:
+        return None
+    models = list(dict.fromkeys(r.model for r in data.front_ends))
+    runs = [r for r in _full_modality_runs(data.runs) if r.model in models] + list(data.front_ends)
+    headers = ["Front end", "Model", "Modalities", "Accuracy (%)", "Macro sensitivity (%)"]
+    rows, csv_rows = [], []
+    for r in runs:
+        s = summarise_folds(r.fold_metrics)
+        acc, sens = _get(s, "accuracy"), _get(s, "macro.sensitivity")
+        rows.append(
+            [
+                r.front_end or "—",
+                r.model,
+                r.modality_text,
+                format_pm(acc["mean"], acc["std"]),
+                format_pm(sens["mean"], sens["std"]),
+            ]
+        )
+        csv_rows.append(
+            {
+                "front_end": r.front_end,
+                "model": r.model,
+                "modalities": r.modality_text,
+                "accuracy_mean_pct": acc["mean"] * 100,
+                "accuracy_std_pct": acc["std"] * 100,
+                "macro_sensitivity_mean_pct": sens["mean"] * 100,
+            }
+        )
+    return _Table(
+        "table_front_ends",
+        f"Front ends — the same models and folds with each feature stack (protocol: {data.protocol})",
+        headers,
+        rows,
+        list(csv_rows[0]),
+        csv_rows,
+        ["Every row is tuned by the same nested selection; only the per-sample features differ."],
     )
 
 
@@ -1466,9 +1511,11 @@ def write_report(results: ReportData, out_dir: str | Path) -> dict[str, Path]:
         )
     )
     blocks += [("h2", "Results"), ("table", t1), ("table", t3)]
-    t_abl, t_sel = _table_ablation(data), _table_selection(data)
+    t_abl, t_sel, t_fe = _table_ablation(data), _table_selection(data), _table_front_ends(data)
     if t_abl is not None:
         blocks.append(("table", t_abl))
+    if t_fe is not None:
+        blocks.append(("table", t_fe))
     if tproto is not None:
         blocks.append(("table", tproto))
     if t_sel is not None:
@@ -1498,7 +1545,7 @@ def write_report(results: ReportData, out_dir: str | Path) -> dict[str, Path]:
     # ---- write (PNGs and CSVs first, so report.md never points to a missing file)
     for f in [*figures, *([curves] if curves else [])]:
         written[f.filename] = atomic_write_bytes(out / f.filename, f.png)
-    extra_tables = [t for t in (tproto, t_abl, t_sel) if t is not None]
+    extra_tables = [t for t in (tproto, t_abl, t_sel, t_fe) if t is not None]
     for t in (t1, t3, t5, t6, tsig, per_fold_csv, *extra_tables):
         if t.stem is None:  # pragma: no cover - every table listed here has a CSV stem
             continue
