@@ -369,6 +369,11 @@ class EvalConfig:
     search: dict[str, Any] = field(default_factory=dict)
     #: Reference rows added to every model table (``majority`` = most frequent training class).
     reference: list[str] = field(default_factory=lambda: ["majority"])
+    #: Other front ends run on the same folds for the front-end ablation table: a profile
+    #: name (``paper``) or ``;``-separated feature overrides (``face.landmarks=true``).
+    front_ends: list[str] = field(default_factory=list)
+    #: Models run under each front end of ``front_ends`` (the primary model and a linear probe).
+    front_end_models: list[str] = field(default_factory=lambda: ["rmlstm", "logreg"])
 
 
 @dataclass
