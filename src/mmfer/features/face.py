@@ -30,6 +30,8 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import logging
 import re
@@ -360,6 +362,8 @@ class FaceFeatureExtractor:
     """
 
     def __init__(self, cfg: FaceConfig, *, backbone: EfficientNet | FER2013Net | None = None) -> None:
+        if cfg.backbone == "auto":  # no profile resolved it (a FaceConfig on its own): the legacy default
+            cfg = dataclasses.replace(cfg, backbone="efficientnet_lite0")
         if cfg.detector not in DETECTORS:
             raise ConfigError(f"face.detector: {cfg.detector!r} is not one of {list(DETECTORS)}")
         if cfg.backbone not in BACKBONES:
