@@ -152,8 +152,8 @@ class FeatureConfig:
 
     ``profile`` picks a whole front-end stack (:data:`PROFILES`):
 
-    * ``default`` — strong front ends: Whisper encoder audio (face backbone and
-      text as their dataclass defaults);
+    * ``default`` — strong front ends: Whisper tiny.en encoder audio, the FER2013
+      mini-Xception face CNN (text as its dataclass defaults);
     * ``paper`` — the paper's stack exactly: EfficientNet faces (lite0, or b0 when
       ``face.weights`` is given), MFCC audio on the eq. 6 mel scale, TF-IDF with
       the paper's idf (``text.idf=paper``).
