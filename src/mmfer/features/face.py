@@ -74,7 +74,9 @@ BACKBONE_DIMS: dict[str, int] = {
     "fer2013": FER2013Net.embedding_dim,
 }
 #: Bump when the preprocessing changes in a way that changes features (invalidates caches).
-FEATURE_VERSION = 1
+#: 2: videos with non-increasing frame stamps (RAVDESS AV re-encodes) are sampled over their
+#: whole length; version-1 features of such clips came from their first frame only.
+FEATURE_VERSION = 2
 
 
 class HaarFaceDetector:
