@@ -307,6 +307,9 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
         ],
         front_ends=front_ends,
     )
+    # Every figure computed so far, saved before rendering: a rendering error loses no compute.
+    (out / "report").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report" / "runs.json", json.dumps(asdict(data), default=float, indent=1))
     return write_report(data, out / "report")
 
 

@@ -203,9 +203,8 @@ def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
     if isinstance(est, NeuralEstimator):
         m = {k: v for k, v in to_dict(model_cfg).items() if k != "name"}
         return est.clone(**m, **to_dict(replace(train_cfg, progress=False)))
-    if "seed" in est.params:
-        return est.clone(seed=train_cfg.seed)
-    return est
+    fixed = {k: v for k, v in (("seed", train_cfg.seed), ("threads", train_cfg.threads)) if k in est.params}
+    return est.clone(**fixed)
 
 
 def search_space(est: Estimator, overrides: dict[str, Any]) -> dict[str, list[Any]]:

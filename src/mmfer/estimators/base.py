@@ -154,7 +154,8 @@ class Estimator(ABC):
             raise DataError(None, f"{self.name}.fit: labels must lie in [0, {num_classes}) with C >= 2")
         self.num_classes_ = int(num_classes)
         self.fitted_on_ = frozenset(str(i) for i in ids) if ids is not None else frozenset()
-        self._fit(x, mask, y, groups=None if groups is None else np.asarray(groups))
+        with _thread_limit(int(self.params.get("threads", 0) or 0)):
+            self._fit(x, mask, y, groups=None if groups is None else np.asarray(groups))
         return self
 
     def predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -191,6 +192,18 @@ class Estimator(ABC):
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
         return f"{type(self).__name__}({self.name}: {shown})"
+
+
+def _thread_limit(n: int) -> Any:
+    """Cap BLAS/OpenMP threads at ``n`` while fitting (0 = leave as is): scikit-learn's
+    solvers otherwise run one BLAS thread per core inside an already parallel job."""
+    from contextlib import nullcontext
+
+    if n <= 0:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n)
 
 
 def pool_time(x: np.ndarray, mask: np.ndarray, how: str = "meanstd") -> np.ndarray:

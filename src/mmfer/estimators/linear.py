@@ -50,10 +50,10 @@ class LogRegEstimator(_SklearnEstimator):
     """Multinomial logistic regression (L2, balanced class weights)."""
 
     name = "logreg"
-    search_space: ClassVar[dict[str, list[Any]]] = {"C": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}
+    search_space: ClassVar[dict[str, list[Any]]] = {"C": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 1.0]}
 
     def default_params(self) -> dict[str, Any]:
-        return {"C": 0.1, "time_pool": "meanstd", "max_iter": 3000, "seed": 0}
+        return {"C": 0.01, "time_pool": "meanstd", "max_iter": 3000, "seed": 0, "threads": 0}
 
     def _make(self) -> Any:
         p = self.params
@@ -100,7 +100,7 @@ class SVMEstimator(_SklearnEstimator):
 
     def default_params(self) -> dict[str, Any]:
         # gamma = gamma_scale / (n_features * var) -- 1.0 is scikit-learn's "scale"
-        return {"C": 1.0, "gamma_scale": 1.0, "time_pool": "meanstd", "seed": 0}
+        return {"C": 1.0, "gamma_scale": 1.0, "time_pool": "meanstd", "seed": 0, "threads": 0}
 
     def _make(self) -> Any:
         svc = _ScaledGammaSVC(
