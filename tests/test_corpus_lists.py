@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 import mmfer.data  # noqa: F401  (registers the loaders)
-from mmfer.config import FeatureConfig
+from mmfer.config import AudioConfig, FeatureConfig
 from mmfer.data.ckplus import load_ckplus
 from mmfer.data.corpora import skipped_files
 from mmfer.data.cremad import EMOTIONS as CREMAD_EMOTIONS
@@ -37,6 +37,11 @@ LFS_POINTER = (
     b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
     b"size 41044\n"
 )
+
+
+#: MFCC audio: these tests check masking/reporting mechanics on a fast, exact extractor
+#: (the default profile's Whisper extractor has its own tests).
+MFCC = FeatureConfig(audio=AudioConfig(extractor="mfcc"))
 
 
 def touch(path: Path, data: bytes = PLACEHOLDER) -> Path:
@@ -317,9 +322,7 @@ def test_lfs_pointer_reaching_extraction_gets_the_same_reason(tmp_path: Path) ->
     table = make_table(
         [{"id": "c0", "speaker": "a", "emotion": "happy", "audio": str(pointer)}], corpus="t", root=tmp_path
     )
-    feats = extract_features(
-        table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
-    )
+    feats = extract_features(table, MFCC, tmp_path / "cache", modalities=("audio",), progress=False)
     assert feats["c0"].audio is None
     assert "clip.wav: is a Git LFS pointer" in feats["c0"].issues["audio"]
     assert "git lfs pull" in feats["c0"].issues["audio"]
@@ -359,9 +362,7 @@ def test_silent_clip_is_listed_as_unusable(tmp_path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
     table = load_tess(root)
-    feats = extract_features(
-        table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=False
-    )
+    feats = extract_features(table, MFCC, tmp_path / "cache", modalities=("audio",), progress=False)
     masked = masked_samples(feats)
     assert masked[["id", "modality", "unusable"]].values.tolist() == [["OAF_bite_angry", "audio", True]]
     assert "OAF_bite_angry.wav: silent audio" in masked.loc[0, "reason"]

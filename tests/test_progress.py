@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmfer.config import FeatureConfig, TrainConfig
+from mmfer.config import AudioConfig, FeatureConfig, TrainConfig
 from mmfer.data.table import make_table
 from mmfer.features.extract import extract_features
 from mmfer.progress import Heartbeat, format_duration
+
+#: MFCC audio: these tests check masking/reporting mechanics on a fast, exact extractor
+#: (the default profile's Whisper extractor has its own tests).
+MFCC = FeatureConfig(audio=AudioConfig(extractor="mfcc"))
 
 
 class FakeClock:
@@ -125,7 +129,7 @@ def test_extraction_logs_heartbeat_and_masked_summary(
         records.append({"id": f"c{i}", "speaker": "a", "emotion": "happy", "audio": str(path)})
     table = make_table(records, corpus="t", root=tmp_path)
     with caplog.at_level(logging.INFO):
-        extract_features(table, FeatureConfig(), tmp_path / "cache", modalities=("audio",), progress=True)
+        extract_features(table, MFCC, tmp_path / "cache", modalities=("audio",), progress=True)
     beats = [r.getMessage() for r in caplog.records if r.name == "mmfer.progress"]
     assert len(beats) == 1 and beats[0].startswith("features 3/3 (100%)") and "file=c2.wav" in beats[0]
     summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("features: ")]
