@@ -129,7 +129,8 @@ def _cfg(**evals: object) -> ExperimentConfig:
     cfg.fusion = FusionConfig(modalities=["audio"], steps=2)
     cfg.model = ModelConfig(hidden_size=8, num_layers=1, mogrify_rounds=2)
     cfg.train = TrainConfig(epochs=3, patience=0, progress=False, threads=1)
-    cfg.eval = replace(cfg.eval, protocol="group_kfold", folds=3, inner_folds=2, select_budget=3, **evals)
+    base = {"protocol": "group_kfold", "folds": 3, "inner_folds": 2, "select_budget": 3}
+    cfg.eval = replace(cfg.eval, **{**base, **evals})
     return cfg
 
 
@@ -231,3 +232,39 @@ def test_recognizer_round_trip_for_a_linear_estimator(tmp_path) -> None:  # type
     assert back.estimator.name == "logreg" and back.estimator.params["C"] == 0.3
     with pytest.raises(ConfigError, match="not a neural network"):
         _ = back.model
+
+
+def test_report_shows_reference_rows_selection_ablation_and_speaker_tests(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import mmfer.pipeline as pl
+    from mmfer.evaluation.audit import merge_audits
+    from mmfer.evaluation.report import ReportData, compare_runs, write_report
+
+    table, feats = _corpus()
+    cfg = _cfg(select_budget=2)
+    runs, audits = [], []
+    for name in ["rmlstm", "mlstm", "rmlstm_gate", "logreg", "majority"]:
+        run, audit = pl.cross_validate(table, feats, cfg, model_name=name, modalities=["audio"])
+        runs.append(run)
+        audits.append(audit)
+    sig = [compare_runs(runs[0], r) for r in runs[1:4]]
+    fe, _ = pl.cross_validate(table, feats, _cfg(select=False), model_name="logreg", modalities=["audio"])
+    fe.front_end = "other features"
+    data = ReportData(
+        corpus="toy",
+        is_synthetic=True,
+        protocol=runs[0].protocol,
+        runs=runs,
+        significance=sig,
+        leakage=merge_audits(audits),
+        front_ends=[fe],
+    )
+    files = write_report(data, tmp_path)
+    md = files["report.md"].read_text(encoding="utf-8")
+    assert "chance (1/3)" in md and "| majority |" in md
+    assert "Selected settings" in md and "Ablation" in md and "Front ends" in md
+    assert "Speaker-level Wilcoxon p" in md and "optimistic" in md
+    assert "LEAK" not in md
+    assert (tmp_path / "selected_settings.csv").is_file() and (tmp_path / "table_ablation.csv").is_file()
+    # majority is the reference, not a contender: never better than chance by much on balanced classes
+    maj = next(r for r in runs if r.model == "majority")
+    assert np.mean(np.array(maj.y_true) == np.array(maj.y_pred)) < 0.5
