@@ -268,3 +268,16 @@ def test_report_shows_reference_rows_selection_ablation_and_speaker_tests(tmp_pa
     # majority is the reference, not a contender: never better than chance by much on balanced classes
     maj = next(r for r in runs if r.model == "majority")
     assert np.mean(np.array(maj.y_true) == np.array(maj.y_pred)) < 0.5
+
+
+def test_unusable_samples_can_be_counted_wrong() -> None:
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    dead = table["id"].iloc[4]
+    feats[dead] = SampleFeatures(issues={"audio": f"{dead}.wav: silent audio (-inf dBFS)"})
+    run, _ = pl.cross_validate(
+        table, feats, _cfg(select=False, unusable="count_wrong"), model_name="logreg", modalities=["audio"]
+    )
+    i = run.sample_ids.index(dead)
+    assert run.y_pred[i] != run.y_true[i]

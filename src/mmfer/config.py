@@ -252,6 +252,10 @@ def _fill_profile(data: dict[str, Any]) -> dict[str, Any]:
         # A full dump from before profiles existed (a checkpoint's feature config): its
         # features were MFCC, whatever today's default profile picks.
         out["audio"] = {"extractor": "mfcc", **audio}
+    text = out.get("text")
+    if "profile" not in data and isinstance(text, dict) and "idf" in text and "representation" not in text:
+        # likewise a text section dumped before text.representation existed: TF-IDF only
+        out["text"] = {"representation": "tfidf", **text}
     for key, value in profile_settings(profile, data).items():
         section, name = key.split(".")
         sub = out.get(section)
@@ -376,6 +380,10 @@ class EvalConfig:
     front_ends: list[str] = field(default_factory=list)
     #: Models run under each front end of ``front_ends`` (the primary model and a linear probe).
     front_end_models: list[str] = field(default_factory=lambda: ["rmlstm", "logreg"])
+    #: Samples with no usable modality left (all-silent clip, unreadable file, LFS pointer):
+    #: ``exclude`` them from every fold, or keep them and ``count_wrong`` (a conservative
+    #: score). Either way the report lists them with the reason.
+    unusable: Literal["exclude", "count_wrong"] = "exclude"
 
 
 @dataclass

@@ -41,9 +41,16 @@ def _out(cfg: ExperimentConfig) -> Path:
 
 
 def prepare(cfg: ExperimentConfig) -> tuple[pd.DataFrame, Path]:
-    """Build the sample table and write it to ``<output_dir>/samples.csv``."""
+    """Build the sample table and write it to ``<output_dir>/samples.csv``
+    (and the files the loader did not take, with why, to ``skipped.csv``)."""
+    from mmfer.data.corpora import skipped_files
+
     table = load_corpus(cfg.data)
-    return table, write_table(table, _out(cfg) / "samples.csv")
+    out = _out(cfg)
+    skipped = skipped_files(table)
+    if skipped:
+        atomic_write_text(out / "skipped.csv", pd.DataFrame(skipped).to_csv(index=False))
+    return table, write_table(table, out / "samples.csv")
 
 
 def _features(cfg: ExperimentConfig, table: pd.DataFrame) -> dict[str, Any]:
@@ -140,9 +147,27 @@ def format_cv(run: RunResult) -> str:
 
 
 def _setup(cfg: ExperimentConfig) -> tuple[Path, pd.DataFrame, dict[str, Any], list[str]]:
+    from mmfer.features.extract import masked_samples, unusable_samples
+
     out = _out(cfg)
     table, _ = prepare(cfg)
     feats = _features(cfg, table)
+    masked = masked_samples(feats)
+    if len(masked):
+        atomic_write_text(out / "masked.csv", masked.to_csv(index=False))
+    bad = set(unusable_samples(feats))
+    if bad and cfg.eval.unusable == "exclude":
+        keep = ~table["id"].astype(str).isin(bad)
+        log.warning(
+            "%d sample(s) with no usable modality excluded from evaluation (eval.unusable=exclude; "
+            "listed in %s): %s",
+            len(bad),
+            out / "masked.csv",
+            ", ".join(sorted(bad)[:10]) + (" ..." if len(bad) > 10 else ""),
+        )
+        attrs = dict(table.attrs)
+        table = table[keep.to_numpy()].reset_index(drop=True)
+        table.attrs.update(attrs)
     have = available_modalities(table, feats)
     mods = [m for m in cfg.fusion.modalities if m in have]
     if not mods:
@@ -304,6 +329,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
             f"config: {out / 'config.yaml'}",
             f"modalities available: {', '.join(mods)}",
             f"front end: {front_end_label(cfg.features)}",
+            *_data_notes(cfg, table, feats, out),
         ],
         front_ends=front_ends,
     )
@@ -311,6 +337,31 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
     (out / "report").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report" / "runs.json", json.dumps(asdict(data), default=float, indent=1))
     return write_report(data, out / "report")
+
+
+def _data_notes(cfg: ExperimentConfig, table: pd.DataFrame, feats: dict[str, Any], out: Path) -> list[str]:
+    """Report lines on files not taken, masked modalities and how unusable samples were scored."""
+    from mmfer.features.extract import masked_samples
+
+    notes = []
+    if (out / "skipped.csv").is_file():
+        n = len(pd.read_csv(out / "skipped.csv"))
+        notes.append(f"files not taken by the corpus loader: {n} (listed with the reason in skipped.csv)")
+    masked = masked_samples({k: v for k, v in feats.items()})
+    if len(masked):
+        unusable = sorted(set(masked.loc[masked["unusable"], "id"]))
+        policy = (
+            "excluded from every fold" if cfg.eval.unusable == "exclude" else "kept and counted as errors"
+        )
+        notes.append(
+            f"masked modalities: {len(masked)} (sample, modality) pairs, listed with the reason in "
+            f"masked.csv; samples with no usable modality: {len(unusable)} "
+            f"({', '.join(unusable[:8])}{' ...' if len(unusable) > 8 else ''}) -- {policy} "
+            f"(eval.unusable={cfg.eval.unusable})"
+        )
+    else:
+        notes.append("masked modalities: none (every sample kept every modality it has)")
+    return notes
 
 
 def run_all(cfg: ExperimentConfig) -> dict[str, Path]:

@@ -442,6 +442,14 @@ def cross_validate(
     fold_metrics, y_true, y_pred, sample_ids, spk_out = [], [], [], [], []
     train_s, select_s, test_s, n_test, histories, selected = [], [], 0.0, 0, [], []
     records: list[FitRecord] = []
+    unusable: set[str] = set()
+    if cfg.eval.unusable == "count_wrong":
+        from mmfer.features.extract import unusable_samples
+
+        unusable = set(unusable_samples({i: feats[i] for i in ids})) & set(ids.tolist())
+    from mmfer.progress import Heartbeat
+
+    beat = Heartbeat(len(splits), f"cv {model_name} {'+'.join(modalities)}")
     for k, (tr, te) in enumerate(splits):
         t0 = time.perf_counter()
         est = base
@@ -485,6 +493,10 @@ def cross_validate(
         test_s += time.perf_counter() - t2
         n_test += len(te)
         pred = proba.argmax(axis=1)
+        if cfg.eval.unusable == "count_wrong" and unusable:
+            # a sample with no evidence left is scored as an error (a conservative choice)
+            dead = np.isin(ids[te], list(unusable))
+            pred[dead] = (y_all[te][dead] + 1) % len(labels)
         fold_metrics.append(
             classification_metrics(y_all[te], pred, labels=list(range(len(labels))), names=labels)
         )
@@ -495,6 +507,7 @@ def cross_validate(
         select_s.append(t1 - t0)
         train_s.append(t2 - t1)
         histories.append(list(getattr(rec.estimator, "history", [])))
+        beat.tick(acc=round(float(fold_metrics[-1]["accuracy"]), 4))
         log.info(
             "%s %s fold %d/%d acc=%.3f%s (select %.0fs, fit %.0fs)",
             model_name,
