@@ -692,7 +692,7 @@ def _table_front_ends(data: ReportData) -> _Table | None:
 
 def _table_selection(data: ReportData) -> _Table | None:
     """Settings chosen per fold by the nested selection (inner accuracy in %)."""
-    runs = [r for r in data.runs if r.selected]
+    runs = [r for r in data.runs if any(sel.get("params") for sel in r.selected)]
     if not runs:
         return None
     headers = [
