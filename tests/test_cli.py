@@ -36,6 +36,8 @@ def _tiny(tmp: Path) -> list[str]:
         "eval.protocol=loso",
         "eval.models=[rmlstm, mlp]",
         "eval.ablations=[audio, text]",
+        "eval.select_budget=2",
+        "eval.inner_folds=2",
     ]
 
 
