@@ -79,7 +79,7 @@ def train(cfg: ExperimentConfig) -> Path:
     extracts (and caches) the features first, the other ranks then read the
     cache, and only rank 0 writes the checkpoint.
     """
-    from mmfer.training.ddp import init_distributed
+    from mmfer.training.distributed import init_distributed
 
     dist = init_distributed()
     if not dist.is_main:

@@ -5,7 +5,8 @@
 ``(B, C)``. It owns: AdamW, class-weighted cross entropy, gradient clipping,
 cosine/plateau LR schedules, seeding and deterministic shuffling, early
 stopping with best-weight restore, ``log.csv``, safetensors checkpoints with
-exact resume, and torchrun data parallelism (see :mod:`mmfer.training.ddp`).
+exact resume, and torchrun data parallelism (the context in :mod:`mmfer.training.distributed`; the
+``torchrun`` command line in :mod:`mmfer.training.ddp`, which imports this module, never the reverse).
 Everything else (metrics plots, extra logging, interruption) plugs in as a
 :class:`Hook`.
 
@@ -28,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,9 +50,7 @@ from mmfer.training.checkpoint import (
     strip_prefix,
     with_prefix,
 )
-
-if TYPE_CHECKING:
-    from mmfer.training.ddp import DistContext
+from mmfer.training.distributed import DistContext, init_distributed
 
 __all__ = [
     "LOG_COLUMNS",
@@ -85,6 +84,7 @@ _TRAJECTORY_KEYS: tuple[str, ...] = (
     "scheduler",
     "class_weighted",
     "seed",
+    "modality_dropout",
 )
 
 
@@ -266,6 +266,14 @@ class Hook:
     def on_epoch_start(self, trainer: Trainer) -> None:
         """Before epoch ``trainer.epoch + 1``."""
 
+    def transform_batch(
+        self, trainer: Trainer, x: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training batches only (never validation or prediction): return the ``x (B, T, F)``,
+        ``mask (B, T)`` the model is fed, e.g. augmented (modality dropout). Must not modify
+        its inputs in place (they may be views of the training set)."""
+        return x, mask
+
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         """After ``optimizer.step()``; parameter ``.grad`` still holds this batch's clipped gradients."""
 
@@ -374,6 +382,7 @@ def _check_config(cfg: TrainConfig) -> None:
         "train.patience": cfg.patience >= 0,
         "train.checkpoint_every": cfg.checkpoint_every >= 1,
         "train.threads": cfg.threads >= 0,
+        "train.modality_dropout": 0.0 <= cfg.modality_dropout < 1.0,
     }
     for key, ok in problems.items():
         if not ok:
@@ -448,8 +457,6 @@ class Trainer:
         self._reset()
 
     def _reset(self) -> None:
-        from mmfer.training.ddp import DistContext
-
         self.dist: DistContext = DistContext()
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -539,8 +546,6 @@ class Trainer:
         MmferError
             The training loss became NaN/inf.
         """
-        from mmfer.training.ddp import init_distributed
-
         cfg = self.cfg
         self._check_data(train, val, num_classes)
         self._reset()
@@ -676,6 +681,8 @@ class Trainer:
         )
         for step, (x, mask, y) in enumerate(loader):
             x, mask, y = x.to(self.device), mask.to(self.device), y.to(self.device)  # (B,T,F), (B,T), (B,)
+            for h in self._active_hooks:
+                x, mask = h.transform_batch(self, x, mask)  # training-time augmentation only
             logits = net(x, mask)  # (B, C)
             per = F.cross_entropy(logits, y, weight=self.class_weight, reduction="none")  # (B,) = w_y * nll
             wsum = self.class_weight[y].sum()
@@ -858,8 +865,10 @@ class Trainer:
         saved_cfg = meta["train"]
         now = to_dict(self.cfg)
         keys = list(_TRAJECTORY_KEYS) + (["epochs"] if self.cfg.scheduler == "cosine" else [])
+        # a key missing from an older checkpoint had its default value then
+        defaults = to_dict(TrainConfig())
         for k in keys:
-            if saved_cfg.get(k) != now[k]:
+            if saved_cfg.get(k, defaults[k]) != now[k]:
                 raise ConfigError(
                     f"{path}: cannot resume: train.{k} was {saved_cfg.get(k)!r} in the checkpoint but is "
                     f"{now[k]!r} now; use a fresh output folder or resume=False"
