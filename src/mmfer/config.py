@@ -344,6 +344,11 @@ class TrainConfig:
     progress: bool = True
     #: Torch intra-op threads (0 = torch default).
     threads: int = 0
+    #: Modality dropout (neural models, early fusion): while training, each present
+    #: modality of a sample is zeroed with its presence flag with this probability
+    #: (never every modality of a sample), so a model fitted on all modalities still
+    #: works when one is missing. 0 = off; never applied at evaluation or prediction.
+    modality_dropout: float = 0.0
 
 
 @dataclass

@@ -200,6 +200,10 @@ def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
     from mmfer.estimators import create_estimator
 
     est = create_estimator(name)
+    base_name = getattr(est, "base_name", None)
+    if base_name is not None:
+        # late fusion: the per-modality heads take the fixed settings of their base estimator
+        return est.clone(**make_estimator(base_name, model_cfg, train_cfg).params)
     if isinstance(est, NeuralEstimator):
         m = {k: v for k, v in to_dict(model_cfg).items() if k != "name"}
         return est.clone(**m, **to_dict(replace(train_cfg, progress=False)))
@@ -210,7 +214,8 @@ def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
 def search_space(est: Estimator, overrides: dict[str, Any]) -> dict[str, list[Any]]:
     """The declared search space of ``est``, or the one ``eval.search`` gives for its name
     (key = estimator name, or ``neural`` for every network)."""
-    key = est.name if est.name in overrides else ("neural" if isinstance(est, NeuralEstimator) else None)
+    neural = isinstance(getattr(est, "base_estimator", est), NeuralEstimator)  # late_<neural> too
+    key = est.name if est.name in overrides else ("neural" if neural else None)
     if key is not None and key in overrides:
         space = overrides[key]
         if not isinstance(space, dict) or not all(isinstance(v, list) for v in space.values()):
@@ -263,8 +268,8 @@ def fit_rows(
     rows_feats = [feats[i] for i in ids]
     fuser = Fuser(fusion_cfg, text_cfg).fit(rows_feats, speakers=speakers, ids=ids)
     fused = fuser.transform(rows_feats, speakers=speakers)  # x (n, T, F), mask (n, T)
-    est = estimator.clone()
-    if isinstance(estimator, NeuralEstimator):
+    est = estimator.clone().set_layout(fuser.layout())  # late fusion / modality dropout read it
+    if hasattr(estimator, "out_dir"):
         est.out_dir = estimator.out_dir  # type: ignore[attr-defined]
     est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids)
     if records is not None:
@@ -297,8 +302,8 @@ def fit_recognizer(
     """
     t0 = time.perf_counter()
     est = make_estimator(model_cfg.name, model_cfg, train_cfg).clone(**(params or {}))
-    if isinstance(est, NeuralEstimator):
-        est.out_dir = out_dir
+    if hasattr(est, "out_dir"):
+        est.out_dir = out_dir  # type: ignore[attr-defined]
     rec = fit_rows(
         table,
         feats,

@@ -24,12 +24,15 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from mmfer.errors import ConfigError, DataError
 from mmfer.registry import Registry
+
+if TYPE_CHECKING:
+    from mmfer.fusion.layout import FusedLayout
 
 __all__ = ["ESTIMATORS", "Estimator", "create_estimator", "list_estimators", "register_estimator"]
 
@@ -46,8 +49,7 @@ def register_estimator(name: str) -> Callable[[Callable[..., E]], Callable[..., 
 
 def _ensure_registered() -> None:
     # Importing the implementations registers them; done lazily to keep imports cheap.
-    import mmfer.estimators.linear
-    import mmfer.estimators.neural  # noqa: F401
+    import mmfer.estimators.late  # noqa: F401  (imports linear and neural first, then wraps them)
 
 
 def list_estimators() -> list[str]:
@@ -92,6 +94,8 @@ class Estimator(ABC):
         self.params: dict[str, Any] = {**defaults, **params}
         self.num_classes_: int = 0
         self.fitted_on_: frozenset[str] = frozenset()
+        #: Column map of the fused input (set by :meth:`set_layout`; None = unknown).
+        self.layout_: FusedLayout | None = None
 
     # ------------------------------------------------------------------ params
 
@@ -108,6 +112,15 @@ class Estimator(ABC):
         new = copy.copy(self)
         new.__init__(**{**self.params, **params})  # type: ignore[misc]
         return new
+
+    def set_layout(self, layout: FusedLayout | None) -> Estimator:
+        """Tell the estimator where each modality lives in ``x`` (:meth:`mmfer.fusion.Fuser.layout`).
+
+        :func:`mmfer.pipeline.fit_rows` calls it before every ``fit``. Most estimators
+        ignore it; late fusion and modality dropout need it. Returns ``self``.
+        """
+        self.layout_ = layout
+        return self
 
     # ------------------------------------------------------------------ fit / predict
 

@@ -70,6 +70,8 @@ class NeuralEstimator(Estimator):
         self.history: list[dict[str, Any]] = []
         #: Where the training loop writes its log and resumable checkpoints (None = nowhere).
         self.out_dir: str | Path | None = None
+        #: Input width F of the fitted/loaded network (0 = unknown).
+        self._in_features = 0
 
     def default_params(self) -> dict[str, Any]:
         m = to_dict(ModelConfig(name=self.name))
@@ -106,7 +108,7 @@ class NeuralEstimator(Estimator):
         *,
         groups: np.ndarray | None,
     ) -> None:
-        from mmfer.training import TensorData, Trainer
+        from mmfer.training import Hook, TensorData, Trainer
 
         tcfg = self.train_cfg
         is_val = np.zeros(len(y), dtype=bool)
@@ -119,8 +121,23 @@ class NeuralEstimator(Estimator):
                 torch.from_numpy(x[rows]), torch.from_numpy(mask[rows]), torch.from_numpy(y[rows])
             )
 
+        hooks: list[Hook] = []
+        if tcfg.modality_dropout > 0:
+            from mmfer.training.modality_dropout import ModalityDropout
+
+            if self.layout_ is None:
+                raise ConfigError(
+                    f"{self.name}: train.modality_dropout={tcfg.modality_dropout} needs the fused layout; "
+                    "fit through mmfer.pipeline.fit_rows or call set_layout(fuser.layout()) first"
+                )
+            if self.layout_.width != x.shape[2]:
+                raise ConfigError(
+                    f"{self.name}: fused layout width {self.layout_.width} != input width {x.shape[2]}"
+                )
+            hooks.append(ModalityDropout(self.layout_, tcfg.modality_dropout, seed=tcfg.seed))
         self.module = self.build(x.shape[2], self.num_classes_)
-        result = Trainer(tcfg).fit(
+        self._in_features = int(x.shape[2])
+        result = Trainer(tcfg, hooks=hooks).fit(
             self.module,
             tensors(np.flatnonzero(~is_val)),
             tensors(np.flatnonzero(is_val)) if is_val.any() else None,
@@ -148,7 +165,19 @@ class NeuralEstimator(Estimator):
         if self.module is None:
             raise ConfigError(f"{self.name}: nothing to save before fit")
         arrays = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
-        return arrays, {"num_classes": self.num_classes_}
+        meta: dict[str, Any] = {"num_classes": self.num_classes_}
+        if self._in_features:
+            meta["in_features"] = self._in_features
+        return arrays, meta
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        """Rebuild the network from :meth:`state` output (needs ``in_features`` in ``meta``)."""
+        if "in_features" not in meta:
+            raise ConfigError(f"{self.name}: checkpoint state lacks in_features; cannot rebuild the network")
+        module = self.build(int(meta["in_features"]), int(meta["num_classes"]))
+        module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        self._in_features = int(meta["in_features"])
+        return self.load_module(module, int(meta["num_classes"]))
 
     def load_module(self, module: torch.nn.Module, num_classes: int) -> NeuralEstimator:
         """Adopt an already-built (loaded) network, e.g. from a checkpoint."""

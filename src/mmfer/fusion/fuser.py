@@ -27,6 +27,7 @@ import numpy as np
 
 from mmfer.config import MODALITIES, FusionConfig, TextConfig
 from mmfer.errors import ConfigError, MmferError
+from mmfer.fusion.layout import FusedLayout
 
 
 class NotFittedError(MmferError, RuntimeError):
@@ -147,6 +148,12 @@ class Fuser:
         self._check_fitted()
         assert self.dims_ is not None
         return sum(self.dims_.values()) + len(self.modalities)
+
+    def layout(self) -> FusedLayout:
+        """Column map of the fused vector: each modality's block, then its presence flag."""
+        self._check_fitted()
+        assert self.dims_ is not None
+        return FusedLayout.from_dims(self.modalities, self.dims_)
 
     def _pooled(self, modality: str) -> bool:
         """Whether ``modality``'s scaler is fitted on pooled statistics instead of frames."""

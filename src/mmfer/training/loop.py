@@ -382,7 +382,7 @@ def _check_config(cfg: TrainConfig) -> None:
         "train.patience": cfg.patience >= 0,
         "train.checkpoint_every": cfg.checkpoint_every >= 1,
         "train.threads": cfg.threads >= 0,
-        "train.modality_dropout": 0.0 <= cfg.modality_dropout < 1.0,
+        "train.modality_dropout": 0.0 <= getattr(cfg, "modality_dropout", 0.0) < 1.0,
     }
     for key, ok in problems.items():
         if not ok:
