@@ -195,9 +195,9 @@ def test_a_planted_leak_is_caught_by_the_audit(monkeypatch: pytest.MonkeyPatch) 
     _, audit = pl.cross_validate(table, feats, cfg, model_name="logreg", modalities=["audio"])
     leaked = {c.component: c.test_rows_seen for c in audit.leaking_components}
     assert leaked == {"inner fuser (TF-IDF, standardisers)": 18, "inner estimator logreg": 18}
-    from mmfer.evaluation.report import ProtocolResults, audit_findings
+    from mmfer.evaluation.audit import audit_findings
 
-    leaks, _ = audit_findings(ProtocolResults("group_kfold", [], leakage=audit, speaker_independent=True))
+    leaks, _ = audit_findings(audit, "group_kfold", speaker_independent=True)
     assert any("inner estimator logreg was fitted on 18 test row" in s for s in leaks)
 
 
@@ -238,7 +238,8 @@ def test_recognizer_round_trip_for_a_linear_estimator(tmp_path) -> None:  # type
 def test_report_shows_reference_rows_selection_ablation_and_speaker_tests(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import mmfer.pipeline as pl
     from mmfer.evaluation.audit import merge_audits
-    from mmfer.evaluation.report import ReportData, compare_runs, write_report
+    from mmfer.evaluation.report import write_report
+    from mmfer.evaluation.results import ReportData, compare_runs
 
     table, feats = _corpus()
     cfg = _cfg(select_budget=2)

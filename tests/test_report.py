@@ -12,18 +12,17 @@ import pytest
 
 from mmfer.errors import DataError
 from mmfer.evaluation import paper
-from mmfer.evaluation.audit import ComponentFit
+from mmfer.evaluation.audit import ComponentFit, LeakageAudit
 from mmfer.evaluation.metrics import classification_metrics, format_pm, summarise_folds
-from mmfer.evaluation.report import (
-    METRIC_COLUMNS,
+from mmfer.evaluation.report import write_report
+from mmfer.evaluation.results import (
     SYNTHETIC_WARNING,
-    LeakageAudit,
     ProtocolResults,
     ReportData,
     RunResult,
     compare_runs,
-    write_report,
 )
+from mmfer.evaluation.tables import METRIC_COLUMNS
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 MODELS = ("rmlstm", "lstm", "mlp")

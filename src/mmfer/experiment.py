@@ -28,7 +28,7 @@ from mmfer.pipeline import (
 )
 
 if TYPE_CHECKING:
-    from mmfer.evaluation.report import ProtocolResults, RunResult
+    from mmfer.evaluation.results import ProtocolResults, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def _protocol_runs(
     """Every model on all modalities, plus RMLSTM on each modality subset (Tables 1-4)."""
     from mmfer.estimators import list_estimators
     from mmfer.estimators.base import ESTIMATORS
-    from mmfer.evaluation.report import ProtocolResults, compare_runs
+    from mmfer.evaluation.results import ProtocolResults, compare_runs
 
     list_estimators()  # registers every estimator
 
@@ -298,7 +298,8 @@ def _front_end_runs(
 def report(cfg: ExperimentConfig) -> dict[str, Path]:
     """Regenerate the paper's Tables 1-6 for one corpus under the configured protocol(s)."""
     from mmfer.data.splits import is_speaker_independent
-    from mmfer.evaluation.report import ReportData, write_report
+    from mmfer.evaluation.report import write_report
+    from mmfer.evaluation.results import ReportData
 
     out, table, feats, mods = _setup(cfg)
     hashes = [media_hash(row) for row in table.to_dict("records")]

@@ -38,7 +38,7 @@ from mmfer.evaluation.audit import FitRecord, LeakageAudit
 from mmfer.fusion import Fuser
 
 if TYPE_CHECKING:
-    from mmfer.evaluation.report import RunResult
+    from mmfer.evaluation.results import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +434,7 @@ def cross_validate(
     from mmfer.data.splits import describe_protocol, make_splits
     from mmfer.evaluation.audit import audit_folds
     from mmfer.evaluation.metrics import classification_metrics
-    from mmfer.evaluation.report import RunResult
+    from mmfer.evaluation.results import RunResult
 
     protocol = protocol or cfg.eval.protocol
     splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)

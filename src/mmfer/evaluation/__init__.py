@@ -1,14 +1,20 @@
-"""Evaluation: metrics (eqs. 12-16), significance tests, the paper's numbers and the report writer."""
+"""Evaluation: metrics (eqs. 12-16), significance tests, the paper's numbers and the report writer.
 
+Modules, lowest first: ``metrics``, ``significance``, ``paper``; ``audit`` (typed
+leakage audit and the leak policy); ``results`` (result dataclasses, shared
+helpers, :func:`compare_runs`); ``tables`` and ``figures``; ``render``
+(Markdown, Jinja2 HTML, CSV); ``report`` (:func:`write_report`).
+"""
+
+from mmfer.evaluation.audit import LeakageAudit
 from mmfer.evaluation.metrics import classification_metrics, confusion, format_pm, summarise_folds
-from mmfer.evaluation.report import (
-    LeakageAudit,
+from mmfer.evaluation.report import write_report
+from mmfer.evaluation.results import (
     ProtocolResults,
     ReportData,
     RunResult,
     SignificanceRow,
     compare_runs,
-    write_report,
 )
 from mmfer.evaluation.significance import holm, mcnemar, paired_fold_tests
 

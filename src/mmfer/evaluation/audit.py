@@ -6,6 +6,11 @@ selection) records the ids of the rows it saw (:class:`FitRecord`). The audit
 intersects those ids with each fold's test ids, and counts speakers, recording
 sequences and identical files shared between train and test. Results are
 typed (:class:`ComponentFit`), not prose.
+
+The policy that turns an audit into report lines lives here too
+(:func:`audit_findings`): what counts as a ``LEAK`` depends on whether the
+protocol keeps speakers apart, declared by the caller or, for a free-text
+protocol description, guessed by :func:`guess_speaker_independent`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["ComponentFit", "FitRecord", "LeakageAudit", "audit_folds"]
+__all__ = [
+    "ComponentFit",
+    "FitRecord",
+    "LeakageAudit",
+    "audit_findings",
+    "audit_folds",
+    "guess_speaker_independent",
+    "merge_audits",
+    "resolve_speaker_independent",
+]
 
 
 @dataclass(frozen=True)
@@ -176,3 +190,118 @@ def merge_audits(audits: Sequence[LeakageAudit]) -> LeakageAudit | None:
         sequence_overlap=worst([a.sequence_overlap for a in audits]),
         notes=list(dict.fromkeys(n for a in audits for n in a.notes)),
     )
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def guess_speaker_independent(description: str) -> bool | None:
+    """Guess from a free-text protocol description whether test speakers are unseen.
+
+    Not to be confused with :func:`mmfer.data.splits.is_speaker_independent`, which
+    answers for a *registered splitter name* from the splitter itself. This one
+    reads descriptions such as ``"speaker-independent leave-one-speaker-out (6 folds)"``.
+
+    Returns
+    -------
+    bool | None
+        True/False when the text says so, None when it does not.
+    """
+    p = description.lower().replace("_", "-")
+    if "independent" in p or "leave-one-speaker-out" in p or "loso" in p or "group-kfold" in p:
+        return True
+    if "dependent" in p or "stratified" in p:
+        return False
+    return None
+
+
+def resolve_speaker_independent(protocol: str, declared: bool | None) -> tuple[bool, list[str]]:
+    """Whether ``protocol`` keeps speakers apart: ``declared`` if given, else guessed.
+
+    Returns
+    -------
+    tuple[bool, list[str]]
+        The answer and notes; an unrecognised description counts as speaker-independent
+        (strict), with a note saying so.
+    """
+    if declared is not None:
+        return declared, []
+    guess = guess_speaker_independent(protocol)
+    if guess is None:
+        # Unknown: be strict, so a mislabelled speaker-dependent run cannot pass as independent.
+        return True, [
+            f"protocol {protocol!r} not recognised as speaker-dependent or -independent; "
+            "speaker overlap is treated as a leak"
+        ]
+    return guess, []
+
+
+def audit_findings(
+    audit: LeakageAudit | None, protocol: str, speaker_independent: bool | None = None
+) -> tuple[list[str], list[str]]:
+    """Leaks and informational lines of one protocol's leakage audit.
+
+    Parameters
+    ----------
+    audit
+        The audit (None = not audited: said so, not a leak).
+    protocol
+        Protocol description, named in the lines.
+    speaker_independent
+        Whether the protocol keeps speakers apart; None = guessed from ``protocol``
+        (:func:`resolve_speaker_independent`).
+
+    Returns
+    -------
+    tuple[list[str], list[str]]
+        ``(leaks, info)``; every leak string starts with ``"LEAK"``.
+    """
+    independent, info = resolve_speaker_independent(protocol, speaker_independent)
+    leaks: list[str] = []
+    if audit is None:
+        return [], [
+            *info,
+            f"No leakage audit supplied for {protocol}: train/test separation is unverified.",
+        ]
+    overlap = [int(x) for x in audit.speaker_overlap]
+    bad = [(i + 1, n) for i, n in enumerate(overlap) if n > 0]
+    if bad and independent:
+        where = ", ".join(f"fold {i}: {n}" for i, n in bad)
+        leaks.append(
+            f"LEAK: speakers present in both train and test under the speaker-independent protocol "
+            f"{protocol!r} ({where})"
+        )
+    elif bad:
+        info.append(
+            f"Speakers shared between train and test in {len(bad)}/{len(overlap)} folds "
+            f"(expected: {protocol} is speaker-dependent)."
+        )
+    else:
+        info.append(f"Speaker overlap between train and test: 0 in all {len(overlap)} folds.")
+    seq_bad = [(i + 1, n) for i, n in enumerate(audit.sequence_overlap) if n > 0]
+    if seq_bad:
+        where = ", ".join(f"fold {i}: {n}" for i, n in seq_bad)
+        leaks.append(f"LEAK: recording sequences with rows in both train and test ({where})")
+    elif audit.sequence_overlap:
+        info.append(f"Recording sequences split between train and test: 0 in all {len(overlap)} folds.")
+    for comp in audit.components:
+        if comp.leaked:
+            leaks.append(
+                f"LEAK: {comp.component} was fitted on {comp.test_rows_seen} test row(s) of its own fold"
+            )
+        elif comp.fits == 0:
+            info.append(f"{comp.component}: {comp.note or 'not fitted'}.")
+        else:
+            info.append(
+                f"{comp.component}: fitted {comp.fits} times on {comp.rows_fitted} rows in all, "
+                "0 of them test rows of the same fold (counted from the recorded ids)."
+            )
+    if audit.duplicate_clips_across_splits > 0:
+        leaks.append(
+            f"LEAK: {audit.duplicate_clips_across_splits} clip(s) with identical content in both train "
+            "and test splits"
+        )
+    else:
+        info.append("Identical clips (content hash) across train/test: 0.")
+    info.extend(audit.notes)
+    return leaks, info
