@@ -283,3 +283,25 @@ def test_unusable_samples_can_be_counted_wrong() -> None:
     )
     i = run.sample_ids.index(dead)
     assert run.y_pred[i] != run.y_true[i]
+
+
+def test_finished_runs_are_reused(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import mmfer.experiment as ex
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    cfg = replace(_cfg(select=False), output_dir=str(tmp_path))
+    first, audit = ex.cached_cross_validate(table, feats, cfg, model_name="logreg", modalities=["audio"])
+
+    def boom(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("recomputed a finished run")
+
+    monkeypatch.setattr(ex, "cross_validate", boom)
+    again, audit2 = ex.cached_cross_validate(table, feats, cfg, model_name="logreg", modalities=["audio"])
+    assert again.y_pred == first.y_pred and again.modalities == ("audio",)
+    assert audit2.components == audit.components
+    # any change that can alter the result is a different run
+    monkeypatch.setattr(ex, "cross_validate", pl.cross_validate)
+    other = replace(cfg, eval=replace(cfg.eval, folds=2))
+    ex.cached_cross_validate(table, feats, other, model_name="logreg", modalities=["audio"])
+    assert len(list((tmp_path / "runs_done").glob("*.json"))) == 2

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mmfer.config import ExperimentConfig, FeatureConfig, dump_config
+from mmfer.config import ExperimentConfig, FeatureConfig, dump_config, to_dict
 from mmfer.data.table import write_table
 from mmfer.emotions import label_order
 from mmfer.errors import ConfigError
@@ -28,6 +28,7 @@ from mmfer.pipeline import (
 )
 
 if TYPE_CHECKING:
+    from mmfer.evaluation.audit import LeakageAudit
     from mmfer.evaluation.results import ProtocolResults, RunResult
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,59 @@ def evaluate(cfg: ExperimentConfig) -> str:
     return format_cv(run) + f"\n(written to {path})"
 
 
+def cached_cross_validate(
+    table: pd.DataFrame,
+    feats: dict[str, Any],
+    cfg: ExperimentConfig,
+    *,
+    model_name: str,
+    modalities: list[str],
+    protocol: str | None = None,
+    hashes: list[str | None] | None = None,
+) -> tuple[RunResult, LeakageAudit]:
+    """:func:`cross_validate`, with each finished run kept in ``<output_dir>/runs_done/``.
+
+    A long report that is stopped (or crashes while rendering) loses no finished
+    run: rerunning the same command reads them back. The key covers everything
+    that can change the result -- the config (minus paths and progress), the
+    sample ids, the model, modalities and protocol.
+    """
+    import hashlib
+
+    from mmfer.evaluation import RunResult
+    from mmfer.evaluation.audit import ComponentFit, LeakageAudit
+
+    key_cfg = to_dict(cfg)
+    key_cfg.pop("output_dir", None)
+    key_cfg["features"].pop("cache_dir", None)
+    key_cfg["features"].pop("workers", None)
+    key = {
+        "cfg": key_cfg,
+        "ids": table["id"].astype(str).tolist(),
+        "model": model_name,
+        "modalities": list(modalities),
+        "protocol": protocol or cfg.eval.protocol,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    path = Path(cfg.output_dir) / "runs_done" / f"{model_name}_{'+'.join(modalities)}_{digest}.json"
+    if path.is_file():
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            run = RunResult(**{**d["run"], "modalities": tuple(d["run"]["modalities"])})
+            a = d["audit"]
+            audit = LeakageAudit(**{**a, "components": [ComponentFit(**c) for c in a["components"]]})
+            log.info("reusing finished run %s", path)
+            return run, audit
+        except (ValueError, TypeError, KeyError) as e:
+            log.warning("%s: unreadable finished run (%s); computing it again", path, e)
+    run, audit = cross_validate(
+        table, feats, cfg, model_name=model_name, modalities=modalities, protocol=protocol, hashes=hashes
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"run": asdict(run), "audit": asdict(audit)}, default=float))
+    return run, audit
+
+
 def _protocol_runs(
     cfg: ExperimentConfig,
     table: pd.DataFrame,
@@ -237,7 +291,7 @@ def _protocol_runs(
     runs, audits = [], []
     for i, (model, subset) in enumerate(jobs):
         log.info("[%d/%d] %s on %s (%s)", i + 1, len(jobs), model, "+".join(subset), protocol)
-        run, a = cross_validate(
+        run, a = cached_cross_validate(
             table, feats, cfg, model_name=model, modalities=list(subset), protocol=protocol, hashes=hashes
         )
         runs.append(run)
@@ -289,7 +343,9 @@ def _front_end_runs(
         feats = _features(sub, table)
         for model in dict.fromkeys(cfg.eval.front_end_models):
             log.info("front end %r: %s on %s", fe, model, "+".join(mods))
-            run, _ = cross_validate(table, feats, sub, model_name=model, modalities=mods, hashes=hashes)
+            run, _ = cached_cross_validate(
+                table, feats, sub, model_name=model, modalities=mods, hashes=hashes
+            )
             run.front_end = f"{fe} — {front_end_label(sub.features)}"
             runs.append(run)
     return runs
