@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmfer.config import FeatureConfig, FusionConfig, TextConfig, load_config
+from mmfer.config import FeatureConfig, FusionConfig, TextConfig, from_dict, load_config
 from mmfer.data.table import make_table
 from mmfer.errors import ConfigError, FeatureError
 from mmfer.features import extract
@@ -90,6 +90,11 @@ def test_embedding_errors(encoder) -> None:  # type: ignore[no-untyped-def]
 
 def test_representation_config() -> None:
     assert text_representation(TextConfig()) == "tfidf"  # no profile: the paper's representation
+    paper = load_config(overrides=["features.profile=paper"]).features.text
+    assert (paper.representation, paper.idf) == ("tfidf", "paper")
+    # a text section dumped before the option existed (an old checkpoint) stays TF-IDF
+    old = {"text": {"idf": "smooth", "remove_stop_words": True, "max_features": 2000}}
+    assert from_dict(FeatureConfig, old).text.representation == "tfidf"
     cfg = load_config(overrides=["features.text.representation=both"])
     assert cfg.features.text.representation == "both"
     with pytest.raises(ConfigError, match="representation"):
