@@ -53,7 +53,7 @@ def _time(fn: Callable[[], Any], runs: int, warmup: int = 1) -> list[float]:
 def train_synthetic(work: Path) -> tuple[Path, Any]:
     """Generate a small synthetic corpus and fit an RMLSTM on face + audio + text; return (ckpt, table)."""
     from mmfer.config import AudioConfig, FeatureConfig, FusionConfig, ModelConfig, TrainConfig
-    from mmfer.data.synthetic import load_synthetic
+    from mmfer.demo import load_synthetic
     from mmfer.emotions import label_order
     from mmfer.pipeline import extract, fit_recognizer
 

@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from mmfer.data import synthetic as syn
+from mmfer import demo as syn
 from mmfer.data.table import COLUMNS, validate_table
+from mmfer.demo import corpus as demo_corpus
+from mmfer.demo import face as demo_face
+from mmfer.demo import media as demo_media
 from mmfer.errors import ConfigError
 from mmfer.registry import CORPORA
 
@@ -81,7 +84,8 @@ def test_h264_when_available(tiny: Path) -> None:
 
 def test_mpeg4_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A PyAV build without libx264 still yields a playable corpus.
-    monkeypatch.setattr(syn, "video_codec", lambda: "mpeg4")
+    for module in (demo_media, demo_corpus):  # the encoder, and the stamp naming it
+        monkeypatch.setattr(module, "video_codec", lambda: "mpeg4")
     root = syn.generate_synthetic_corpus(tmp_path, **{**TINY, "speakers": 1, "clips_per_emotion": 1})
     video = next(root.glob("syn01/*.mp4"))
     with av.open(str(video)) as c:
@@ -169,7 +173,8 @@ def test_face_depends_on_emotion(speaker: int) -> None:
     assert lift["happy"] > lift["neutral"] + 1 > lift["sad"] + 2
     # Surprise opens the eyes and the mouth: more eye-white and mouth pixels than neutral.
     white = {
-        e: (np.abs(face[e].astype(int) - syn._WHITE).max(axis=2) < 12).sum() for e in ("neutral", "surprised")
+        e: (np.abs(face[e].astype(int) - demo_face._WHITE).max(axis=2) < 12).sum()
+        for e in ("neutral", "surprised")
     }
     assert white["surprised"] > 1.3 * white["neutral"]
     # Anger lowers the inner brow ends, sadness raises them: the brow band differs.

@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -30,6 +31,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        #: name -> module that registers it when imported (see :meth:`provide`).
+        self._providers: dict[str, str] = {}
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator registering an object under ``name`` (default: its ``__name__``)."""
@@ -45,30 +48,43 @@ class Registry(Generic[T]):
 
         return deco
 
+    def provide(self, name: str, module: str) -> None:
+        """Declare that importing ``module`` registers ``name``; :meth:`get` imports it on first use.
+
+        Lets a package outside the core (e.g. :mod:`mmfer.demo`) own a registered name
+        without the core importing it.
+        """
+        self._providers[name.lower()] = module
+
     def get(self, name: str) -> T:
         """Return the object registered as ``name`` (case-insensitive)."""
+        key = name.lower() if isinstance(name, str) else name
+        if key not in self._items and key in self._providers:
+            importlib.import_module(self._providers[key])
         try:
-            return self._items[name.lower()]
+            return self._items[key]
         except (KeyError, AttributeError):
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:
-        """Registered names, sorted."""
-        return sorted(self._items)
+        """Registered names (including provided ones not imported yet), sorted."""
+        return sorted(set(self._items) | set(self._providers))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._items
+        return isinstance(name, str) and (name.lower() in self._items or name.lower() in self._providers)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(set(self._items) | set(self._providers))
 
 
 CORPORA: Registry[Callable[..., object]] = Registry("corpus")
+# The demo corpus lives outside mmfer.data (it generates media); registered on first use.
+CORPORA.provide("synthetic", "mmfer.demo.corpus")
 FEATURES: Registry[type] = Registry("feature extractor")
 MODELS: Registry[type] = Registry("model")
 SPLITTERS: Registry[Callable[..., object]] = Registry("protocol")

@@ -2,21 +2,16 @@
 
 Importing this package registers every corpus loader in
 :data:`mmfer.registry.CORPORA` and every protocol in
-:data:`mmfer.registry.SPLITTERS`.
+:data:`mmfer.registry.SPLITTERS`. The generated demo corpus ``synthetic`` lives
+in :mod:`mmfer.demo` (the registry imports it on first use; this package never does).
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 from mmfer.data import ckplus, cremad, manifest, meld, ravdess, savee, splits, tess
 from mmfer.data.corpora import load_corpus
 from mmfer.data.splits import describe_protocol, is_speaker_independent, make_splits, speaker_holdout
 from mmfer.data.table import COLUMNS, make_table, read_table, validate_table, write_table
-
-# synthetic.py is written separately; the other loaders must work without it.
-if importlib.util.find_spec("mmfer.data.synthetic") is not None:
-    from mmfer.data import synthetic  # noqa: F401
 
 __all__ = [
     "COLUMNS",

@@ -1,9 +1,10 @@
 """Helpers shared by the corpus loaders, and :func:`load_corpus`.
 
 Every loader (``savee``, ``ravdess``, ``ckplus``, ``cremad``, ``tess``,
-``manifest``, ``synthetic``) lives in its own module of :mod:`mmfer.data`
+``manifest``) lives in its own module of :mod:`mmfer.data`
 and registers itself in :data:`mmfer.registry.CORPORA`; importing
-:mod:`mmfer.data` registers them all. Loaders only list files and parse
+:mod:`mmfer.data` registers them all. The generated demo corpus ``synthetic``
+lives in :mod:`mmfer.demo` and is imported by the registry on first use. Loaders only list files and parse
 names/labels: they never decode media, but they do check each file cheaply
 (exists, readable, not empty, not a Git LFS pointer) so that a bad file is
 reported at ``prepare`` with its path rather than hours later inside feature
