@@ -230,6 +230,10 @@ def cached_cross_validate(
     key_cfg.pop("output_dir", None)
     key_cfg["features"].pop("cache_dir", None)
     key_cfg["features"].pop("workers", None)
+    # which other runs a report makes does not change this run
+    for k in ("models", "reference", "front_ends", "front_end_models", "ablations", "both_protocols"):
+        key_cfg["eval"].pop(k, None)
+    key_cfg["model"].pop("name", None)  # model_name is in the key itself
     key = {
         "cfg": key_cfg,
         "ids": table["id"].astype(str).tolist(),
