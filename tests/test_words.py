@@ -90,6 +90,8 @@ def test_embedding_errors(encoder) -> None:  # type: ignore[no-untyped-def]
 
 def test_representation_config() -> None:
     assert text_representation(TextConfig()) == "tfidf"  # no profile: the paper's representation
+    assert load_config().features.text.representation == "both"  # default profile
+    assert FeatureConfig().text.representation == "both"
     paper = load_config(overrides=["features.profile=paper"]).features.text
     assert (paper.representation, paper.idf) == ("tfidf", "paper")
     # a text section dumped before the option existed (an old checkpoint) stays TF-IDF
