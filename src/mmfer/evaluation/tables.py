@@ -142,6 +142,7 @@ def _csv_row(data: ReportData, r: RunResult, vals: dict[str, Any], p_acc: float 
 
 
 def table_modalities(data: ReportData) -> Table:
+    """Table 1: the primary model on each modality subset, beside the paper's figure."""
     runs = sorted(runs_of_model(data.runs, data.primary_model), key=lambda r: modality_key(r.modalities))
     has_paper = paper.paper_modality_row(data.corpus, ("audio",)) is not None
     headers = ["Modalities", "Folds", *(h for h, _ in METRIC_COLUMNS)]
@@ -192,6 +193,7 @@ ABLATION_MODELS: dict[str, tuple[str, str, str]] = {
 
 
 def table_models(data: ReportData) -> Table:
+    """Table 3: every model on all modalities, with the speaker-bootstrap CI and a chance row."""
     runs = full_modality_runs(data.runs)
     has_paper = paper.paper_model_row(data.corpus, "rmlstm") is not None
     headers = [
@@ -409,6 +411,7 @@ def table_selection(data: ReportData) -> Table | None:
 
 
 def table_timing(data: ReportData) -> Table:
+    """Table 5: training time per fold and test time per sample, beside the paper's."""
     runs = full_modality_runs(data.runs)
     has_paper = paper.paper_timing(data.corpus, "rmlstm") is not None
     headers = [
@@ -478,6 +481,7 @@ def table_timing(data: ReportData) -> Table:
 
 
 def table_paper(data: ReportData) -> Table:
+    """Table 6: our primary model's accuracy under each protocol beside the paper's claims."""
     paper_acc = paper.paper_rmlstm_accuracy(data.corpus)
     headers = ["Source", "Method", "Corpus", "Protocol", "Accuracy (%)", "Ours − paper RMLSTM (pp)"]
     rows, csv_rows = [], []
@@ -558,6 +562,7 @@ def table_paper(data: ReportData) -> Table:
 
 
 def table_significance(data: ReportData) -> Table:
+    """Speaker-level (primary, Holm-adjusted) and fold/clip-level (secondary) comparisons."""
     sig = list(data.significance) + (list(data.second.significance) if data.second else [])
     # Holm over the primary (speaker-level) p-values; fold-level where no speakers were recorded.
     primary = [s.speaker_wilcoxon_p if s.speaker_wilcoxon_p is not None else s.wilcoxon_p for s in sig]
@@ -716,6 +721,7 @@ def per_fold_tables(data: ReportData) -> tuple[Table, Table]:
 
 
 def table_protocols(data: ReportData) -> Table | None:
+    """Main vs second protocol per run (the speaker-dependent inflation); None without a second."""
     if data.second is None:
         return None
     main, second = data.main(), data.second
