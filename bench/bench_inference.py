@@ -90,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: temporary)")
     args = ap.parse_args(argv)
 
-    from mmfer.api import load
     from mmfer.features.audio import MFCCExtractor, load_audio
     from mmfer.features.extract import SampleFeatures
     from mmfer.features.face import FaceFeatureExtractor
     from mmfer.features.text import clean_text
     from mmfer.features.video import read_video_frames
+    from mmfer.inference.predictor import load
 
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="mmfer-bench-")
     work = args.keep or Path(tmp.name)  # type: ignore[union-attr]
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import onnxruntime as ort
 
-        from mmfer.export import export_onnx
+        from mmfer.inference.export import export_onnx
 
         res = export_onnx(pred.recognizer, work / "model.onnx")
         feeds = {"x": fused.x, "mask": fused.mask}

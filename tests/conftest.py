@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infer_assets import Assets, shared_assets
-from mmfer.api import Predictor, load
+from mmfer.inference.predictor import Predictor, load
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Prediction API (mmfer.api), CLI (mmfer.cli_infer) and streaming (mmfer.stream).
+"""Prediction API (mmfer.inference.predictor), CLI (mmfer.inference.cli), streaming (inference.stream).
 
 A tiny model is trained once per session on generated audio + transcripts
 (MFCC and TF-IDF are cheap); :func:`shared_assets` is imported by the other
@@ -23,9 +23,9 @@ import soundfile as sf
 
 import mmfer
 from infer_assets import CLASSES, SR, Assets, tone, write_video
-from mmfer.api import Prediction, Predictor, load, resolve_inputs, to_csv, to_json, to_table
 from mmfer.config import FeatureConfig, FusionConfig, ModelConfig, TextConfig, TrainConfig
 from mmfer.errors import DataError
+from mmfer.inference.predictor import Prediction, Predictor, load, resolve_inputs, to_csv, to_json, to_table
 
 
 def _check_valid(p: Prediction, labels: list[str]) -> None:
@@ -204,7 +204,7 @@ def test_output_formats(assets: Assets, predictor: Predictor, tmp_path: Path) ->
 
 
 def test_cli_predict_exit_codes(assets: Assets, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmfer.cli_infer import main
+    from mmfer.inference.cli import main
 
     ok = main(["predict", str(assets.wavs["sad"]), "--model", str(assets.checkpoint), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
@@ -234,8 +234,8 @@ def test_cli_predict_exit_codes(assets: Assets, tmp_path: Path, capsys: pytest.C
 def test_stream_windows(
     assets: Assets, predictor: Predictor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mmfer.cli_infer import main
-    from mmfer.stream import stream_predictions
+    from mmfer.inference.cli import main
+    from mmfer.inference.stream import stream_predictions
 
     vid = write_video(tmp_path / "long.mp4", freq=CLASSES["happy"][0], seconds=2.0)
     wins = list(stream_predictions(predictor, vid, window_s=1.0, hop_s=0.5, transcript="wonderful party"))
@@ -307,7 +307,7 @@ def face_predictor(assets: Assets, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_face_model_on_video_image_and_stream(face_predictor: Predictor, tmp_path: Path) -> None:
     import cv2
 
-    from mmfer.stream import stream_predictions
+    from mmfer.inference.stream import stream_predictions
 
     labels = list(CLASSES)
     vid = write_video(tmp_path / "clip.mp4", freq=CLASSES["sad"][0], seconds=2.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from infer_assets import Assets
-from mmfer.api import Predictor
+from mmfer.inference.predictor import Predictor
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -36,7 +36,7 @@ def server_url(predictor: Predictor) -> Iterator[str]:
     """The real app under uvicorn in a background thread, on a free localhost port."""
     import uvicorn
 
-    from mmfer.serve import create_app
+    from mmfer.inference.serve import create_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))  # bound here and handed over: no race for the port

@@ -1,4 +1,4 @@
-"""ONNX export (mmfer.export): ONNX Runtime outputs equal PyTorch's for every registered model."""
+"""ONNX export (mmfer.inference.export): ONNX Runtime outputs equal PyTorch's for every registered model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from infer_assets import Assets, shared_assets
 from mmfer.config import ModelConfig
-from mmfer.export import ExportableModel, example_inputs, export_onnx
+from mmfer.inference.export import ExportableModel, example_inputs, export_onnx
 from mmfer.models import create_model, list_models
 
 ort = pytest.importorskip("onnxruntime")
@@ -68,8 +68,8 @@ def test_wrapper_equals_model_and_ignores_padding_values() -> None:
 def test_export_checkpoint_with_metadata_and_cli(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mmfer.api import load
-    from mmfer.cli_infer import main
+    from mmfer.inference.cli import main
+    from mmfer.inference.predictor import load
 
     assets: Assets = shared_assets(tmp_path_factory)
     out = tmp_path / "model.onnx"

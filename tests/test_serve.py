@@ -1,4 +1,4 @@
-"""REST service (mmfer.serve): endpoints, upload limits and every 4xx path (never a 500)."""
+"""REST service (mmfer.inference.serve): endpoints, upload limits and every 4xx path (never a 500)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from infer_assets import SR, Assets, tone
-from mmfer.api import Predictor
-from mmfer.serve import create_app
+from mmfer.inference.predictor import Predictor
+from mmfer.inference.serve import create_app
 
 
 @pytest.fixture(scope="module")

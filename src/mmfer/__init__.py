@@ -8,7 +8,7 @@ __all__ = ["__version__", "load"]
 
 
 def load(checkpoint: str):
-    """Load a trained model for prediction; see :func:`mmfer.api.load`."""
-    from mmfer.api import load as _load
+    """Load a trained (or composed) model for prediction; see :func:`mmfer.inference.predictor.load`."""
+    from mmfer.inference.predictor import load as _load
 
     return _load(checkpoint)

@@ -108,7 +108,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmfer import cli_infer
+    from mmfer.inference import cli as cli_infer
 
     parser = argparse.ArgumentParser(prog="mmfer", description="Multimodal emotion recognition (RMLSTM).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

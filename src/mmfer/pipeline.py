@@ -133,6 +133,12 @@ class Recognizer:
     def save(self, path: str | Path) -> Path:
         from mmfer.training.checkpoint import save_checkpoint
 
+        tensors, meta = self.to_state()
+        save_checkpoint(path, tensors, meta)
+        return Path(path)
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors and JSON metadata of the checkpoint (also embedded in composed models)."""
         arrays, est_meta = self.estimator.state()
         neural = isinstance(self.estimator, NeuralEstimator)
         meta = {
@@ -151,16 +157,23 @@ class Recognizer:
             "extra": self.extra,
         }
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-        save_checkpoint(path, tensors, meta)
-        return Path(path)
+        return tensors, meta
 
     @classmethod
     def load(cls, path: str | Path) -> Recognizer:
-        from mmfer.estimators import create_estimator
-        from mmfer.models import create_model
         from mmfer.training.checkpoint import load_checkpoint
 
         tensors, meta = load_checkpoint(path)
+        return cls.from_state(tensors, meta, path)
+
+    @classmethod
+    def from_state(
+        cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path | None = None
+    ) -> Recognizer:
+        """Inverse of :meth:`to_state`; ``path`` is named in errors."""
+        from mmfer.estimators import create_estimator
+        from mmfer.models import create_model
+
         if meta.get("format") != "mmfer-recognizer/1":
             raise DataError(path, "not an mmfer model checkpoint (train one with `mmfer train`)")
         labels = list(meta["labels"])

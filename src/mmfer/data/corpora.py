@@ -58,7 +58,10 @@ def load_corpus(
     emotions
         Emotion names to keep (any alias, e.g. ``"anger"``); empty keeps all.
     **options
-        Loader-specific options (e.g. ``merge=False`` for RAVDESS).
+        Loader-specific options (e.g. ``merge=False`` for RAVDESS), plus
+        ``exclude_speakers`` (every corpus): speaker ids to drop, e.g. ``["05"]``
+        (a bare number is read as a zero-padded code of the same width as the
+        corpus's ids, since YAML turns ``05`` into ``5``).
 
     Returns
     -------
@@ -76,6 +79,8 @@ def load_corpus(
     from mmfer.registry import CORPORA
 
     loader = CORPORA.get(name)
+    options = dict(options)
+    exclude = options.pop("exclude_speakers", None) or []
     params = inspect.signature(loader).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         valid = [k for k, p in params.items() if p.kind is p.KEYWORD_ONLY]
@@ -85,12 +90,44 @@ def load_corpus(
                     f"data.options: {name} has no option {key!r}; valid: {', '.join(valid) or 'none'}"
                 )
     table = loader(root, **options) if root is not None else loader(**options)
+    if exclude:
+        table = _drop_speakers(table, exclude, name)
     keep = [canonical_emotion(e, source="data.emotions") for e in emotions]
     if keep:
         table = table[table["emotion"].isin(keep)].reset_index(drop=True)
         if table.empty:
             raise DataError(root, f"no {name} sample has one of the emotions {keep}")
     return table
+
+
+def _drop_speakers(table: pd.DataFrame, exclude: Iterable[Any], corpus: str) -> pd.DataFrame:
+    """``table`` without the rows of the speakers in ``exclude`` (``data.options.exclude_speakers``).
+
+    Raises
+    ------
+    ConfigError
+        A speaker to exclude is not in the corpus (a typo must not silently keep them).
+    """
+    if isinstance(exclude, (str, int)):
+        exclude = [exclude]
+    speakers = set(table["speaker"].astype(str))
+    width = max((len(s) for s in speakers), default=0)
+    drop: set[str] = set()
+    for s in exclude:
+        # YAML reads 05 as the integer 5: pad it back to the corpus's zero-padded width
+        key = str(s).zfill(width) if isinstance(s, int) or str(s).isdigit() else str(s)
+        if key not in speakers and str(s) not in speakers:
+            raise ConfigError(
+                f"data.options.exclude_speakers: {corpus} has no speaker {s!r} "
+                f"(speakers: {', '.join(sorted(speakers)[:12])}{' ...' if len(speakers) > 12 else ''})"
+            )
+        drop.add(key if key in speakers else str(s))
+    attrs = dict(table.attrs)
+    out = table[~table["speaker"].astype(str).isin(drop)].reset_index(drop=True)
+    out.attrs.update(attrs)
+    out.attrs["excluded_speakers"] = sorted(drop)
+    log.info("%s: speakers %s excluded (%d samples left)", corpus, ", ".join(sorted(drop)), len(out))
+    return out
 
 
 def corpus_root(root: str | Path, corpus: str) -> Path:

@@ -67,6 +67,9 @@ class SampleFeatures:
     text: str | None = None
     issues: dict[str, str] = field(default_factory=dict)
     text_emb: np.ndarray | None = None
+    #: Modality -> remark about a modality that *is* present, e.g. the face-detection
+    #: outcome ``"face found in 14/16 frames"`` (``issues`` holds only masked modalities).
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -218,14 +221,11 @@ class _Extractors:
         if unit.modality == "face":
             ext = self.face()
             method = {
-                "video": ext.extract_video,
-                "frames": ext.extract_frames_dir,
-                "image": ext.extract_image,
+                "video": ext.run_video,
+                "frames": ext.run_frames_dir,
+                "image": ext.run_image,
             }[unit.kind]
-            feats = np.asarray(method(unit.source), dtype=np.float32)  # (T_v, D_v)
-            if feats.ndim != 2 or feats.shape[0] == 0:
-                raise ModalityMissing(unit.source, f"no face frames extracted (shape {feats.shape})")
-            return {"face": feats}
+            return _face_arrays(method(unit.source), unit.source, ext)
         if unit.modality == "audio":
             return {"audio": self.audio().extract(unit.source)}  # (T_a, D_a)
         if unit.kind == "asr":
@@ -233,6 +233,47 @@ class _Extractors:
             return {**self._text_arrays(raw, unit), "asr_text": np.asarray(raw)}
         raw = read_transcript(unit.source) if unit.kind == "transcript_file" else unit.source
         return self._text_arrays(raw, unit)
+
+
+def _face_arrays(res: Any, source: str | Path | None, ext: Any) -> dict[str, np.ndarray]:
+    """Arrays of one face unit from a :class:`~mmfer.features.face.FaceResult`.
+
+    The detection outcome travels with the features (``face_note``, a 0-d string
+    array, cached like them) so that it reaches ``SampleFeatures.notes``, not only
+    a log line.
+    """
+    feats = np.asarray(res.features, dtype=np.float32)  # (T_v, D_v)
+    if feats.ndim != 2 or feats.shape[0] == 0:
+        raise ModalityMissing(source, f"no face frames extracted (shape {feats.shape})")
+    out = {"face": feats}
+    if ext.detector is not None:
+        found = res.frames - res.no_face
+        out["face_note"] = np.asarray(
+            f"face found in {found}/{res.frames} frames"
+            + (" (fallback crop used for the others)" if res.no_face else "")
+        )
+    return out
+
+
+def check_silence(wave: np.ndarray, sample_rate: int, silence_dbfs: float | None, source: Any) -> None:
+    """The silence test of every audio path (files at training, windows when streaming).
+
+    Same measure as :func:`mmfer.features.audio.load_audio`: the loud-frame level
+    (:func:`~mmfer.features.audio.loud_level_dbfs`), not the whole-window RMS.
+
+    Raises
+    ------
+    ModalityMissing
+        ``wave`` is empty or its loud-frame level is below ``silence_dbfs``.
+    """
+    from mmfer.features.audio import loud_level_dbfs
+
+    if wave.size == 0:
+        raise ModalityMissing(source, "no audio samples (the track ends before this window)")
+    if silence_dbfs is not None:
+        level = loud_level_dbfs(wave, sample_rate)
+        if level < silence_dbfs:
+            raise ModalityMissing(source, f"silent audio ({level:.1f} dBFS)")
 
 
 _PROCESS_EXTRACTORS: dict[str, _Extractors] = {}
@@ -498,13 +539,7 @@ def extract_features(
         log.log(level, "sample %s: %s masked%s: %s", unit.sample_id, unit.modality, " (cached)" * cached, msg)
 
     def record_arrays(unit: Unit, arrays: dict[str, np.ndarray]) -> None:
-        sf = results[unit.sample_id]
-        if unit.modality == "text":
-            sf.text = str(arrays["text"])
-            if "text_emb" in arrays:
-                sf.text_emb = np.asarray(arrays["text_emb"], dtype=np.float32)  # (D_t,)
-        else:
-            setattr(sf, unit.modality, np.asarray(arrays[unit.modality], dtype=np.float32))
+        _record_arrays(results[unit.sample_id], unit.modality, arrays)
 
     # 1. key every unit and read what is cached.
     todo: dict[str, list[Unit]] = {}  # key -> units sharing that input (duplicate files computed once)
@@ -573,6 +608,129 @@ def extract_features(
             beat.tick(file=Path(first.path).name if first.path else None)
     _log_masked(results)
     return results
+
+
+def _record_arrays(sf: SampleFeatures, modality: str, arrays: dict[str, np.ndarray]) -> None:
+    """Put one unit's arrays (fresh or cached) into its :class:`SampleFeatures`."""
+    if modality == "text":
+        sf.text = str(arrays["text"])
+        if "text_emb" in arrays:
+            sf.text_emb = np.asarray(arrays["text_emb"], dtype=np.float32)  # (D_t,)
+    else:
+        setattr(sf, modality, np.asarray(arrays[modality], dtype=np.float32))
+        if f"{modality}_note" in arrays:
+            sf.notes[modality] = str(arrays[f"{modality}_note"])
+
+
+def extract_sample(
+    cfg: FeatureConfig,
+    *,
+    modalities: Iterable[str] = MODALITIES,
+    video: str | Path | None = None,
+    image: str | Path | None = None,
+    frames_dir: str | Path | None = None,
+    audio: str | Path | None = None,
+    transcript: str | None = None,
+    frames: np.ndarray | None = None,
+    wave: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    source: str | None = None,
+    face_result: list[Any] | None = None,
+) -> SampleFeatures:
+    """Features of one sample, in memory: the extraction path of inference.
+
+    Training extraction (:func:`extract_features`) and this function run the same
+    per-unit code (``_Extractors.compute`` for files, with the same silence test
+    and face-detection bookkeeping), so a clip gives the same features whether it
+    was cached at training time, predicted by :class:`~mmfer.inference.Predictor`
+    or streamed (:mod:`mmfer.inference.stream` passes in-memory ``frames``/``wave``).
+    Nothing is written to disk.
+
+    Parameters
+    ----------
+    cfg
+        Feature config of the checkpoint.
+    modalities
+        Modalities to extract (others are ignored even when their source is given).
+    video, image, frames_dir
+        Face source (first given wins, as in the sample table).
+    audio
+        Audio file, or a video whose sound track is decoded.
+    transcript
+        Words spoken (inline text).
+    frames
+        ``(T, H, W, 3)`` uint8 RGB frames already in memory (instead of a face file).
+    wave
+        ``(n_samples,)`` float waveform already in memory (instead of an audio file),
+        at ``sample_rate``.
+    source
+        Name used in messages (default: the file).
+    face_result
+        If a list is given, the :class:`~mmfer.features.face.FaceResult` of the face
+        unit is appended to it (debug crops, detection boxes).
+
+    Returns
+    -------
+    SampleFeatures
+        ``face (T_v, D_v)``, ``audio (T_a, D_a)``, ``text``; a modality that failed is
+        ``None`` with the reason in ``issues`` (never raised).
+    """
+    mods = set(modalities)
+    ex = _extractors_for(cfg, limit_threads=False)
+    sf = SampleFeatures()
+
+    def run(modality: str, fn: Any, src: Any) -> None:
+        try:
+            _record_arrays(sf, modality, fn())
+        except FeatureError as e:
+            sf.issues[modality] = str(FeatureError(e.path if e.path is not None else src, e.problem))
+        except Exception as e:  # third-party decoders raise all sorts on odd files
+            log.debug("unexpected error on %s", src, exc_info=True)
+            sf.issues[modality] = f"{src}: unexpected {type(e).__name__}: {e}"
+
+    if "face" in mods:
+        given = (("video", video), ("frames", frames_dir), ("image", image))
+        face_src = next(((k, v) for k, v in given if v is not None), None)
+        if frames is not None:
+            name = source or "<frames>"
+
+            def face_from_frames() -> dict[str, np.ndarray]:
+                res = ex.face().run_frames(frames, name)
+                if face_result is not None:
+                    face_result.append(res)
+                return _face_arrays(res, name, ex.face())
+
+            run("face", face_from_frames, name)
+        elif face_src is not None:
+            kind, path = face_src
+
+            def face_from_file() -> dict[str, np.ndarray]:
+                face = ex.face()
+                method = {"video": face.run_video, "frames": face.run_frames_dir, "image": face.run_image}
+                res = method[kind](path)
+                if face_result is not None:
+                    face_result.append(res)
+                return _face_arrays(res, path, face)
+
+            run("face", face_from_file, path)
+    if "audio" in mods:
+        if wave is not None:
+            name = source or "<wave>"
+            sr = int(sample_rate or cfg.audio.sample_rate)
+
+            def audio_from_wave() -> dict[str, np.ndarray]:
+                w = np.asarray(wave, dtype=np.float32)  # (n_samples,)
+                check_silence(w, sr, cfg.audio.silence_dbfs, name)
+                return {"audio": ex.audio().transform_wave(w, sr)}  # (T_a, D_a)
+
+            run("audio", audio_from_wave, name)
+        elif audio is not None:
+            unit = Unit(source or str(audio), "audio", "audio", str(audio))
+            run("audio", lambda: ex.compute(unit), audio)
+    if "text" in mods and transcript is not None:
+        unit = Unit(source or "<text>", "text", "transcript_text", transcript)
+        run("text", lambda: ex.compute(unit), source)
+    return sf
 
 
 def masked_samples(features: dict[str, SampleFeatures]) -> pd.DataFrame:

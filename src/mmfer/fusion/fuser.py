@@ -181,13 +181,44 @@ class Fuser:
             a = self.scalers_["audio"](a)
         return a if len(a) < t else pool_steps(a, t)  # (n, D)
 
-    def _frames(self, feats: list[Any], speakers: Sequence[Any] | None) -> list[dict[str, np.ndarray | None]]:
+    def speaker_statistics(self, feats: list[Any]) -> dict[str, dict[str, Any]]:
+        """Per-dimension mean/std of the face/audio frames of ``feats`` (one speaker's clips).
+
+        The statistics ``speaker_norm`` normalises a speaker with (label-free); used for
+        enrolment at inference (:meth:`mmfer.inference.Predictor.enrol`).
+
+        Returns
+        -------
+        dict
+            ``{modality: {"mean": list (D,), "std": list (D,), "frames": int}}`` (JSON-able),
+            only for modalities some clip has.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for m in (m for m in self.modalities if m != "text"):
+            arrays = [getattr(f, m) for f in feats if getattr(f, m, None) is not None]
+            if not arrays:
+                continue
+            allf = np.concatenate(arrays, axis=0).astype(np.float64)  # (sum T, D)
+            out[m] = {
+                "mean": allf.mean(axis=0).tolist(),
+                "std": np.maximum(allf.std(axis=0), 1e-6).tolist(),
+                "frames": int(allf.shape[0]),
+            }
+        return out
+
+    def _frames(
+        self,
+        feats: list[Any],
+        speakers: Sequence[Any] | None,
+        stats: dict[str, dict[str, Any]] | None = None,
+    ) -> list[dict[str, np.ndarray | None]]:
         """Per-sample face/audio frames, z-normalised per speaker when ``speaker_norm`` is on.
 
         Each speaker's frames are normalised with the mean/std of that speaker's frames
         *among the given rows only* (label-free; at transform time these are the rows
         being transformed, so test speakers are normalised with their own statistics,
-        and nothing about them is stored).
+        and nothing about them is stored), unless ``stats[speaker][modality]`` gives
+        them (enrolment at inference: ``{"mean": (D,), "std": (D,)}``).
         """
         mods = [m for m in self.modalities if m != "text"]
         frames: list[dict[str, np.ndarray | None]] = [{m: getattr(f, m) for m in mods} for f in feats]
@@ -206,10 +237,17 @@ class Fuser:
             for i, fr in enumerate(frames):
                 if fr[m] is not None:
                     rows_of.setdefault(spk[i], []).append(i)
-            for rows in rows_of.values():
-                allf = np.concatenate([frames[i][m] for i in rows], axis=0).astype(np.float64)  # (sum T, D)
-                mu = allf.mean(axis=0)  # (D,)
-                sd = np.maximum(allf.std(axis=0), 1e-6)  # (D,) floor: constant dims stay finite
+            for who, rows in rows_of.items():
+                given = (stats or {}).get(who, {}).get(m)
+                if given is not None:
+                    mu = np.asarray(given["mean"], dtype=np.float64)  # (D,)
+                    sd = np.maximum(np.asarray(given["std"], dtype=np.float64), 1e-6)  # (D,)
+                else:
+                    allf = np.concatenate([frames[i][m] for i in rows], axis=0).astype(
+                        np.float64
+                    )  # (sum T, D)
+                    mu = allf.mean(axis=0)  # (D,)
+                    sd = np.maximum(allf.std(axis=0), 1e-6)  # (D,) floor: constant dims stay finite
                 for i in rows:
                     frames[i][m] = ((frames[i][m] - mu) / sd).astype(np.float32)
         return frames
@@ -259,7 +297,13 @@ class Fuser:
         return self
 
     # ---------------------------------------------------------------- transform
-    def transform(self, feats: list[Any], speakers: Sequence[Any] | None = None) -> FusedBatch:
+    def transform(
+        self,
+        feats: list[Any],
+        speakers: Sequence[Any] | None = None,
+        *,
+        stats: dict[str, dict[str, Any]] | None = None,
+    ) -> FusedBatch:
         """Fuse samples into ``x (N, T, F)``, ``mask (N, T)``, ``present (N, 3)``.
 
         Parameters
@@ -268,7 +312,10 @@ class Fuser:
             Samples to fuse.
         speakers
             Speaker id of each sample, needed only with ``speaker_norm``: every speaker is
-            normalised with the statistics of *its own rows in this call*.
+            normalised with the statistics of *its own rows in this call*, unless
+        stats
+            ``{speaker: {modality: {"mean": (D,), "std": (D,)}}}`` gives them
+            (see :meth:`speaker_statistics`; enrolment at inference).
 
         Notes
         -----
@@ -280,7 +327,7 @@ class Fuser:
         """
         self._check_fitted()
         assert self.dims_ is not None
-        frames = self._frames(feats, speakers)
+        frames = self._frames(feats, speakers, stats)
         n, t = len(feats), self.cfg.steps
         x = np.zeros((n, t, self.n_features), dtype=np.float32)  # (N, T, F)
         present = np.zeros((n, len(MODALITIES)), dtype=bool)  # (N, 3)

@@ -1,8 +1,8 @@
-"""Inference subcommands of the ``mmfer`` command line: predict, serve, export, stream.
+"""Inference subcommands of the ``mmfer`` command line: predict, compose, serve, export, stream.
 
 :func:`register` adds them to the main parser (``mmfer.cli``); each sets
 ``func`` to a ``(args) -> exit code`` function. :func:`main` runs them alone
-(``python -m mmfer.cli_infer predict ...``).
+(``python -m mmfer.inference.cli predict ...``).
 
 Exit codes: 0 success; 1 ``predict`` made some predictions but some inputs
 failed; 2 bad model/arguments (an :class:`~mmfer.errors.MmferError`).
@@ -15,10 +15,20 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mmfer.errors import MmferError
 
-__all__ = ["cmd_export", "cmd_predict", "cmd_serve", "cmd_stream", "main", "register"]
+__all__ = [
+    "about_text",
+    "cmd_compose",
+    "cmd_export",
+    "cmd_predict",
+    "cmd_serve",
+    "cmd_stream",
+    "main",
+    "register",
+]
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -29,13 +39,58 @@ def _set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+def about_text(model: Any) -> str:
+    """Human-readable ``--about``: parts, training data, honest accuracy, licence, label coverage."""
+    info = model.info()
+    lines = [f"model: {info.get('source')}", f"labels: {', '.join(info['labels'])}"]
+    if info.get("model") == "composed":
+        how = "log-probabilities" if info["mode"] == "log" else "probabilities"
+        lines.append(f"fusion: decision-level, weighted mean of {how} (mode={info['mode']})")
+        for part in info["parts"]:
+            lines.append(
+                f"part {part['name']}: {part['estimator']} on {'+'.join(part['modalities'])}, "
+                f"weight {part['weight']:g}, labels {', '.join(part['labels'])}"
+            )
+            for k, v in part.get("about", {}).items():
+                lines.append(f"  {k}: {v}")
+        missing = {lab: parts for lab, parts in info["coverage"].items() if len(parts) < len(info["parts"])}
+        for lab, parts in missing.items():
+            lines.append(f"class {lab}: only {', '.join(parts) or 'no part'} (other parts give no evidence)")
+    else:
+        lines.append(f"estimator: {info['model']} on {'+'.join(info['modalities'])}")
+    for k, v in info.get("about", {}).items():
+        lines.append(f"{k}: {v}")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``mmfer predict PATH... --model M``: print predictions; 1 if any input failed."""
-    from mmfer.api import load, to_csv, to_json, to_table
+    """``mmfer predict PATH... [--model M]``: print predictions; 1 if any input failed."""
+    from mmfer.inference.predictor import Predictor, load, to_csv, to_json, to_table
 
     _set_threads(args)
-    predictor = load(args.model, cache_dir=args.cache_dir)
-    preds = predictor.predict(args.paths, transcript=args.transcript)
+    model = load(args.model, cache_dir=args.cache_dir)  # None = the shipped default model
+    if args.about:
+        sys.stdout.write(about_text(model))
+        if not args.paths:
+            return 0
+    if not args.paths:
+        raise MmferError("mmfer predict: give at least one PATH (or --about)")
+    if args.enrol is not None:
+        targets = [model] if isinstance(model, Predictor) else [p.predictor for p in model.parts]
+        targets = [t for t in targets if t.speaker_norm]
+        if not targets:
+            raise MmferError("--enrol: this model was not trained with fusion.speaker_norm=true")
+        for t in targets:
+            e = t.enrol(args.enrol)
+            frames = ", ".join(f"{m}: {n} frames" for m, n in e["frames"].items())
+            print(f"enrolled {len(e['clips'])} clip(s) from {args.enrol} ({frames})", file=sys.stderr)
+        if args.save_enrolled is not None:
+            if not isinstance(model, Predictor):
+                raise MmferError("--save-enrolled: only for a single (not composed) checkpoint")
+            model.save(args.save_enrolled)
+            print(f"checkpoint with enrolment written to {args.save_enrolled}", file=sys.stderr)
+    model.debug = args.debug_dir is not None
+    preds = model.predict(args.paths, transcript=args.transcript)
     render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
     text = render(preds)
     if args.output is not None:
@@ -45,16 +100,73 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(preds)} predictions written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    if args.debug_dir is not None:
+        from mmfer.inference.debug import write_debug
+
+        parts = [model] if isinstance(model, Predictor) else [p.predictor for p in model.parts]
+        face_cfg = next((p.features_cfg.face for p in parts if "face" in p.modalities), None)
+        if face_cfg is None or not model.face_results:
+            print("--debug-dir: no face crops (the model has no face modality)", file=sys.stderr)
+        else:
+            csv_path = write_debug(args.debug_dir, model.face_results, face_cfg)
+            n = sum(r.frames for r in model.face_results.values())
+            found = n - sum(r.no_face for r in model.face_results.values())
+            print(
+                f"face detected in {found}/{n} frames; crops and rates in {csv_path.parent}", file=sys.stderr
+            )
     failed = [p for p in preds if p.error is not None]
     for p in failed:
         print(f"mmfer predict: error: {p.error}", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise MmferError(f"{what}: expected NAME=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    """``mmfer compose face=F.safetensors voice=V.safetensors --out M``: one decision-level model."""
+    from mmfer.inference.compose import compose, labelled_clips
+
+    parts = _pairs(args.parts, "compose part")
+    maps: dict[str, dict[str, str | None]] = {}
+    for item in args.map:
+        # PART:LABEL=COMMON (COMMON "-" drops the class)
+        if ":" not in item or "=" not in item:
+            raise MmferError(f"--map: expected PART:LABEL=COMMON, got {item!r}")
+        part, rest = item.split(":", 1)
+        lab, common = rest.split("=", 1)
+        maps.setdefault(part, {})[lab] = None if common == "-" else common
+    weights = {k: float(v) for k, v in _pairs(args.weight, "--weight").items()}
+    about: dict[str, dict[str, str]] = {}
+    for item in args.about_part:
+        part, rest = item.split(":", 1) if ":" in item else ("", item)
+        k, v = rest.split("=", 1) if "=" in rest else ("note", rest)
+        about.setdefault(part, {})[k] = v
+    model = compose({k: Path(v) for k, v in parts.items()}, label_maps=maps, weights=weights, mode=args.mode,
+                    about=about, face_detector=args.face_detector)  # fmt: skip
+    if args.fit_weights is not None:
+        paths, labels = labelled_clips(args.fit_weights)
+        res = model.fit_weights(paths, labels)
+        print(f"weights fitted on {res['clips']} clip(s) of {args.fit_weights}: {res['weights']} "
+              f"(mean log-likelihood {res['log_likelihood']:.3f}, accuracy {res['accuracy']:.3f})",
+              file=sys.stderr)  # fmt: skip
+    path = model.save(args.out)
+    print(f"composed model written to {path}")
+    print(about_text(model), end="")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``mmfer serve --model M``: run the REST service + web page with uvicorn."""
     try:
-        from mmfer.serve import run
+        from mmfer.inference.serve import run
     except ImportError as e:  # pragma: no cover - optional extra
         raise MmferError(f"mmfer serve needs the serve extra (pip install 'mmfer[serve]'): {e}") from None
 
@@ -66,7 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``mmfer export --model M --out model.onnx``: export the model graph, check it with ONNX Runtime."""
-    from mmfer.export import export_onnx
+    from mmfer.inference.export import export_onnx
 
     res = export_onnx(args.model, args.out, opset=args.opset, check=not args.no_check)
     diff = "" if res.max_abs_diff is None else f"; max |onnxruntime - torch| = {res.max_abs_diff:.2e}"
@@ -76,8 +188,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     """``mmfer stream VIDEO --model M``: one line per sliding window with label, probabilities, latency."""
-    from mmfer.api import load
-    from mmfer.stream import stream_predictions
+    from mmfer.inference.predictor import load
+    from mmfer.inference.stream import stream_predictions
 
     _set_threads(args)
     predictor = load(args.model)
@@ -100,8 +212,19 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``predict``, ``serve``, ``export`` and ``stream`` to a subparsers object (sets ``func``)."""
     p = sub.add_parser("predict", help="predict emotions of video/audio/image/transcript files")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or glob patterns")
-    p.add_argument("-m", "--model", required=True, type=Path, help="model checkpoint (.safetensors)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or glob patterns")
+    p.add_argument(
+        "-m", "--model", default=None, type=Path,
+        help="model checkpoint (.safetensors, trained or composed); default: the model shipped with mmfer",
+    )  # fmt: skip
+    p.add_argument("--about", action="store_true", help="print what the model is (data, accuracy, licence)")
+    p.add_argument(
+        "--enrol", default=None, metavar="DIR", help="clips of the speaker (speaker-normalised models)"
+    )
+    p.add_argument("--save-enrolled", type=Path, default=None, help="write the checkpoint with the enrolment")
+    p.add_argument(
+        "--debug-dir", type=Path, default=None, help="write face-crop contact sheets + detection.csv"
+    )
     p.add_argument("--transcript", default=None, help="words spoken (else a sidecar <stem>.txt is used)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
     p.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of stdout")
@@ -110,6 +233,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=0, help="torch threads (0 = default; 1 is steadier on a busy machine)"
     )
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("compose", help="fuse unimodal checkpoints (different corpora) at the decision level")
+    p.add_argument(
+        "parts", nargs="+", metavar="NAME=CHECKPOINT", help="e.g. face=ck.safetensors voice=rav.safetensors"
+    )
+    p.add_argument("--out", required=True, type=Path, help="destination .safetensors")
+    p.add_argument(
+        "--mode", choices=("log", "prob"), default="log", help="average log-probabilities or probabilities"
+    )
+    p.add_argument("--weight", action="append", default=[], metavar="NAME=W", help="part weight (default 1)")
+    p.add_argument("--map", action="append", default=[], metavar="PART:LABEL=COMMON",
+                   help="map a part's label onto the common set (COMMON '-' drops it)")  # fmt: skip
+    p.add_argument("--fit-weights", type=Path, default=None, metavar="DIR",
+                   help="fit the weights on held-out labelled clips "
+                   "(labels.csv, emotion sub-folders or RAVDESS names)")  # fmt: skip
+    p.add_argument("--about-part", action="append", default=[], metavar="PART:KEY=TEXT",
+                   help="description stored with a part (training data, accuracy, licence)")  # fmt: skip
+    p.add_argument(
+        "--face-detector",
+        default=None,
+        choices=("haar", "dlib_hog", "none"),
+        help="face detector of the face parts at inference (haar: heads trained on crops)",
+    )
+    p.set_defaults(func=cmd_compose)
 
     p = sub.add_parser("serve", help="REST service + web page for predictions")
     p.add_argument("-m", "--model", required=True, type=Path, help="model checkpoint (.safetensors)")

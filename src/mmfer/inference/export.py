@@ -2,7 +2,7 @@
 
 The exported graph covers the model only: feature extraction (video decoding,
 face CNN, MFCC, text cleaning) and fusion (TF-IDF, standardisation, time
-alignment) stay in Python (:class:`mmfer.api.Predictor`), because they are not
+alignment) stay in Python (:class:`mmfer.inference.predictor.Predictor`), because they are not
 tensor programs. The graph takes
 
 * ``x``    ``(batch, T, F)`` float32 fused features (``T`` = ``fusion.steps``, fixed),
@@ -123,7 +123,7 @@ def _resolve(model: Any) -> tuple[nn.Module, int, int, dict[str, str]]:
     from mmfer.pipeline import Recognizer
 
     if isinstance(model, (str, Path)):
-        from mmfer.api import load
+        from mmfer.inference.predictor import load
 
         model = load(model).recognizer
     if isinstance(model, Recognizer):

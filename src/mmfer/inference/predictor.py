@@ -35,7 +35,6 @@ import glob
 import io
 import json
 import logging
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +121,10 @@ class Prediction:
         Some modality of the model was masked (the prediction rests on fewer cues).
     error
         Why no prediction could be made (names the file), else ``None``.
+    notes
+        Remarks that do not mask anything: ``face`` -> detection outcome ("face found
+        in 14/16 frames"), ``speaker_norm`` -> which statistics normalised the clip,
+        ``fusion`` -> how a composed model combined its parts.
     """
 
     path: str
@@ -132,6 +135,7 @@ class Prediction:
     modalities_ignored: list[str] = field(default_factory=list)
     partial: bool = False
     error: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -235,8 +239,9 @@ class Predictor:
     recognizer
         A fitted :class:`mmfer.pipeline.Recognizer` (fuser + model + labels + configs).
     cache_dir
-        Feature cache for predictions; ``None`` = a temporary folder per call
-        (nothing is left on disk).
+        Feature cache for predictions; ``None`` (default) = features are extracted in
+        memory (:func:`mmfer.features.extract.extract_sample`, the same per-unit code as
+        training extraction) and nothing is written to disk.
     batch_size
         Model batch size.
     source
@@ -260,6 +265,73 @@ class Predictor:
         self.features_cfg = dataclasses.replace(
             recognizer.features_cfg, strict=False, workers=1, backend="local"
         )
+        #: Face crops of the last :meth:`predict` call, path -> FaceResult (``debug=True`` only).
+        self.debug = False
+        self.face_results: dict[str, Any] = {}
+        #: Speaker statistics from enrolment clips (see :meth:`enrol`), stored in the checkpoint.
+        self.enrolment: dict[str, Any] | None = recognizer.extra.get("enrolment")
+
+    # ------------------------------------------------------------------ speaker normalisation
+    @property
+    def speaker_norm(self) -> bool:
+        """The checkpoint was trained with per-speaker normalisation (``fusion.speaker_norm``)."""
+        return bool(self.recognizer.fuser.cfg.speaker_norm)
+
+    def enrol(
+        self, inputs: str | Path | Iterable[str | Path], *, speaker: str = "enrolled"
+    ) -> dict[str, Any]:
+        """Compute the speaker statistics used to normalise the clips predicted afterwards.
+
+        Label-free: the per-dimension mean/std of the enrolment clips' face/audio
+        frames, exactly what training computed per training speaker
+        (:meth:`mmfer.fusion.Fuser.speaker_statistics`). Kept in
+        ``recognizer.extra["enrolment"]``, so :meth:`save` stores it in the checkpoint.
+
+        Parameters
+        ----------
+        inputs
+            Clips of the speaker (file, folder, glob, or a list); their labels are never read.
+        speaker
+            Name recorded with the statistics.
+
+        Returns
+        -------
+        dict
+            ``{"speaker", "clips", "frames": {modality: n}, "stats": {modality: {"mean", "std"}}}``.
+
+        Raises
+        ------
+        ConfigError
+            The checkpoint was not trained with ``fusion.speaker_norm``.
+        DataError
+            No enrolment clip gave a usable face/audio modality (naming the files).
+        """
+        from mmfer.errors import ConfigError
+
+        if not self.speaker_norm:
+            raise ConfigError(
+                "enrolment needs a checkpoint trained with fusion.speaker_norm=true "
+                f"({self.source or 'this model'} was not)"
+            )
+        jobs = [self._plan(p, None) for p in resolve_inputs(inputs)]
+        runnable = [j for j in jobs if j.error is None and any(v is not None for v in j.row.values())]
+        feats = self._extract(runnable) if runnable else []
+        stats = self.recognizer.fuser.speaker_statistics(feats)
+        if not stats:
+            bad = "; ".join(j.error or j.path for j in jobs[:5])
+            raise DataError(None, f"enrolment: no clip gave face/audio features ({bad})")
+        self.enrolment = {
+            "speaker": speaker,
+            "clips": [j.path for j in runnable],
+            "frames": {m: int(v["frames"]) for m, v in stats.items()},
+            "stats": {m: {"mean": v["mean"], "std": v["std"]} for m, v in stats.items()},
+        }
+        self.recognizer.extra["enrolment"] = self.enrolment
+        return self.enrolment
+
+    def save(self, path: str | Path) -> Path:
+        """Write the checkpoint (with the enrolment statistics, if any) to ``path``."""
+        return self.recognizer.save(path)
 
     # ------------------------------------------------------------------ info
     @property
@@ -304,6 +376,7 @@ class Predictor:
         list[Prediction]
             One per resolved input, in order; unreadable inputs carry ``error``.
         """
+        self.face_results = {}
         jobs = [self._plan(p, transcript) for p in resolve_inputs(inputs)]
         return self._run(jobs)
 
@@ -316,7 +389,9 @@ class Predictor:
             self._fill(job, {"text"}, transcript=text)
         return self._run([job])[0]
 
-    def predict_features(self, feats: Sequence[Any], names: Sequence[str]) -> list[Prediction]:
+    def predict_features(
+        self, feats: Sequence[Any], names: Sequence[str], *, stats: dict[str, Any] | None = None
+    ) -> list[Prediction]:
         """Predict from already extracted :class:`~mmfer.features.extract.SampleFeatures`.
 
         Used for streaming, where features of each window are computed in memory.
@@ -327,11 +402,15 @@ class Predictor:
             One ``SampleFeatures`` per sample (``face (T_v, D_v)``, ``audio (T_a, D_a)``, ``text``).
         names
             What to put in :attr:`Prediction.path` for each sample.
+        stats
+            Speaker statistics ``{modality: {"mean": (D,), "std": (D,)}}`` for a
+            speaker-normalised checkpoint (default: enrolment, else the batch itself).
         """
         if len(feats) != len(names):
             raise ValueError(f"{len(feats)} feature sets but {len(names)} names")
         preds = [self._collect(str(n), f, {}, []) for f, n in zip(feats, names, strict=True)]
-        self._score(preds, list(feats))
+        ok = [(p, f) for p, f in zip(preds, feats, strict=True) if p.error is None]
+        self._score([p for p, _ in ok], [f for _, f in ok], stats=stats)
         return preds
 
     # ------------------------------------------------------------------ internals
@@ -405,22 +484,42 @@ class Predictor:
 
     def _extract(self, jobs: list[_Job]) -> list[Any]:
         """``SampleFeatures`` of each job, in order (masked modalities listed in ``issues``)."""
-        import pandas as pd
+        from mmfer.features.extract import extract_sample
 
-        from mmfer.data.table import COLUMNS
-        from mmfer.features.extract import extract_features
-
-        # One row per input; the position keeps ids unique, the path makes extraction warnings readable.
-        rows = [{**{c: j.row.get(c) for c in COLUMNS}, "id": f"#{i} {j.path}"} for i, j in enumerate(jobs)]
-        table = pd.DataFrame(rows, columns=list(COLUMNS)).astype(object)
         mods = tuple(self.modalities)
         cfg = self.features_cfg
-        if self.cache_dir is not None:
+        if self.cache_dir is not None and not self.debug:
+            import pandas as pd
+
+            from mmfer.data.table import COLUMNS
+            from mmfer.features.extract import extract_features
+
+            # One row per input; the position keeps ids unique, the path makes warnings readable.
+            rows = [
+                {**{c: j.row.get(c) for c in COLUMNS}, "id": f"#{i} {j.path}"} for i, j in enumerate(jobs)
+            ]
+            table = pd.DataFrame(rows, columns=list(COLUMNS)).astype(object)
             feats = extract_features(table, cfg, self.cache_dir, modalities=mods, progress=False)
-        else:
-            with tempfile.TemporaryDirectory(prefix="mmfer-predict-") as tmp:
-                feats = extract_features(table, cfg, tmp, modalities=mods, progress=False)
-        return [feats[r["id"]] for r in rows]
+            return [feats[r["id"]] for r in rows]
+        out = []
+        for j in jobs:
+            faces: list[Any] = []
+            r = j.row
+            out.append(
+                extract_sample(
+                    cfg,
+                    modalities=mods,
+                    video=r.get("video"),
+                    image=r.get("image"),
+                    audio=r.get("audio"),
+                    transcript=r.get("transcript"),
+                    source=j.path,
+                    face_result=faces if self.debug else None,
+                )
+            )
+            if faces:
+                self.face_results[j.path] = faces[0]
+        return out
 
     def _run(self, jobs: list[_Job]) -> list[Prediction]:
         from mmfer.features.extract import SampleFeatures
@@ -443,6 +542,11 @@ class Predictor:
         return preds
 
     def _collect(self, path: str, f: Any, missing: dict[str, str], ignored: list[str]) -> Prediction:
+        pred = self._collect_used(path, f, missing, ignored)
+        pred.notes.update({m: n for m, n in getattr(f, "notes", {}).items() if m in pred.modalities_used})
+        return pred
+
+    def _collect_used(self, path: str, f: Any, missing: dict[str, str], ignored: list[str]) -> Prediction:
         """Prediction skeleton: used/missing modalities, or an error when none is usable."""
         missing = dict(missing)
         for m, msg in getattr(f, "issues", {}).items():
@@ -466,11 +570,41 @@ class Predictor:
             pred.partial = False
         return pred
 
-    def _score(self, preds: list[Prediction], feats: list[Any]) -> None:
-        """Run fusion + model on the usable samples and fill labels/probabilities in place."""
+    def _score(
+        self, preds: list[Prediction], feats: list[Any], *, stats: dict[str, Any] | None = None
+    ) -> None:
+        """Run fusion + model on the usable samples and fill labels/probabilities in place.
+
+        With a speaker-normalised checkpoint, the clips are normalised with ``stats``
+        if given (streaming: a running estimate), else the enrolment statistics, else
+        the statistics of this batch's own clips (treated as one speaker; said in
+        ``notes["speaker_norm"]``).
+        """
         if not preds:
             return
-        proba = np.asarray(self.recognizer.predict_proba(feats, batch_size=self.batch_size))  # (N, C)
+        rec = self.recognizer
+        speakers = None
+        if self.speaker_norm:
+            speakers = ["speaker"] * len(feats)
+            if stats is not None:
+                note = "normalised with a running estimate of the speaker's statistics"
+            elif self.enrolment is not None:
+                stats = self.enrolment["stats"]
+                note = (
+                    f"normalised with the enrolment statistics of {self.enrolment.get('speaker')!r} "
+                    f"({len(self.enrolment.get('clips', []))} clips)"
+                )
+            else:
+                note = (
+                    f"no enrolment: normalised with the statistics of the {len(feats)} clip(s) "
+                    "predicted together (treated as one speaker)"
+                )
+            for p in preds:
+                p.notes["speaker_norm"] = note
+        fused = rec.fuser.transform(
+            list(feats), speakers=speakers, stats=None if stats is None else {"speaker": stats}
+        )
+        proba = np.asarray(rec.estimator.predict_proba(fused.x, fused.mask))  # (N, C)
         labels = self.labels
         for p, row in zip(preds, proba, strict=True):
             p.probabilities = {lab: float(v) for lab, v in zip(labels, row, strict=True)}
@@ -481,15 +615,18 @@ def _ext_list() -> str:
     return "supported: " + " ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTENSIONS))
 
 
-def load(checkpoint: str | Path, *, cache_dir: str | Path | None = None) -> Predictor:
-    """Load a model checkpoint (``.safetensors`` written by ``mmfer train``) for prediction.
+def load(checkpoint: str | Path | None = None, *, cache_dir: str | Path | None = None) -> Any:
+    """Load a model checkpoint for prediction.
 
     Parameters
     ----------
     checkpoint
-        The checkpoint file. It is read with safetensors + JSON metadata: no pickle.
+        A ``.safetensors`` file written by ``mmfer train`` (a :class:`Predictor`) or by
+        ``mmfer compose`` (a :class:`~mmfer.inference.compose.ComposedPredictor`, same
+        interface); ``None`` = the default model shipped with the package
+        (:mod:`mmfer.inference.default`). Read with safetensors + JSON metadata: no pickle.
     cache_dir
-        Optional persistent feature cache (default: a temporary one per call).
+        Optional persistent feature cache (default: features are extracted in memory).
 
     Raises
     ------
@@ -497,11 +634,24 @@ def load(checkpoint: str | Path, *, cache_dir: str | Path | None = None) -> Pred
         Missing file, or not an mmfer model checkpoint.
     """
     from mmfer.pipeline import Recognizer
+    from mmfer.training.checkpoint import load_checkpoint
 
+    if checkpoint is None:
+        from mmfer.inference.default import default_model_path
+
+        checkpoint = default_model_path()
     path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise DataError(path, "model checkpoint not found (train one with `mmfer train`)")
-    return Predictor(Recognizer.load(path), cache_dir=cache_dir, source=str(path))
+    tensors, meta = load_checkpoint(path)
+    if meta.get("format") == "mmfer-composed/1":
+        from mmfer.inference.compose import load_composed
+
+        model = load_composed(path, tensors, meta)
+        for part in model.parts:
+            part.predictor.cache_dir = None if cache_dir is None else Path(cache_dir)
+        return model
+    return Predictor(Recognizer.from_state(tensors, meta, path), cache_dir=cache_dir, source=str(path))
 
 
 # --------------------------------------------------------------------------- output

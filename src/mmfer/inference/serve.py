@@ -44,8 +44,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mmfer.api import SUPPORTED_EXTENSIONS, Prediction, Predictor, input_kind, load
 from mmfer.errors import MmferError
+from mmfer.inference.predictor import SUPPORTED_EXTENSIONS, Prediction, Predictor, input_kind, load
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ _CONTENT_TYPES: dict[str, tuple[str, ...]] = {
 
 
 class PredictionOut(BaseModel):
-    """One prediction (see :class:`mmfer.api.Prediction`)."""
+    """One prediction (see :class:`mmfer.inference.predictor.Prediction`)."""
 
     path: str = Field(description="Uploaded file name, or <text>")
     label: str | None = Field(description="Most probable emotion (null on error)")
@@ -231,7 +231,8 @@ def create_app(checkpoint: str | Path | Predictor, *, max_upload_mb: float = 50.
     Parameters
     ----------
     checkpoint
-        Model checkpoint (``.safetensors``) or an already loaded :class:`~mmfer.api.Predictor`.
+        Model checkpoint (``.safetensors``) or an already loaded
+        :class:`~mmfer.inference.predictor.Predictor`.
     max_upload_mb
         Largest accepted upload, in MB (2**20 bytes).
 

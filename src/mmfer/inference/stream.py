@@ -2,8 +2,12 @@
 
 Windows of ``window_s`` seconds start every ``hop_s`` seconds. For each window the
 frames sampled in it (at the checkpoint's ``face.fps``) go through the face
-branch and the matching slice of the audio track through the MFCC branch; the
-fused window is then classified. A transcript, if given, is the same for every
+branch and the matching slice of the audio track through the audio branch, both
+through :func:`mmfer.features.extract.extract_sample` (the extraction path of
+training and :class:`~mmfer.inference.Predictor`, with the same loud-frame silence
+test); the fused window is then classified. A speaker-normalised checkpoint without
+enrolment normalises each window with a running estimate of the speaker's statistics
+(:class:`RunningStats`). A transcript, if given, is the same for every
 window (a live system would feed the words of a speech recogniser instead).
 
 Each window's latency covers what a live system would pay once the window's
@@ -23,10 +27,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mmfer.api import Predictor, _problem
 from mmfer.errors import DataError, FeatureError
+from mmfer.inference.predictor import Predictor, _problem
 
-__all__ = ["WindowPrediction", "stream_predictions"]
+__all__ = ["RunningStats", "WindowPrediction", "stream_predictions"]
 
 
 class WindowPrediction(NamedTuple):
@@ -34,7 +38,7 @@ class WindowPrediction(NamedTuple):
 
     t_start: float
     t_end: float
-    prediction: Any  # mmfer.api.Prediction
+    prediction: Any  # mmfer.inference.predictor.Prediction
     latency_s: float
 
 
@@ -77,7 +81,7 @@ def stream_predictions(
     Parameters
     ----------
     predictor
-        A loaded model (:func:`mmfer.api.load`).
+        A loaded model (:func:`mmfer.inference.predictor.load`).
     video
         Video file with frames and (optionally) an audio track.
     window_s, hop_s
@@ -101,9 +105,7 @@ def stream_predictions(
     FeatureError
         No frame of the video can be decoded.
     """
-    from mmfer.features.audio import create_audio_extractor, rms_dbfs
-    from mmfer.features.extract import SampleFeatures
-    from mmfer.features.text import clean_text
+    from mmfer.features.extract import _extractors_for, extract_sample
     from mmfer.features.video import evenly_spaced, iter_video_windows
 
     path = Path(video)
@@ -113,47 +115,91 @@ def stream_predictions(
         raise DataError(path, f"window ({window_s}) and hop ({hop_s}) must be positive seconds")
     cfg = predictor.features_cfg
     mods = set(predictor.modalities)
-    face_ext = None
-    if "face" in mods:
-        from mmfer.features.face import FaceFeatureExtractor
-
-        face_ext = FaceFeatureExtractor(cfg.face)
-    mfcc = create_audio_extractor(cfg.audio)  # the recogniser's audio extractor (MFCC, Whisper, ...)
+    ex = _extractors_for(cfg, limit_threads=False)  # the extractors extract_sample uses
     sr = cfg.audio.sample_rate
     wave, audio_reason = _audio_track(predictor, path) if "audio" in mods else (None, None)
-    text, text_reason = None, "no transcript given"
-    if transcript is not None and "text" in mods:
-        text = clean_text(
-            transcript, lowercase=cfg.text.lowercase, remove_stop_words=cfg.text.remove_stop_words
-        )
-        text_reason = "transcript has no words left after cleaning" if not text else ""
-        text = text or None
-
     if warmup:
-        _warm_up(face_ext, mfcc, sr, cfg.face.image_size)
+        _warm_up(ex.face() if "face" in mods else None, ex.audio(), sr, cfg.face.image_size)
     offered = ["face", "audio"] + (["text"] if transcript is not None else [])
     ignored = [m for m in offered if m not in mods]
-    for t0, t1, frames in iter_video_windows(path, window_s=window_s, hop_s=hop_s, fps=cfg.face.fps):
+    running = RunningStats() if predictor.speaker_norm and predictor.enrolment is None else None
+    for (t0, t1, frames), last in _with_last(
+        iter_video_windows(path, window_s=window_s, hop_s=hop_s, fps=cfg.face.fps)
+    ):
         start = time.perf_counter()
-        feats = SampleFeatures(text=text)
-        if text is None and "text" in mods:
-            feats.issues["text"] = text_reason
-        if face_ext is not None:
-            # Training saw at most max_frames per clip; a long window is thinned the same way.
-            frames = frames[evenly_spaced(len(frames), cfg.face.max_frames)]  # (n, H, W, 3)
-            res = face_ext.run_frames(frames, f"{path}@{t0:.2f}s")
-            feats.face = res.features  # (n, D_v)
-        if "audio" in mods:
-            if wave is None:
-                feats.issues["audio"] = audio_reason or "no audio"
-            else:
-                seg = wave[round(t0 * sr) : round(t1 * sr)]  # (n_samples,)
-                if seg.size == 0:
-                    feats.issues["audio"] = "the audio track ends before this window"
-                elif rms_dbfs(seg) < cfg.audio.silence_dbfs:
-                    feats.issues["audio"] = f"silent audio ({rms_dbfs(seg):.1f} dBFS)"
-                else:
-                    feats.audio = mfcc.transform_wave(seg, sr)  # (T_a, D_a)
-        (pred,) = predictor.predict_features([feats], [f"{path}@{t0:.2f}-{t1:.2f}s"])
+        name = f"{path}@{t0:.2f}-{t1:.2f}s"
+        seg = None
+        if "audio" in mods and wave is not None:
+            # The last window takes the rest of the track: audio tracks often run a little past
+            # the last frame (AAC padding), and a whole-clip window must see what predict sees.
+            seg = wave[round(t0 * sr) : None if last else round(t1 * sr)]  # (n_samples,)
+        # Training saw at most max_frames per clip; a long window is thinned the same way.
+        frames = frames[evenly_spaced(len(frames), cfg.face.max_frames)]  # (n, H, W, 3)
+        # One extraction path: the same per-modality code (and silence test) as training.
+        feats = extract_sample(
+            cfg,
+            modalities=mods,
+            frames=frames if "face" in mods else None,
+            wave=seg,
+            sample_rate=sr,
+            transcript=transcript if "text" in mods else None,
+            source=name,
+        )
+        if "audio" in mods and wave is None:
+            feats.issues["audio"] = audio_reason or "no audio"
+        if "text" in mods and transcript is None:
+            feats.issues["text"] = "no transcript given"
+        stats = None
+        if running is not None:
+            running.update(feats, predictor.modalities)
+            stats = running.stats()
+        (pred,) = predictor.predict_features([feats], [name], stats=stats)
         pred.modalities_ignored = list(ignored)
         yield WindowPrediction(t0, t1, pred, time.perf_counter() - start)
+
+
+def _with_last(items: Iterator[Any]) -> Iterator[tuple[Any, bool]]:
+    """``(item, is_last)`` pairs, one item of look-ahead."""
+    it = iter(items)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
+
+
+class RunningStats:
+    """Running per-dimension mean/std of a speaker's face/audio frames (streaming speaker norm).
+
+    Each window's frames are added as they arrive, so window ``k`` is normalised with
+    the statistics of windows ``0..k`` (a live system cannot look ahead); overlapping
+    windows count shared frames twice, which only reweights, not shifts, the estimate.
+    """
+
+    def __init__(self) -> None:
+        self.n: dict[str, int] = {}
+        self.s1: dict[str, np.ndarray] = {}
+        self.s2: dict[str, np.ndarray] = {}
+
+    def update(self, feats: Any, modalities: list[str]) -> None:
+        """Add the face/audio frames of one window (``(T, D)`` each)."""
+        for m in modalities:
+            a = getattr(feats, m, None) if m != "text" else None
+            if a is None:
+                continue
+            a = np.asarray(a, dtype=np.float64)  # (T, D)
+            self.n[m] = self.n.get(m, 0) + a.shape[0]
+            self.s1[m] = self.s1.get(m, 0.0) + a.sum(axis=0)  # (D,)
+            self.s2[m] = self.s2.get(m, 0.0) + np.square(a).sum(axis=0)  # (D,)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """``{modality: {"mean": (D,), "std": (D,)}}`` so far (see ``Fuser.speaker_statistics``)."""
+        out = {}
+        for m, n in self.n.items():
+            mu = self.s1[m] / n  # (D,)
+            var = np.maximum(self.s2[m] / n - np.square(mu), 0.0)  # (D,)
+            out[m] = {"mean": mu, "std": np.maximum(np.sqrt(var), 1e-6)}
+        return out
