@@ -41,11 +41,13 @@ COMMON = ["model.name=logreg", "eval.select=true", "eval.select_budget=3", "eval
 VOICE = [
     "-c", "configs/ravdess.yaml", f"data.root={DATA / 'ravdess-speech-16k'}", "features.profile=default",
     "features.cache_dir=runs/probe-ravdess-cache", "fusion.modalities=[audio]", "fusion.speaker_norm=false",
+    "fusion.steps=8", "fusion.audio_pool=mean",  # pinned: the config file's defaults may move
     *COMMON, f"output_dir={OUT / 'voice'}",
 ]  # fmt: skip
 FACE = [
     "-c", "configs/ckplus48.yaml", f"data.root={DATA / 'ckplus48' / 'CK+48'}", "features.profile=default",
     "features.face.detector=none", "features.cache_dir=runs/ckplus48-face/cache", "fusion.modalities=[face]",
+    "fusion.steps=1",
     *COMMON, f"output_dir={OUT / 'face'}",
 ]  # fmt: skip
 
