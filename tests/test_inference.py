@@ -331,3 +331,16 @@ def test_default_model_on_a_real_ravdess_video() -> None:
     (p,) = mmfer.load(None).predict(clip)
     assert p.error is None and set(p.modalities_used) == {"face", "audio"}
     assert p.notes["face.face"].startswith("face found in")
+
+
+def test_exclude_speakers_option_pads_yaml_numbers() -> None:
+    """data.options.exclude_speakers: YAML reads 05 as 5; it still drops the zero-padded actor "05"."""
+    import pandas as pd
+
+    from mmfer.data.corpora import _drop_speakers
+
+    table = pd.DataFrame({"id": ["a", "b", "c"], "speaker": ["05", "12", "05"], "emotion": ["happy"] * 3})
+    kept = _drop_speakers(table, [5], "ravdess")
+    assert list(kept["id"]) == ["b"] and kept.attrs["excluded_speakers"] == ["05"]
+    with pytest.raises(ConfigError, match="no speaker"):
+        _drop_speakers(table, ["07"], "ravdess")
