@@ -7,8 +7,11 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load"]
 
 
-def load(checkpoint: str):
-    """Load a trained (or composed) model for prediction; see :func:`mmfer.inference.predictor.load`."""
+def load(checkpoint: str | None = None):
+    """Load a trained or composed model for prediction (``None`` = the model shipped with mmfer).
+
+    See :func:`mmfer.inference.predictor.load`.
+    """
     from mmfer.inference.predictor import load as _load
 
     return _load(checkpoint)

@@ -220,12 +220,7 @@ class _Extractors:
         """Extract one unit; raises :class:`FeatureError`/:class:`ModalityMissing` on bad input."""
         if unit.modality == "face":
             ext = self.face()
-            method = {
-                "video": ext.run_video,
-                "frames": ext.run_frames_dir,
-                "image": ext.run_image,
-            }[unit.kind]
-            return _face_arrays(method(unit.source), unit.source, ext)
+            return _face_arrays(_run_face(ext, unit.kind, unit.source), unit.source, ext)
         if unit.modality == "audio":
             return {"audio": self.audio().extract(unit.source)}  # (T_a, D_a)
         if unit.kind == "asr":
@@ -233,6 +228,26 @@ class _Extractors:
             return {**self._text_arrays(raw, unit), "asr_text": np.asarray(raw)}
         raw = read_transcript(unit.source) if unit.kind == "transcript_file" else unit.source
         return self._text_arrays(raw, unit)
+
+
+_FACE_METHODS = {"video": "video", "frames": "frames_dir", "image": "image"}
+
+
+def _run_face(ext: Any, kind: str, source: str | Path) -> Any:
+    """``ext.run_<kind>(source)`` (features + detection bookkeeping).
+
+    An extractor with only ``extract_<kind>`` (a stand-in in tests, a plug-in backbone)
+    gets its features wrapped in a result without detection information.
+    """
+    run = getattr(ext, f"run_{_FACE_METHODS[kind]}", None)
+    if run is not None:
+        return run(source)
+    from types import SimpleNamespace
+
+    feats = np.asarray(getattr(ext, f"extract_{_FACE_METHODS[kind]}")(source), dtype=np.float32)  # (T, D)
+    return SimpleNamespace(
+        features=feats, boxes=[], no_face=0, frames=int(feats.shape[0]) if feats.ndim else 0
+    )
 
 
 def _face_arrays(res: Any, source: str | Path | None, ext: Any) -> dict[str, np.ndarray]:
@@ -246,7 +261,7 @@ def _face_arrays(res: Any, source: str | Path | None, ext: Any) -> dict[str, np.
     if feats.ndim != 2 or feats.shape[0] == 0:
         raise ModalityMissing(source, f"no face frames extracted (shape {feats.shape})")
     out = {"face": feats}
-    if ext.detector is not None:
+    if getattr(ext, "detector", None) is not None and res.boxes:
         found = res.frames - res.no_face
         out["face_note"] = np.asarray(
             f"face found in {found}/{res.frames} frames"
@@ -706,8 +721,7 @@ def extract_sample(
 
             def face_from_file() -> dict[str, np.ndarray]:
                 face = ex.face()
-                method = {"video": face.run_video, "frames": face.run_frames_dir, "image": face.run_image}
-                res = method[kind](path)
+                res = _run_face(face, kind, path)
                 if face_result is not None:
                     face_result.append(res)
                 return _face_arrays(res, path, face)
