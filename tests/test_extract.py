@@ -310,6 +310,12 @@ def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest
             fh.write(f"{unit.modality} {os.getpid()}\n")
 
     before_compute(monkeypatch, log_pid)
+    # a quiet 2-core machine, whatever this one is doing (mmfer.runtime sizes the pool to free cores)
+    from mmfer import runtime
+
+    monkeypatch.setattr(runtime, "_affinity_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "_load1", lambda: 0.0)
+    monkeypatch.delenv("MMFER_THREADS", raising=False)
     two = extract_features(
         table,
         FeatureConfig(audio=mfcc_audio(), workers=2),

@@ -128,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from mmfer.runtime import configure
+
+    # Before any heavy library loads: threads sized to the cores free now (mmfer/runtime.py);
+    # --threads (inference commands) fixes the count.
+    configure(threads=int(getattr(args, "threads", 0) or 0))
     try:
         return int(args.func(args))
     except MmferError as e:

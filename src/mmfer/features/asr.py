@@ -68,7 +68,7 @@ class AsrTranscriber:
     cfg
         :class:`mmfer.config.TextConfig` (``asr_model``, ``asr_beam_size``).
     threads
-        CTranslate2 CPU threads (``None`` or 0 = every core; extraction workers pass 1).
+        CTranslate2 CPU threads (``None`` or 0 = this process's share, :mod:`mmfer.runtime`).
 
     Raises
     ------
@@ -92,7 +92,11 @@ class AsrTranscriber:
             )
         self.cfg = cfg
         self.model_dir = folder
-        self.threads = int(threads or 0)
+        if not threads:
+            from mmfer.runtime import threads as runtime_threads
+
+            threads = runtime_threads()  # the cores free to this process (mmfer.runtime)
+        self.threads = int(threads)
 
     def config_dict(self) -> dict[str, Any]:
         """Everything that determines the transcript (cache-key material)."""

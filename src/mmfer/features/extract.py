@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -119,16 +118,10 @@ class _Extractors:
         self._asr: Any = None
         # raw transcript -> (D_t,) embedding, filled in batches by prefetch_text()
         self._embedded: dict[str, np.ndarray] = {}
-        if limit_threads:
-            _limit_worker_threads()
 
     def face(self) -> Any:
         if self._face is None:
-            if self.limit_threads:
-                # One torch thread per worker: N workers x N threads would oversubscribe the cores.
-                import torch
-
-                torch.set_num_threads(1)
+            # torch threads were sized by mmfer.runtime (CLI start, or the pool initialiser)
             from mmfer.features.face import FaceFeatureExtractor
 
             self._face = FaceFeatureExtractor(self.cfg.face)
@@ -139,27 +132,25 @@ class _Extractors:
             from mmfer.features.audio import create_audio_extractor
 
             # mfcc | whisper | egemaps (AudioConfig.extractor, resolved by FeatureConfig.profile);
-            # one Whisper thread per worker process, as for torch in face()
-            self._audio = create_audio_extractor(self.cfg.audio, threads=1 if self.limit_threads else None)
+            # a worker's Whisper gets the worker's share of the cores (mmfer.runtime)
+            self._audio = create_audio_extractor(self.cfg.audio, threads=_worker_threads(self.limit_threads))
         return self._audio
 
     def sentence(self) -> Any:
         if self._sentence is None:
-            if self.limit_threads:
-                import torch
-
-                torch.set_num_threads(1)
             from mmfer.features.sentence import SentenceEncoder
 
             t = self.cfg.text
-            self._sentence = SentenceEncoder(t.embedding_model, max_tokens=t.embedding_max_tokens)
+            self._sentence = SentenceEncoder(
+                t.embedding_model, max_tokens=t.embedding_max_tokens, layers=t.embedding_layers
+            )
         return self._sentence
 
     def asr(self) -> Any:
         if self._asr is None:
             from mmfer.features.asr import AsrTranscriber
 
-            self._asr = AsrTranscriber(self.cfg.text, threads=1 if self.limit_threads else None)
+            self._asr = AsrTranscriber(self.cfg.text, threads=_worker_threads(self.limit_threads))
         return self._asr
 
     def config_for(self, modality: str) -> dict[str, Any]:
@@ -325,20 +316,22 @@ def _run_unit(unit: Unit, ex: _Extractors) -> _Outcome:
         )
 
 
-def _limit_worker_threads() -> None:
-    """One BLAS/OpenMP/torch thread per worker process.
+def _worker_threads(in_worker: bool) -> int | None:
+    """Threads of a worker process (its share, :func:`mmfer.runtime.worker_plan`), else ``None``
+    (the extractor follows the process's plan)."""
+    if not in_worker:
+        return None
+    from mmfer.runtime import threads
 
-    The MFCC filterbank product runs on multi-threaded OpenBLAS, so N workers
-    with N threads each would oversubscribe the cores and run slower than one.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
-    if "torch" in sys.modules:  # inherited through fork: cap it now, not at first use
-        sys.modules["torch"].set_num_threads(1)
+    return threads()
 
 
-def _pool_init(cfg: FeatureConfig) -> None:
+def _pool_init(cfg: FeatureConfig, n_threads: int = 1) -> None:
+    # N workers x T threads <= free cores: the MFCC filterbank (OpenBLAS), torch and
+    # CTranslate2 would otherwise each start one thread per core in every worker.
+    from mmfer.runtime import configure_worker
+
+    configure_worker(n_threads)
     _extractors_for(cfg, limit_threads=True)
 
 
@@ -347,6 +340,9 @@ def _pool_unit(unit: Unit, cfg: FeatureConfig) -> _Outcome:
 
 
 def _dask_unit(unit: Unit, cfg: FeatureConfig) -> _Outcome:
+    from mmfer.runtime import configure_worker
+
+    configure_worker(1)  # dask runs one task thread per worker process (threads_per_worker=1)
     return _run_unit(unit, _extractors_for(cfg, limit_threads=True))
 
 
@@ -433,14 +429,18 @@ def _keyed(
 
 
 def _iter_local(todo: list[Unit], cfg: FeatureConfig, ex: _Extractors) -> Iterator[_Outcome]:
-    if cfg.workers <= 1 or len(todo) <= 1:
+    from mmfer.runtime import worker_plan
+
+    # features.workers is an upper bound: on a busy machine fewer workers run (mmfer.runtime)
+    n_workers, n_threads = worker_plan(min(cfg.workers, len(todo)))
+    if n_workers <= 1:
         for u in todo:
             yield _run_unit(u, ex)
         return
     # Default start method (fork on Linux): workers inherit imported modules and numba's
     # compiled MFCC kernels instead of re-importing and re-loading them.
     with ProcessPoolExecutor(
-        max_workers=min(cfg.workers, len(todo)), initializer=_pool_init, initargs=(cfg,)
+        max_workers=n_workers, initializer=_pool_init, initargs=(cfg, n_threads)
     ) as pool:
         futures: list[Future[_Outcome]] = [pool.submit(_pool_unit, u, cfg) for u in todo]
         try:

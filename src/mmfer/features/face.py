@@ -31,7 +31,6 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import logging
 import re

@@ -84,10 +84,10 @@ def _require_runtime() -> None:
 
 
 def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """This process's share of the cores (:mod:`mmfer.runtime`: free cores / workers)."""
+    from mmfer.runtime import threads
+
+    return threads()
 
 
 def _load_model(folder: Path, compute_type: str, threads: int) -> Any:

@@ -32,11 +32,10 @@ __all__ = [
 
 
 def _set_threads(args: argparse.Namespace) -> None:
-    """Apply ``--threads`` (0 = torch default)."""
-    if getattr(args, "threads", 0):
-        import torch
+    """Apply ``--threads`` (0 = sized to the free cores, :mod:`mmfer.runtime`)."""
+    from mmfer.runtime import configure
 
-        torch.set_num_threads(args.threads)
+    configure(threads=int(getattr(args, "threads", 0) or 0))
 
 
 def about_text(model: Any) -> str:
@@ -230,7 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of stdout")
     p.add_argument("--cache-dir", type=Path, default=None, help="keep extracted features here")
     p.add_argument(
-        "--threads", type=int, default=0, help="torch threads (0 = default; 1 is steadier on a busy machine)"
+        "--threads", type=int, default=0, help="threads (0 = the cores free at start, mmfer/runtime.py)"
     )
     p.set_defaults(func=cmd_predict)
 
@@ -264,7 +263,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload")
     p.add_argument(
-        "--threads", type=int, default=0, help="torch threads (0 = default; 1 is steadier on a busy machine)"
+        "--threads", type=int, default=0, help="threads (0 = the cores free at start, mmfer/runtime.py)"
     )
     p.set_defaults(func=cmd_serve)
 
@@ -283,7 +282,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transcript", default=None, help="words spoken (same for every window)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument(
-        "--threads", type=int, default=0, help="torch threads (0 = default; 1 is steadier on a busy machine)"
+        "--threads", type=int, default=0, help="threads (0 = the cores free at start, mmfer/runtime.py)"
     )
     p.set_defaults(func=cmd_stream)
 
