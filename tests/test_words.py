@@ -77,6 +77,23 @@ def test_long_text_keeps_its_end() -> None:
 
 
 @needs_minilm
+def test_layer_pooling(encoder) -> None:  # type: ignore[no-untyped-def]
+    from mmfer.features.sentence import SentenceEncoder
+
+    texts = ["I am so happy today!", "Get out of my house!"]
+    # the last layer alone, mean-pooled and normalised, is the model's sentence embedding
+    np.testing.assert_allclose(SentenceEncoder(layers=[6]).encode(texts), encoder.encode(texts), atol=1e-5)
+    mid = SentenceEncoder(layers=[3, 4, 5, 6])
+    v = mid.encode(texts)  # (2, 4 * 384)
+    assert v.shape == (2, 1536) and mid.dim == 1536
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(v[:, 3 * 384 :] * 2, encoder.encode(texts), atol=1e-5)  # last block
+    assert "layers" in mid.config_dict() and "layers" not in encoder.config_dict()
+    with pytest.raises(ConfigError, match="embedding_layers"):
+        SentenceEncoder(layers=[7])
+
+
+@needs_minilm
 def test_embedding_errors(encoder) -> None:  # type: ignore[no-untyped-def]
     from mmfer.features.sentence import SentenceEncoder
 

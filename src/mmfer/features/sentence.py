@@ -22,6 +22,7 @@ import importlib.util
 import json
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,12 @@ class _Bert:
 
         return F.layer_norm(x, (self.hidden,), self.w[name + ".weight"], self.w[name + ".bias"], self.eps)
 
-    def __call__(self, ids: Any, mask: Any) -> Any:
-        """Last hidden states ``(B, L, H)`` of token ids ``(B, L)``; ``mask (B, L)`` True = real token."""
+    def __call__(self, ids: Any, mask: Any) -> list[Any]:
+        """Hidden states of token ids ``(B, L)``; ``mask (B, L)`` True = real token.
+
+        Returns ``layers + 1`` tensors ``(B, L, H)``: the embedding layer's output, then
+        each transformer layer's (the last one is the usual "last hidden state").
+        """
         import torch
         import torch.nn.functional as F
 
@@ -119,6 +124,7 @@ class _Bert:
             + self.w["embeddings.token_type_embeddings.weight"][0]  # (H,): one segment
         )
         x = self._norm(x, "embeddings.LayerNorm")
+        states = [x]
         hd = self.hidden // self.heads
         attn_mask = mask[:, None, None, :]  # (B, 1, 1, L): padding keys are never attended to
         for i in range(self.layers):
@@ -137,7 +143,8 @@ class _Bert:
             )
             h = F.gelu(self._linear(x, p + "intermediate.dense"))  # (B, L, 4H), exact (erf) GELU as in BERT
             x = self._norm(x + self._linear(h, p + "output.dense"), p + "output.LayerNorm")
-        return x
+            states.append(x)
+        return states
 
 
 class SentenceEncoder:
@@ -152,6 +159,13 @@ class SentenceEncoder:
         their *beginning*.
     batch_size
         Texts encoded per forward pass.
+    layers
+        Empty (default): the model's sentence embedding (its pooling of the last
+        layer). Otherwise the hidden states of these layers (0 = embedding layer,
+        1..n = transformer layers) are mean-pooled over real tokens, each pooled
+        vector L2-normalised, concatenated and scaled by ``1/sqrt(len(layers))``
+        (unit norm overall). Middle layers keep more of *how* something is said,
+        which the last layer of a similarity-tuned model partly discards.
 
     Examples
     --------
@@ -161,7 +175,12 @@ class SentenceEncoder:
     """
 
     def __init__(
-        self, name: str = "all-minilm-l6-v2", *, max_tokens: int = 256, batch_size: int = 64
+        self,
+        name: str = "all-minilm-l6-v2",
+        *,
+        max_tokens: int = 256,
+        batch_size: int = 64,
+        layers: Sequence[int] = (),
     ) -> None:
         if max_tokens < 3:
             raise ConfigError(f"text.embedding_max_tokens: must be >= 3, got {max_tokens}")
@@ -173,12 +192,21 @@ class SentenceEncoder:
         self._model: _Bert | None = None
         self._tok: Any = None
         cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
-        self.dim = int(cfg["hidden_size"])
+        n_layers = int(cfg["num_hidden_layers"])
+        self.layers = [int(i) for i in layers]
+        bad = [i for i in self.layers if not 0 <= i <= n_layers]
+        if bad or len(set(self.layers)) != len(self.layers):
+            raise ConfigError(
+                f"text.embedding_layers: {self.layers} must be distinct layers in 0..{n_layers} of {name}"
+            )
+        self.dim = int(cfg["hidden_size"]) * max(1, len(self.layers))
         self._cfg = cfg
 
     def config_dict(self) -> dict[str, Any]:
         """What determines the output (cache-key material)."""
         st = (self.path / "model.safetensors").stat()
+        # "layers" only when set, so the default's cache keys stay what they were
+        extra: dict[str, Any] = {"layers": self.layers} if self.layers else {}
         return {
             "extractor": "sentence",
             "version": ENCODER_VERSION,
@@ -188,6 +216,7 @@ class SentenceEncoder:
             "max_tokens": self.max_tokens,
             "pooling": self.spec.pooling,
             "normalise": self.spec.normalise,
+            **extra,
         }
 
     def _load(self) -> None:
@@ -244,14 +273,24 @@ class SentenceEncoder:
                 for j, e in enumerate(encs):
                     ids[j, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
                     mask[j, : len(e.ids)] = True
-                hidden = self._model(ids, mask)  # (B, L, H)
-                if self.spec.pooling == "cls":
-                    pooled = hidden[:, 0]  # (B, H)
+                states = self._model(ids, mask)  # layers + 1 tensors (B, L, H)
+                m = mask[..., None].to(states[-1].dtype)  # (B, L, 1)
+                if self.layers:
+                    pooled = torch.cat(
+                        [
+                            torch.nn.functional.normalize((states[i] * m).sum(1) / m.sum(1), dim=-1)
+                            for i in self.layers
+                        ],
+                        dim=-1,
+                    ) / math.sqrt(len(self.layers))  # (B, H * n_layers), unit norm
                 else:
-                    m = mask[..., None].to(hidden.dtype)  # (B, L, 1)
-                    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, H): mean over real tokens
-                if self.spec.normalise:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                    hidden = states[-1]  # (B, L, H)
+                    if self.spec.pooling == "cls":
+                        pooled = hidden[:, 0]  # (B, H)
+                    else:
+                        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, H): mean over tokens
+                    if self.spec.normalise:
+                        pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 out[idx] = pooled.numpy()
         return out
 
