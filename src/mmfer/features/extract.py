@@ -224,14 +224,17 @@ class _Extractors:
 _FACE_METHODS = {"video": "video", "frames": "frames_dir", "image": "image"}
 
 
-def _run_face(ext: Any, kind: str, source: str | Path) -> Any:
+def _run_face(ext: Any, kind: str, source: str | Path, frames_used: Any = None) -> Any:
     """``ext.run_<kind>(source)`` (features + detection bookkeeping).
 
     An extractor with only ``extract_<kind>`` (a stand-in in tests, a plug-in backbone)
     gets its features wrapped in a result without detection information.
+    ``frames_used`` (videos only) limits detection + CNN to the frames a model reads.
     """
     run = getattr(ext, f"run_{_FACE_METHODS[kind]}", None)
     if run is not None:
+        if frames_used is not None and kind == "video":
+            return run(source, frames_used=frames_used)
         return run(source)
     from types import SimpleNamespace
 
@@ -254,8 +257,10 @@ def _face_arrays(res: Any, source: str | Path | None, ext: Any) -> dict[str, np.
     out = {"face": feats}
     if getattr(ext, "detector", None) is not None and res.boxes:
         found = res.frames - res.no_face
+        sampled = getattr(res, "sampled", None)
         out["face_note"] = np.asarray(
             f"face found in {found}/{res.frames} frames"
+            + (f" the model reads (of {sampled} sampled)" if sampled is not None else "")
             + (" (fallback crop used for the others)" if res.no_face else "")
         )
     return out
@@ -651,6 +656,7 @@ def extract_sample(
     sample_rate: int | None = None,
     source: str | None = None,
     face_result: list[Any] | None = None,
+    face_frames_used: Any = None,
 ) -> SampleFeatures:
     """Features of one sample, in memory: the extraction path of inference.
 
@@ -683,6 +689,10 @@ def extract_sample(
     face_result
         If a list is given, the :class:`~mmfer.features.face.FaceResult` of the face
         unit is appended to it (debug crops, detection boxes).
+    face_frames_used
+        ``n_frames -> indices | None`` (:meth:`mmfer.fusion.Fuser.face_frames_used`): detect
+        and embed only the face frames the model reads (videos and in-memory frames); the
+        fused input is the same as with every frame. ``None`` = every sampled frame.
 
     Returns
     -------
@@ -710,7 +720,11 @@ def extract_sample(
             name = source or "<frames>"
 
             def face_from_frames() -> dict[str, np.ndarray]:
-                res = ex.face().run_frames(frames, name)
+                face = ex.face()
+                if face_frames_used is not None and hasattr(face, "run_frames"):
+                    res = face.run_frames(frames, name, frames_used=face_frames_used)
+                else:
+                    res = face.run_frames(frames, name)
                 if face_result is not None:
                     face_result.append(res)
                 return _face_arrays(res, name, ex.face())
@@ -721,7 +735,7 @@ def extract_sample(
 
             def face_from_file() -> dict[str, np.ndarray]:
                 face = ex.face()
-                res = _run_face(face, kind, path)
+                res = _run_face(face, kind, path, face_frames_used)
                 if face_result is not None:
                     face_result.append(res)
                 return _face_arrays(res, path, face)

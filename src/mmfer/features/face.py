@@ -34,7 +34,7 @@ import dataclasses
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,6 +316,9 @@ class FaceResult:
     boxes: list[Box | None] = field(default_factory=list)
     no_face: int = 0
     source: str | None = None
+    #: Frames sampled from the source when only some went through detection + CNN
+    #: (``frames_used``, the rows the model reads); ``None`` = all of them did.
+    sampled: int | None = None
 
     @property
     def frames(self) -> int:
@@ -517,6 +520,41 @@ class FaceFeatureExtractor:
 
     # -- core ---------------------------------------------------------------------------------
 
+    def _boxes_of(
+        self, frames: Sequence[np.ndarray], used: Sequence[int]
+    ) -> tuple[list[Box | None], list[Box | None], int]:
+        """:meth:`_boxes` for the frames ``used`` only, with the same crop boxes.
+
+        The fallback of a frame without a face is the nearest frame with one (the earlier
+        on a tie, as ``min`` in :meth:`_boxes`); it is searched outward from the frame, so
+        detection runs on other frames only when a used frame has no face.
+        """
+        det = self.detector
+        if det is None:
+            none: list[Box | None] = [None] * len(used)
+            return none, list(none), 0
+        memo: dict[int, Box | None] = {}
+
+        def found_at(j: int) -> Box | None:
+            if j not in memo:
+                memo[j] = det(frames[j])
+            return memo[j]
+
+        same_size = len({f.shape[:2] for f in frames}) == 1
+        found = [found_at(i) for i in used]
+        crop_boxes = list(found)
+        for k, i in enumerate(used):
+            if found[k] is not None or not same_size:
+                continue
+            for d in range(1, len(frames)):
+                hit = next(
+                    (found_at(j) for j in (i - d, i + d) if 0 <= j < len(frames) and found_at(j)), None
+                )
+                if hit is not None:
+                    crop_boxes[k] = hit
+                    break
+        return found, crop_boxes, sum(b is None for b in found)
+
     def _boxes(self, frames: Sequence[np.ndarray]) -> tuple[list[Box | None], list[Box | None], int]:
         """Detected boxes, crop boxes (with fallbacks filled in) and the no-face count."""
         det = self.detector
@@ -538,14 +576,20 @@ class FaceFeatureExtractor:
         self, frames: Sequence[np.ndarray] | np.ndarray
     ) -> tuple[list[np.ndarray], list[Box | None], list[Box | None], int]:
         """Validated frames, detected boxes, crop boxes (fallbacks filled in), no-face count."""
+        frames = self._validated(frames)
+        found, crop_boxes, no_face = self._boxes(frames)
+        return frames, found, crop_boxes, no_face
+
+    @staticmethod
+    def _validated(frames: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+        """``frames`` as a list of ``(H, W, 3)`` uint8 arrays (ValueError otherwise)."""
         frames = list(frames)
         if not frames:
             raise ValueError("no frames given")
         for f in frames:
             if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
                 raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {f.shape} {f.dtype}")
-        found, crop_boxes, no_face = self._boxes(frames)
-        return frames, found, crop_boxes, no_face
+        return frames
 
     def _backbone_input(self, frames: list[np.ndarray], crop_boxes: list[Box | None]) -> torch.Tensor:
         """Crops in the backbone's input format: ``(T, 3, S, S)`` or ``(T, 1, 64, 64)`` for fer2013."""
@@ -619,11 +663,27 @@ class FaceFeatureExtractor:
         return normalise_landmarks(np.stack(pts))  # (T, 136)
 
     def run_frames(
-        self, frames: Sequence[np.ndarray] | np.ndarray, source: str | Path | None = None
+        self,
+        frames: Sequence[np.ndarray] | np.ndarray,
+        source: str | Path | None = None,
+        *,
+        frames_used: Callable[[int], Sequence[int] | None] | None = None,
     ) -> FaceResult:
         """Features plus detection bookkeeping for ``(T, H, W, 3)`` uint8 RGB frames.
 
         Logs one warning per call (i.e. per file) when some frames had no detected face.
+
+        Parameters
+        ----------
+        frames
+            ``(T, H, W, 3)`` uint8 RGB.
+        source
+            File name for messages.
+        frames_used
+            ``T -> indices`` of the frames a model reads (e.g.
+            :meth:`mmfer.fusion.Fuser.face_frames_used`), or ``None`` for all: only those
+            frames are detected and embedded (other frames only when a used frame needs a
+            fallback box), so features equal the full run's rows at those indices.
 
         Raises
         ------
@@ -638,11 +698,18 @@ class FaceFeatureExtractor:
                 # The cache key holds the weights' digest (or "missing"), so this failure is
                 # recomputed once the file is (re)installed.
                 raise FeatureError(source, f"face backbone fer2013 unavailable: {e}") from None
-        frames, boxes, crop_boxes, no_face = self._prepare(frames)
+        used = None if frames_used is None else frames_used(len(frames))
+        if used is None:
+            frames, boxes, crop_boxes, no_face = self._prepare(frames)
+            sampled = None
+        else:
+            frames = self._validated(frames)
+            boxes, crop_boxes, no_face = self._boxes_of(frames, used)
+            sampled, frames = len(frames), [frames[i] for i in used]
         feats = self.embed(self._backbone_input(frames, crop_boxes))  # (T, D_backbone)
         if self.cfg.landmarks:
             feats = np.concatenate([feats, self.landmark_features(frames, crop_boxes)], axis=1)  # (T, D+136)
-        res = FaceResult(feats, boxes, no_face, None if source is None else str(source))
+        res = FaceResult(feats, boxes, no_face, None if source is None else str(source), sampled)
         if no_face:
             logger.warning(
                 "%s: no face found in %d/%d frames; used the nearest frame's face box or the centre square%s",
@@ -653,10 +720,12 @@ class FaceFeatureExtractor:
             )
         return res
 
-    def run_video(self, path: str | Path) -> FaceResult:
+    def run_video(
+        self, path: str | Path, *, frames_used: Callable[[int], Sequence[int] | None] | None = None
+    ) -> FaceResult:
         """:meth:`run_frames` on frames sampled with ``cfg.fps`` / ``cfg.max_frames``."""
         frames, _ = read_video_frames(path, fps=self.cfg.fps, max_frames=self.cfg.max_frames)
-        return self.run_frames(frames, path)
+        return self.run_frames(frames, path, frames_used=frames_used)
 
     def run_image(self, path: str | Path) -> FaceResult:
         """:meth:`run_frames` on one still image (T = 1)."""

@@ -155,6 +155,28 @@ class Fuser:
         assert self.dims_ is not None
         return FusedLayout.from_dims(self.modalities, self.dims_)
 
+    def face_frames_used(self, n_frames: int) -> np.ndarray | None:
+        """Indices of the face frames :meth:`transform` reads out of a clip's ``n_frames``.
+
+        Face frames are standardised one by one and then resampled (:func:`resample_steps`),
+        so only these rows reach the model: an extractor may compute just them (inference
+        fast path) and give ``(len(idx), D)`` features, which ``transform`` maps to the same
+        fused input. ``None`` when every frame matters: ``speaker_norm`` (statistics over
+        every frame) or ``n_frames <= steps``.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``(steps,)`` increasing distinct int indices, or ``None``.
+        """
+        steps = self.cfg.steps
+        if "face" not in self.cfg.modalities or self.cfg.speaker_norm or n_frames <= steps:
+            return None
+        idx = np.floor(np.linspace(0, n_frames, steps, endpoint=False)).astype(int)  # (steps,)
+        # n_frames > steps: the stride exceeds 1, so the indices are distinct and resampling
+        # these `steps` rows is the identity
+        return np.clip(idx, 0, n_frames - 1)
+
     def _pooled(self, modality: str) -> bool:
         """Whether ``modality``'s scaler is fitted on pooled statistics instead of frames."""
         return modality == "audio" and self.cfg.audio_pool in ("stats", "clipstats")

@@ -515,6 +515,9 @@ class Predictor:
                     transcript=r.get("transcript"),
                     source=j.path,
                     face_result=faces if self.debug else None,
+                    # fast path: detect + embed only the face frames the model reads
+                    # (same fused input; --debug-dir shows every sampled frame instead)
+                    face_frames_used=None if self.debug else self.recognizer.fuser.face_frames_used,
                 )
             )
             if faces:

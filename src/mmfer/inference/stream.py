@@ -144,6 +144,7 @@ def stream_predictions(
             sample_rate=sr,
             transcript=transcript if "text" in mods else None,
             source=name,
+            face_frames_used=predictor.recognizer.fuser.face_frames_used,  # only the frames the model reads
         )
         if "audio" in mods and wave is None:
             feats.issues["audio"] = audio_reason or "no audio"
