@@ -204,6 +204,46 @@ def evaluate(cfg: ExperimentConfig) -> str:
     return format_cv(run) + f"\n(written to {path})"
 
 
+def _non_default(cfg: Any, default: Any) -> dict[str, Any]:
+    """The fields of a config that differ from the defaults (nested), so a field added later
+    with a behaviour-preserving default does not change the key of runs already finished."""
+    a, b = to_dict(cfg), to_dict(default)
+
+    def diff(x: Any, y: Any) -> Any:
+        if isinstance(x, dict) and isinstance(y, dict):
+            return {k: diff(v, y.get(k)) for k, v in x.items() if k not in y or v != y[k]}
+        return x
+
+    return diff(a, b)
+
+
+def finished_run_path(
+    table: pd.DataFrame, cfg: ExperimentConfig, model_name: str, modalities: list[str], protocol: str | None
+) -> Path:
+    """Where :func:`cached_cross_validate` keeps this run (the name hashes what can change it)."""
+    import hashlib
+
+    key_cfg = _non_default(cfg, ExperimentConfig())
+    key_cfg.pop("output_dir", None)
+    key_cfg.pop("name", None)
+    key_cfg.get("features", {}).pop("cache_dir", None)
+    key_cfg.get("features", {}).pop("workers", None)
+    # which other runs a report makes does not change this run
+    for k in ("models", "reference", "front_ends", "front_end_models", "ablations", "both_protocols"):
+        key_cfg.get("eval", {}).pop(k, None)
+    key_cfg.get("model", {}).pop("name", None)  # model_name is in the key itself
+    key = {
+        "cfg": key_cfg,
+        "ids": table["id"].astype(str).tolist(),
+        "model": model_name,
+        "modalities": list(modalities),
+        "protocol": protocol or cfg.eval.protocol,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    path = Path(cfg.output_dir) / "runs_done" / f"{model_name}_{'+'.join(modalities)}_{digest}.json"
+    return path
+
+
 def cached_cross_validate(
     table: pd.DataFrame,
     feats: dict[str, Any],
@@ -221,28 +261,10 @@ def cached_cross_validate(
     that can change the result -- the config (minus paths and progress), the
     sample ids, the model, modalities and protocol.
     """
-    import hashlib
-
     from mmfer.evaluation import RunResult
     from mmfer.evaluation.audit import ComponentFit, LeakageAudit
 
-    key_cfg = to_dict(cfg)
-    key_cfg.pop("output_dir", None)
-    key_cfg["features"].pop("cache_dir", None)
-    key_cfg["features"].pop("workers", None)
-    # which other runs a report makes does not change this run
-    for k in ("models", "reference", "front_ends", "front_end_models", "ablations", "both_protocols"):
-        key_cfg["eval"].pop(k, None)
-    key_cfg["model"].pop("name", None)  # model_name is in the key itself
-    key = {
-        "cfg": key_cfg,
-        "ids": table["id"].astype(str).tolist(),
-        "model": model_name,
-        "modalities": list(modalities),
-        "protocol": protocol or cfg.eval.protocol,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    path = Path(cfg.output_dir) / "runs_done" / f"{model_name}_{'+'.join(modalities)}_{digest}.json"
+    path = finished_run_path(table, cfg, model_name, modalities, protocol)
     if path.is_file():
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
