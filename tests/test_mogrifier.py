@@ -202,7 +202,7 @@ def test_h_first_order_matches_the_papers_equations() -> None:
     np.testing.assert_allclose(x.detach().numpy(), x2, rtol=1e-12)
     # and it differs from Melis' order on the same inputs (the option changes something)
     melis = hand_cell(3, True)
-    xm, hm = melis.mogrify(torch.from_numpy(X), torch.from_numpy(H))
+    _, hm = melis.mogrify(torch.from_numpy(X), torch.from_numpy(H))
     assert not np.allclose(hm.detach().numpy(), h3)
 
 
