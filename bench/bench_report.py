@@ -73,7 +73,7 @@ def main() -> None:
         f"- peak resident memory: {peak_rss_mb():.0f} MB",
         "",
     ]
-    for title in ("Table 3", "Ablation", "Significance", "Selected settings", "Table 5"):
+    for title in ("Table 3", "Ablation", "Front ends", "Significance tests", "Table 5", "Selected settings"):
         sec = _section(md, title)
         if sec:
             lines += [sec, ""]
