@@ -345,9 +345,10 @@ def _pool_unit(unit: Unit, cfg: FeatureConfig) -> _Outcome:
 
 
 def _dask_unit(unit: Unit, cfg: FeatureConfig) -> _Outcome:
-    from mmfer.runtime import configure_worker
+    from mmfer import runtime
 
-    configure_worker(1)  # dask runs one task thread per worker process (threads_per_worker=1)
+    if runtime.current().workers != 1 or runtime.current().threads != 1:
+        runtime.configure_worker(1)  # dask runs one task thread per worker process (threads_per_worker=1)
     return _run_unit(unit, _extractors_for(cfg, limit_threads=True))
 
 
