@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from mmfer.config import AudioConfig, FaceConfig, FeatureConfig
+from mmfer.config import AudioConfig, FaceConfig, FeatureConfig, TextConfig
 from mmfer.data.table import make_table, write_table
 from mmfer.errors import FeatureError, ModalityMissing
 from mmfer.features import extract
@@ -30,6 +30,11 @@ from mmfer.features.text import clean_text
 SR = 16000
 EMOTIONS = ("happy", "sad", "angry")
 SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door!", "Happy days, again?")
+
+
+#: The eq. 2 cleaning is what masks a stop-word-only transcript; with a sentence embedding
+#: (the default profile's text) the raw words are still read.
+TFIDF_ONLY = TextConfig(representation="tfidf")
 
 
 def mfcc_audio() -> AudioConfig:
@@ -152,7 +157,9 @@ def test_bad_files_are_masked_and_cached(tmp_path: Path, calls: list[tuple[str, 
         s05={"transcript": "The, and... of!"},
         s06={"transcript": str(data / "good.txt")},
     )
-    feats = extract_features(table, FeatureConfig(audio=mfcc_audio()), tmp_path / "cache", progress=False)
+    feats = extract_features(
+        table, FeatureConfig(audio=mfcc_audio(), text=TFIDF_ONLY), tmp_path / "cache", progress=False
+    )
     issues = {sid: f.issues for sid, f in feats.items() if f.issues}
     assert set(issues) == {"s01", "s02", "s03", "s04", "s05"}
     assert "cannot decode audio" in issues["s01"]["audio"] and "garbage.wav" in issues["s01"]["audio"]
@@ -168,14 +175,19 @@ def test_bad_files_are_masked_and_cached(tmp_path: Path, calls: list[tuple[str, 
     assert summarise_issues(feats) == {"face": 0, "audio": 3, "text": 2, "samples": 5}
 
     calls.clear()
-    again = extract_features(table, FeatureConfig(audio=mfcc_audio()), tmp_path / "cache", progress=False)
+    again = extract_features(
+        table, FeatureConfig(audio=mfcc_audio(), text=TFIDF_ONLY), tmp_path / "cache", progress=False
+    )
     assert calls == []  # failures are cached too: the bad files are not decoded again
     assert_same(feats, again)
 
     # strict: the (cached) failure is raised instead of masked.
     with pytest.raises(FeatureError) as ei:
         extract_features(
-            table, FeatureConfig(audio=mfcc_audio(), strict=True), tmp_path / "cache", progress=False
+            table,
+            FeatureConfig(audio=mfcc_audio(), text=TFIDF_ONLY, strict=True),
+            tmp_path / "cache",
+            progress=False,
         )
     assert ei.value.path is not None
 
