@@ -30,6 +30,7 @@ def test_demo_full_target_is_a_valid_config() -> None:
     assert words[:2] == ["-c", "configs/default.yaml"]
     full = load_config(ROOT / words[1], words[2:])
     assert full.eval.both_protocols and len(full.eval.models) >= 6 and full.eval.ablations == []
+    assert full.eval.folds == 5
     assert full.output_dir != load_config(ROOT / "configs" / "default.yaml").output_dir
 
 
