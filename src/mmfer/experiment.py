@@ -416,9 +416,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
         ],
         front_ends=front_ends,
     )
-    # Every figure computed so far, saved before rendering: a rendering error loses no compute.
-    (out / "report").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "report" / "runs.json", json.dumps(asdict(data), default=float, indent=1))
+    # Every run is already in runs_done/ (cached_cross_validate): a rendering error loses no compute.
     return write_report(data, out / "report")
 
 
