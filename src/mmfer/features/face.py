@@ -78,6 +78,30 @@ BACKBONE_DIMS: dict[str, int] = {
 FEATURE_VERSION = 2
 
 
+def _gray_for_detection(frame_rgb: np.ndarray, min_side: int, max_side: int) -> tuple[np.ndarray, float]:
+    """Grayscale copy rescaled so its short side lies in ``[min_side, max_side]``, and the scale.
+
+    Tiny crops (CK+ 48x48) are upsampled so the detector window fits; large frames are
+    downsampled for speed. Boxes found on the copy are divided by ``scale``.
+
+    Returns
+    -------
+    gray, scale
+        ``(H', W')`` uint8 and the factor ``H' / H``.
+    """
+    gray = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W)
+    short = min(gray.shape[:2])
+    scale = 1.0
+    if short < min_side:
+        scale = min_side / short
+    elif short > max_side:
+        scale = max_side / short
+    if scale != 1.0:
+        interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+    return gray, scale
+
+
 class HaarFaceDetector:
     """OpenCV frontal-face Haar cascade (shipped in the opencv-python wheel).
 
@@ -135,16 +159,7 @@ class HaarFaceDetector:
         frame_rgb
             ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grayscale).
         """
-        gray = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W)
-        short = min(gray.shape[:2])
-        scale = 1.0
-        if short < self.min_side:
-            scale = self.min_side / short
-        elif short > self.max_side:
-            scale = self.max_side / short
-        if scale != 1.0:
-            interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+        gray, scale = _gray_for_detection(frame_rgb, self.min_side, self.max_side)
         gray = cv2.equalizeHist(gray)
         min_px = max(24, round(self.min_face_frac * min(gray.shape[:2])))
         faces = self.classifier.detectMultiScale(
@@ -193,17 +208,8 @@ class DlibHogDetector:
         frame_rgb
             ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grayscale).
         """
-        gray = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W)
-        h_img, w_img = gray.shape[:2]
-        short = min(h_img, w_img)
-        scale = 1.0
-        if short < self.min_side:
-            scale = self.min_side / short
-        elif short > self.max_side:
-            scale = self.max_side / short
-        if scale != 1.0:
-            interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+        h_img, w_img = frame_rgb.shape[:2]
+        gray, scale = _gray_for_detection(frame_rgb, self.min_side, self.max_side)
         rects = self._detector(np.ascontiguousarray(gray), self.upsample)
         if len(rects) == 0:
             return None
