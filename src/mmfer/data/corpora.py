@@ -75,7 +75,8 @@ def load_corpus(
     DataError
         Bad corpus files, or no sample left after the emotion filter.
     """
-    import mmfer.data  # noqa: F401  (registers every loader)
+    # Every loader is registered by now: importing this module ran mmfer/data/__init__.py,
+    # which imports each loader module (and they register themselves).
     from mmfer.registry import CORPORA
 
     loader = CORPORA.get(name)
