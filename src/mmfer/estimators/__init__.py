@@ -18,7 +18,6 @@ from mmfer.estimators.base import (
     Estimator,
     create_estimator,
     list_estimators,
-    named_factory,
     pool_time,
     register_estimator,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "Estimator",
     "create_estimator",
     "list_estimators",
-    "named_factory",
     "pool_time",
     "register_estimator",
 ]

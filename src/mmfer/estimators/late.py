@@ -205,9 +205,11 @@ class LateFusionEstimator(Estimator):
         return self._head()
 
     def default_params(self) -> dict[str, Any]:
+        """The base estimator's parameters plus ``combine`` and ``combine_folds``."""
         return {**self._proto.default_params(), **_OWN_PARAMS}
 
     def clone(self, **params: Any) -> Estimator:
+        """An unfitted late fusion of the same base with ``params`` replaced."""
         return LateFusionEstimator(self.base_name, **{**self.params, **params})
 
     def _head(self) -> Estimator:
@@ -309,6 +311,7 @@ class LateFusionEstimator(Estimator):
     # ------------------------------------------------------------------ persistence
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Every head's arrays under ``<modality>/``, and the layout, weights and prior."""
         if not self.heads_ or self.layout_ is None:
             raise ConfigError(f"{self.name}: nothing to save before fit")
         arrays: dict[str, np.ndarray] = {}
@@ -327,6 +330,7 @@ class LateFusionEstimator(Estimator):
         }
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        """Inverse of :meth:`state`."""
         self.num_classes_ = int(meta["num_classes"])
         self.layout_ = FusedLayout.from_dict(meta["layout"])
         self.weights_ = {str(k): float(v) for k, v in meta["weights"].items()}

@@ -108,6 +108,7 @@ class NeuralEstimator(Estimator):
         self._in_features = 0
 
     def default_params(self) -> dict[str, Any]:
+        """Every :class:`ModelConfig` and :class:`TrainConfig` field at its default (progress off)."""
         m = to_dict(ModelConfig(name=self.name))
         m.pop("name")
         t = to_dict(TrainConfig())
@@ -115,15 +116,18 @@ class NeuralEstimator(Estimator):
         return {**m, **t}
 
     def clone(self, **params: Any) -> Estimator:
+        """An unfitted estimator of the same network with ``params`` replaced."""
         return NeuralEstimator(self.name, **{**self.params, **params})
 
     @property
     def model_cfg(self) -> ModelConfig:
+        """The network's settings as a :class:`ModelConfig`."""
         m, _ = split_params(self.params)
         return from_dict(ModelConfig, {"name": self.name, **m})
 
     @property
     def train_cfg(self) -> TrainConfig:
+        """The training loop's settings as a :class:`TrainConfig`."""
         _, t = split_params(self.params)
         return from_dict(TrainConfig, t)
 
@@ -191,6 +195,7 @@ class NeuralEstimator(Estimator):
             torch.set_num_threads(prev)
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The network's weights and ``{num_classes, in_features}``."""
         if self.module is None:
             raise ConfigError(f"{self.name}: nothing to save before fit")
         arrays = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
