@@ -436,3 +436,22 @@ def test_finished_runs_are_reused(tmp_path, monkeypatch) -> None:  # type: ignor
     other = replace(cfg, eval=replace(cfg.eval, folds=2))
     ex.cached_cross_validate(table, feats, other, model_name="logreg", modalities=["audio"])
     assert len(list((tmp_path / "runs_done").glob("*.json"))) == 2
+
+
+def test_pipeline_selection_reports_its_reach() -> None:
+    """The Selection the pipeline gets back says how much of the model's space was tried."""
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    cfg = _cfg()
+    sel = pl.select_settings(
+        table,
+        feats,
+        np.arange(48),
+        estimator=pl.make_estimator("logreg", cfg.model, cfg.train),
+        cfg=cfg,
+        labels=["angry", "happy", "sad"],
+        fusion_cfg=cfg.fusion,
+        protocol="group_kfold",
+    )
+    assert (sel.tried, sel.space_size) == (3, 8) and sel.params["C"] in {c["C"] for c in sel.candidates}

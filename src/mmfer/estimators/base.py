@@ -12,8 +12,14 @@ and the RMLSTM ablations) and scikit-learn baselines (``logreg``, ``svm``,
 
 so the cross-validation loop (:func:`mmfer.pipeline.cross_validate`) and the
 nested selection (:mod:`mmfer.estimators.selection`) treat them alike. Each
-estimator declares a small search space (:attr:`Estimator.search_space`); the
-selection draws the same number of candidates from every one of them.
+estimator family declares its own search space (:attr:`Estimator.search_space`,
+including the settings only that family has); the selection draws the same number
+of candidates from every one of them, each model with its own seed, and reports
+how many of the space's configurations that reached.
+
+Implementations register themselves (:func:`register_estimator` or
+``ESTIMATORS.register``) when their module is imported; the package
+:mod:`mmfer.estimators` imports them. This module never imports an implementation.
 
 ``fit`` records the ids of the rows it was fitted on (:attr:`Estimator.fitted_on_`):
 the leakage audit checks them against the test ids of each fold.
