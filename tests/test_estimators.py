@@ -110,9 +110,14 @@ def test_base_never_imports_an_implementation() -> None:
 
 def test_any_import_of_the_package_registers_every_estimator() -> None:
     """A fresh process that imports one implementation module first still sees every name."""
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    import mmfer
+
+    src = str(Path(mmfer.__file__).resolve().parents[1])  # the same mmfer as this process
     code = (
         "import mmfer.estimators.neural\n"
         "from mmfer.estimators.base import create_estimator, list_estimators\n"
@@ -120,7 +125,8 @@ def test_any_import_of_the_package_registers_every_estimator() -> None:
         "assert {'logreg', 'svm', 'majority', 'rmlstm', 'late_logreg', 'late_rmlstm'} <= names, names\n"
         "print(type(create_estimator('late_svm', C=3.0)).__name__)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "LateFusionEstimator"
 
 
