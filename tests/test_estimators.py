@@ -11,7 +11,7 @@ import pytest
 from mmfer.config import ExperimentConfig, FusionConfig, ModelConfig, TrainConfig
 from mmfer.errors import ConfigError
 from mmfer.estimators import create_estimator, list_estimators
-from mmfer.estimators.selection import candidate_grid, select
+from mmfer.estimators.selection import Candidates, candidate_grid, model_seed, select, space_size
 from mmfer.features.extract import SampleFeatures
 
 # late_<base> needs the Fuser's layout: its contract is tested in tests/test_late_fusion.py
@@ -90,18 +90,155 @@ def test_majority_predicts_the_training_prior() -> None:
     np.testing.assert_allclose(est.predict_proba(x[:1], mask[:1])[0], [0.2, 0.6, 0.2])
 
 
-def test_candidate_grid_gives_every_model_the_same_budget() -> None:
+def test_base_never_imports_an_implementation() -> None:
+    """Implementations register themselves; base.py imports none of them, not even in a function."""
+    import ast
+    from pathlib import Path
+
+    import mmfer.estimators.base as base
+
+    tree = ast.parse(Path(base.__file__).read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    assert not {m for m in imported if m.startswith("mmfer.estimators")}, imported
+    assert not {m for m in imported if m.split(".")[-1] in ("late", "linear", "neural", "selection")}
+
+
+def test_any_import_of_the_package_registers_every_estimator() -> None:
+    """A fresh process that imports one implementation module first still sees every name."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mmfer
+
+    src = str(Path(mmfer.__file__).resolve().parents[1])  # the same mmfer as this process
+    code = (
+        "import mmfer.estimators.neural\n"
+        "from mmfer.estimators.base import create_estimator, list_estimators\n"
+        "names = set(list_estimators())\n"
+        "assert {'logreg', 'svm', 'majority', 'rmlstm', 'late_logreg', 'late_rmlstm'} <= names, names\n"
+        "print(type(create_estimator('late_svm', C=3.0)).__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "LateFusionEstimator"
+
+
+MOGRIFIERS = ["rmlstm", "mlstm", "rmlstm_gate", "rmlstm_layers", "rmlstm_hfirst"]
+NETWORKS = [*MOGRIFIERS, "lstm", "rnn", "mlp", "transformer"]
+SHARED = {"lr", "hidden_size", "dropout", "epochs", "weight_decay", "input_proj"}
+
+
+def test_each_family_declares_its_own_space() -> None:
+    sizes = {name: space_size(create_estimator(name).search_space) for name in ALL}
+    assert sizes["logreg"] == 8 and sizes["svm"] == 15 and sizes["majority"] == 1
+    assert set(NETWORKS) <= set(sizes)
+    for name in NETWORKS:
+        keys = set(create_estimator(name).search_space)
+        if name in MOGRIFIERS:
+            assert keys == SHARED | {"mogrify_rounds"} and sizes[name] == 128, name
+        elif name == "transformer":
+            assert keys == SHARED | {"num_heads"} and sizes[name] == 128, name
+        else:
+            assert keys == SHARED and sizes[name] == 64, name
+    for name in ALL:  # late fusion searches its base's space
+        if name != "majority":
+            assert create_estimator(f"late_{name}").search_space == create_estimator(name).search_space
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_every_value_of_a_network_space_builds(name: str) -> None:
+    """Model-specific keys are accepted by create_estimator and by the network they configure."""
+    space = create_estimator(name).search_space
+    for key in sorted(set(space) - {"lr", "dropout", "epochs", "weight_decay"}):
+        for value in space[key]:
+            est = create_estimator(name, **{**FAST, "hidden_size": space["hidden_size"][0], key: value})
+            assert est.params[key] == value and est.model_cfg.__dict__[key] == value
+            est.build(6, 3)
+    if "num_heads" in space:  # every hidden_size x num_heads pair of the space is valid
+        for h in space["hidden_size"]:
+            for heads in space["num_heads"]:
+                create_estimator(name, **{**FAST, "hidden_size": h, "num_heads": heads}).build(6, 3)
+
+
+def test_each_model_draws_its_own_candidates_from_its_own_space() -> None:
+    budget = 4
+    draws = {}
     for name in ALL:
         space = create_estimator(name).search_space
-        n = len(candidate_grid(space, 4, seed=0))
-        assert n == (1 if not space else 4), name
+        for fold_seed in range(3):
+            cands = candidate_grid(space, budget, fold_seed, model=name)
+            assert isinstance(cands, Candidates)
+            assert len(cands) == min(budget, space_size(space)) == cands.tried  # equal budget
+            assert cands.space_size == space_size(space)
+            assert len({tuple(sorted(c.items())) for c in cands}) == len(cands), "no repeats"
+            for c in cands:  # every candidate is a point of the space
+                assert set(c) == set(space) and all(c[k] in space[k] for k in space), (name, c)
+            create_estimator(name, **cands[0])  # accepted as parameters
+            # the same model, fold seed and space: the same draw
+            assert candidate_grid(space, budget, fold_seed, model=name) == cands
+            draws[name, fold_seed] = cands
+    # same space, different model: a different draw (lstm / rnn / mlp share one space)
+    pairs = [("lstm", "rnn"), ("lstm", "mlp"), ("rnn", "mlp"), ("rmlstm", "mlstm"), ("rmlstm", "rmlstm_gate")]
+    for a, b in pairs:
+        assert create_estimator(a).search_space == create_estimator(b).search_space
+        assert draws[a, 0] != draws[b, 0], (a, b)
+    assert draws["rmlstm", 0] != draws["rmlstm", 1], "each fold seed its own draw"
+    # the seed is a stable digest, not Python's per-process salted hash()
+    assert model_seed("rmlstm", 0) == 0xA7444042C7B6F90D  # sha256("rmlstm:0"), same in every process
+    assert model_seed("rmlstm", 0) != model_seed("mlstm", 0)
+    assert model_seed("RMLSTM", 0) == model_seed("rmlstm", 0)  # registry names are case-insensitive
+
+
+def test_candidate_grid_rules_and_selection_reach() -> None:
     one = candidate_grid({"C": [1, 2, 3, 4, 5, 6, 7, 8]}, 4)
     assert [c["C"] for c in one] == [1, 3, 6, 8]  # spread over the sorted values
+    assert (one.tried, one.space_size) == (4, 8)
     assert candidate_grid({"a": [1, 2], "b": [3, 4, 5]}, 4, seed=1) == candidate_grid(
         {"a": [1, 2], "b": [3, 4, 5]}, 4, seed=1
     )
+    whole = candidate_grid({"a": [1, 2], "b": [3, 4, 5]}, 10, seed=1, model="x")
+    assert (whole.tried, whole.space_size) == (6, 6)
+    assert candidate_grid({}, 4, model="majority") == [{}]
+    with pytest.raises(ConfigError, match="select_budget"):
+        candidate_grid({"a": [1]}, 0)
     sel = select([{"C": 1}, {"C": 2}, {"C": 3}], lambda p: -abs(p["C"] - 2))
     assert sel.params == {"C": 2} and sel.scores == [-1, 0, -1]
+    assert (sel.tried, sel.space_size) == (3, 3)
+    space = create_estimator("transformer").search_space
+    sel = select(candidate_grid(space, 4, 0, model="transformer"), lambda p: p["lr"])
+    assert (sel.tried, sel.space_size) == (4, 128) and sel.reach == 4 / 128
+    only = select(candidate_grid(space, 1, 0, model="transformer"), lambda p: 1 / 0)  # not scored
+    assert (only.tried, only.space_size, only.scores) == (1, 128, [])
+
+
+def test_neural_early_stopping_holds_out_whole_speakers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production takes its validation speakers from the one splitter, data.splits.group_holdout."""
+    import mmfer.data.splits as sp
+
+    calls = []
+    orig = sp.group_holdout
+
+    def spy(groups, fraction, seed=0):  # type: ignore[no-untyped-def]
+        fit, val = orig(groups, fraction, seed)
+        calls.append((np.asarray(groups).copy(), fraction, seed, fit, val))
+        return fit, val
+
+    monkeypatch.setattr(sp, "group_holdout", spy)
+    x, mask, y = _data(n=40)
+    speakers = np.array([f"spk{i % 8}" for i in range(40)])
+    _est("mlp", patience=2, val_fraction=0.25, seed=5).fit(x, mask, y, num_classes=3, groups=speakers)
+    ((groups, fraction, seed, fit, val),) = calls
+    assert np.array_equal(groups, speakers) and fraction == 0.25 and seed == 5
+    assert len(set(speakers[val])) == 2 and not set(speakers[val]) & set(speakers[fit])
+    _est("mlp", patience=2, val_fraction=0.25).fit(x, mask, y, num_classes=3)  # no groups: rows
+    assert np.array_equal(calls[-1][0], np.arange(40))
 
 
 # --------------------------------------------------------------------------- nested CV end to end
@@ -305,3 +442,22 @@ def test_finished_runs_are_reused(tmp_path, monkeypatch) -> None:  # type: ignor
     other = replace(cfg, eval=replace(cfg.eval, folds=2))
     ex.cached_cross_validate(table, feats, other, model_name="logreg", modalities=["audio"])
     assert len(list((tmp_path / "runs_done").glob("*.json"))) == 2
+
+
+def test_pipeline_selection_reports_its_reach() -> None:
+    """The Selection the pipeline gets back says how much of the model's space was tried."""
+    import mmfer.pipeline as pl
+
+    table, feats = _corpus()
+    cfg = _cfg()
+    sel = pl.select_settings(
+        table,
+        feats,
+        np.arange(48),
+        estimator=pl.make_estimator("logreg", cfg.model, cfg.train),
+        cfg=cfg,
+        labels=["angry", "happy", "sad"],
+        fusion_cfg=cfg.fusion,
+        protocol="group_kfold",
+    )
+    assert (sel.tried, sel.space_size) == (3, 8) and sel.params["C"] in {c["C"] for c in sel.candidates}

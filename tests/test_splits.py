@@ -8,11 +8,11 @@ import pytest
 
 from mmfer.data.splits import (
     describe_protocol,
+    group_holdout,
     group_kfold,
     is_speaker_independent,
     loso,
     make_splits,
-    speaker_holdout,
     stratified_kfold,
 )
 from mmfer.errors import ConfigError
@@ -125,35 +125,70 @@ def test_make_splits_errors() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_speaker_holdout(seed: int) -> None:
+def test_group_holdout_keeps_speakers_whole_inside_a_training_fold(seed: int) -> None:
     table = random_table(seed)
     spk = table["speaker"].to_numpy()
     for tr, te in group_kfold(table, folds=3, seed=seed):
-        fit, val = speaker_holdout(table, tr, 0.1, seed)
+        fit, val = group_holdout(spk[tr], 0.1, seed)  # positions into tr
+        fit, val = tr[fit], tr[val]
         assert len(val) > 0, "at least one speaker held out"
         assert np.array_equal(np.sort(np.concatenate([fit, val])), tr)
         assert not set(spk[val]) & set(spk[fit])
         assert not set(val) & set(te) and not set(spk[val]) & set(spk[te])
         n_train_spk = len(set(spk[tr]))
         assert len(set(spk[val])) == max(1, round(0.1 * n_train_spk))
-        again = speaker_holdout(table, tr, 0.1, seed)
-        assert np.array_equal(again[1], val)
 
 
-def test_speaker_holdout_edges() -> None:
-    table = random_table(1)
-    idx = np.arange(len(table))
-    fit, val = speaker_holdout(table, idx, 0.0, 0)
+@pytest.mark.parametrize("fraction", [0.1, 0.15, 0.25, 0.5, 0.7])
+def test_group_holdout_respects_the_fraction_of_groups(fraction: float) -> None:
+    rng = np.random.default_rng(0)
+    for n_groups in (3, 7, 10, 24, 50):
+        groups = rng.choice([f"g{i:02d}" for i in range(n_groups)], size=400)
+        groups[:n_groups] = [f"g{i:02d}" for i in range(n_groups)]  # every group present
+        fit, val = group_holdout(groups, fraction, seed=n_groups)
+        held = set(groups[val])
+        assert not held & set(groups[fit])
+        assert np.array_equal(np.sort(np.concatenate([fit, val])), np.arange(len(groups)))
+        assert fit.dtype == val.dtype == np.int64
+        assert 1 <= len(held) <= n_groups - 1
+        # within half a group of the asked share, unless clamped to [1, n - 1]
+        if 1 < round(fraction * n_groups) < n_groups - 1:
+            assert abs(len(held) / n_groups - fraction) <= 0.5 / n_groups + 1e-9
+
+
+def test_group_holdout_is_deterministic_per_seed_and_ignores_row_order() -> None:
+    groups = np.repeat([f"spk{i}" for i in range(12)], 5)
+    a = group_holdout(groups, 0.25, seed=3)
+    b = group_holdout(groups, 0.25, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    draws = {tuple(sorted(set(groups[group_holdout(groups, 0.25, seed=s)[1]]))) for s in range(8)}
+    assert len(draws) > 1, "the seed changes which speakers are held out"
+    perm = np.random.default_rng(1).permutation(len(groups))
+    shuffled = groups[perm]
+    assert set(shuffled[group_holdout(shuffled, 0.25, seed=3)[1]]) == set(groups[a[1]])
+
+
+def test_group_holdout_degenerate_cases() -> None:
+    groups = np.repeat(["a", "b", "c", "d"], 3)
+    idx = np.arange(len(groups))
+    fit, val = group_holdout(groups, 0.0, 0)  # nothing asked: nothing held out
     assert len(val) == 0 and np.array_equal(fit, idx)
-    single = table.index[table["speaker"] == "spk00"].to_numpy()
-    fit, val = speaker_holdout(table, single, 0.5, 0)
-    assert len(val) == 0 and np.array_equal(fit, np.sort(single))
-    fit, val = speaker_holdout(table, idx, 0.99, 0)
-    assert table["speaker"].iloc[fit].nunique() == 1, "never all speakers"
-    fit, val = speaker_holdout(table, None, 0.5, 0)
-    assert len(fit) + len(val) == len(table)
+    fit, val = group_holdout(np.full(7, "only"), 0.5, 0)  # one speaker: cannot hold out
+    assert len(val) == 0 and np.array_equal(fit, np.arange(7))
+    fit, val = group_holdout(groups, 0.99, 0)  # never every speaker
+    assert len(set(groups[fit])) == 1 and len(set(groups[val])) == 3
+    fit, val = group_holdout(np.array([], dtype=str), 0.5, 0)  # no rows, no groups
+    assert len(fit) == 0 and len(val) == 0
+    fit, val = group_holdout(np.arange(10), 0.2, 0)  # ungrouped rows: every row its own group
+    assert len(val) == 2 and len(fit) == 8
     with pytest.raises(ConfigError, match="fraction"):
-        speaker_holdout(table, idx, 1.0, 0)
+        group_holdout(groups, 1.0, 0)
+    with pytest.raises(ConfigError, match="fraction"):
+        group_holdout(groups, -0.1, 0)
+    with pytest.raises(ConfigError, match=r"np\.arange"):
+        group_holdout(None, 0.1, 0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="one-dimensional"):
+        group_holdout(groups.reshape(3, 4), 0.1, 0)
 
 
 def _sequence_table() -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mmfer.data import ckplus, cremad, manifest, meld, ravdess, savee, splits, tess
 from mmfer.data.corpora import load_corpus
-from mmfer.data.splits import describe_protocol, is_speaker_independent, make_splits, speaker_holdout
+from mmfer.data.splits import describe_protocol, group_holdout, is_speaker_independent, make_splits
 from mmfer.data.table import COLUMNS, make_table, read_table, validate_table, write_table
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ckplus",
     "cremad",
     "describe_protocol",
+    "group_holdout",
     "is_speaker_independent",
     "load_corpus",
     "make_splits",
@@ -27,7 +28,6 @@ __all__ = [
     "ravdess",
     "read_table",
     "savee",
-    "speaker_holdout",
     "splits",
     "tess",
     "validate_table",

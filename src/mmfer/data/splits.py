@@ -340,51 +340,53 @@ def make_splits(table: pd.DataFrame, protocol: str = "loso", folds: int = 5, see
     return out
 
 
-def speaker_holdout(
-    table: pd.DataFrame,
-    train_idx: np.ndarray | None = None,
-    fraction: float = 0.1,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Take whole speakers out of a training fold for validation (early stopping).
+def group_holdout(groups: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hold whole groups (speakers) of a training fold out for validation (early stopping).
+
+    The one holdout splitter of mmfer: :class:`~mmfer.estimators.neural.NeuralEstimator`
+    uses it on the speakers of its training rows.
 
     Parameters
     ----------
-    table
-        Sample table with a ``speaker`` column.
-    train_idx
-        Positional indices of the training fold, shape ``(n_train,)``;
-        ``None`` means every row.
+    groups
+        ``(N,)`` group (speaker, sequence ...) of each training row. Rows without a
+        grouping are passed as ``np.arange(N)`` (every row its own group).
     fraction
-        Share of the fold's speakers held out, in ``[0, 1)``. Rounded, but at
-        least one speaker when ``fraction > 0`` and the fold has >= 2
-        speakers, and never all of them.
+        Share of the groups held out, in ``[0, 1)``. Rounded (half to even), but at
+        least one group when ``fraction > 0`` and there are >= 2 groups, and never all
+        of them.
     seed
-        Seed of the speaker draw.
+        Seed of the group draw (the groups are sorted first, so the draw depends on
+        the seed and the set of groups only, not on the row order).
 
     Returns
     -------
     fit_idx, val_idx : numpy.ndarray
-        Sorted disjoint subsets of ``train_idx`` (shapes ``(n_fit,)`` and
-        ``(n_val,)``); no speaker is in both. ``val_idx`` is empty when
-        ``fraction == 0`` or the fold has a single speaker.
+        Sorted disjoint positional indices into ``groups`` (``int64``, shapes
+        ``(n_fit,)`` and ``(n_val,)``) covering every row; no group is on both sides.
+        ``val_idx`` is empty when ``fraction == 0``, when there is a single group
+        (nothing to hold out without emptying the fit side) and when ``groups`` is
+        empty (then ``fit_idx`` is empty too).
 
     Raises
     ------
     ConfigError
-        ``fraction`` outside ``[0, 1)``.
+        ``groups`` is None or not one-dimensional, or ``fraction`` is outside ``[0, 1)``.
     """
+    if groups is None:
+        raise ConfigError("group_holdout needs a groups array; pass np.arange(n) for ungrouped rows")
+    g = np.asarray(groups)
+    if g.ndim != 1:
+        raise ConfigError(f"group_holdout: groups must be one-dimensional (N,), got shape {g.shape}")
     if not 0.0 <= float(fraction) < 1.0:
         raise ConfigError(f"validation fraction must be in [0, 1); got {fraction!r}")
-    idx = np.arange(len(table)) if train_idx is None else np.asarray(train_idx, dtype=np.int64)
-    speakers = table["speaker"].astype(str).to_numpy()[idx]
-    unique = np.unique(speakers)  # sorted, so the draw depends on the seed only
+    unique = np.unique(g)  # sorted
     n_val = 0
     if fraction > 0 and len(unique) >= 2:
         n_val = min(max(1, round(fraction * len(unique))), len(unique) - 1)
     held = np.random.default_rng(seed).permutation(unique)[:n_val]
-    is_val = np.isin(speakers, held)
-    return np.sort(idx[~is_val]), np.sort(idx[is_val])
+    is_val = np.isin(g, held)  # (N,)
+    return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
 
 
 def describe_protocol(protocol: str, folds: int = 5) -> str:

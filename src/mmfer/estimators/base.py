@@ -12,8 +12,14 @@ and the RMLSTM ablations) and scikit-learn baselines (``logreg``, ``svm``,
 
 so the cross-validation loop (:func:`mmfer.pipeline.cross_validate`) and the
 nested selection (:mod:`mmfer.estimators.selection`) treat them alike. Each
-estimator declares a small search space (:attr:`Estimator.search_space`); the
-selection draws the same number of candidates from every one of them.
+estimator family declares its own search space (:attr:`Estimator.search_space`,
+including the settings only that family has); the selection draws the same number
+of candidates from every one of them, each model with its own seed, and reports
+how many of the space's configurations that reached.
+
+Implementations register themselves (:func:`register_estimator` or
+``ESTIMATORS.register``) when their module is imported; the package
+:mod:`mmfer.estimators` imports them. This module never imports an implementation.
 
 ``fit`` records the ids of the rows it was fitted on (:attr:`Estimator.fitted_on_`):
 the leakage audit checks them against the test ids of each fold.
@@ -34,7 +40,15 @@ from mmfer.registry import Registry
 if TYPE_CHECKING:
     from mmfer.fusion.layout import FusedLayout
 
-__all__ = ["ESTIMATORS", "Estimator", "create_estimator", "list_estimators", "register_estimator"]
+__all__ = [
+    "ESTIMATORS",
+    "Estimator",
+    "create_estimator",
+    "list_estimators",
+    "named_factory",
+    "pool_time",
+    "register_estimator",
+]
 
 #: Every classifier by name: neural models and scikit-learn baselines alike.
 ESTIMATORS: Registry[Callable[..., Estimator]] = Registry("model")
@@ -47,21 +61,39 @@ def register_estimator(name: str) -> Callable[[Callable[..., E]], Callable[..., 
     return ESTIMATORS.register(name)
 
 
-def _ensure_registered() -> None:
-    # Importing the implementations registers them; done lazily to keep imports cheap.
-    import mmfer.estimators.late  # noqa: F401  (imports linear and neural first, then wraps them)
-
-
 def list_estimators() -> list[str]:
-    """Names of every registered estimator, sorted."""
-    _ensure_registered()
+    """Names of every registered estimator, sorted.
+
+    The implementations register themselves when :mod:`mmfer.estimators` is imported
+    (which importing this module already does, as it is part of that package).
+    """
     return ESTIMATORS.names()
 
 
 def create_estimator(name: str, **params: Any) -> Estimator:
-    """Build the registered estimator ``name`` with ``params`` (unknown names -> ConfigError)."""
-    _ensure_registered()
+    """Build the registered estimator ``name`` with ``params``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (the message lists the valid ones) or unknown parameter.
+    """
     return ESTIMATORS.get(name)(**params)
+
+
+def named_factory(cls: Callable[..., E], first: str, name: str, doc: str) -> Callable[..., E]:
+    """``make(**params) -> cls(first, **params)`` named ``name`` with docstring ``doc``.
+
+    For registering one estimator class under many names (one per network, one per
+    late-fusion base), each with its own name in :func:`help` and in error messages.
+    """
+
+    def make(**params: Any) -> E:
+        return cls(first, **params)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = doc
+    return make
 
 
 class Estimator(ABC):
@@ -121,6 +153,34 @@ class Estimator(ABC):
         """
         self.layout_ = layout
         return self
+
+    def require_layout(self, width: int, why: str) -> FusedLayout:
+        """The fused layout set by :meth:`set_layout`, checked against an input of ``width`` columns.
+
+        Parameters
+        ----------
+        width
+            ``F`` of the input about to be fitted or predicted.
+        why
+            What needs the layout (named in the error), e.g. ``"late fusion"``.
+
+        Raises
+        ------
+        ConfigError
+            No layout was set.
+        DataError
+            The layout's width is not ``width``.
+        """
+        if self.layout_ is None:
+            raise ConfigError(
+                f"{self.name}: {why} needs the fused layout; fit through mmfer.pipeline.fit_rows "
+                "or call set_layout(fuser.layout()) first"
+            )
+        if self.layout_.width != width:
+            raise DataError(
+                None, f"{self.name}: input width {width} != fused layout width {self.layout_.width}"
+            )
+        return self.layout_
 
     # ------------------------------------------------------------------ fit / predict
 

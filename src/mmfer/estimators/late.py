@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmfer.errors import ConfigError, DataError
-from mmfer.estimators.base import ESTIMATORS, Estimator, create_estimator
+from mmfer.errors import ConfigError
+from mmfer.estimators.base import ESTIMATORS, Estimator, create_estimator, named_factory
 from mmfer.fusion.layout import FusedLayout
 
 __all__ = ["LateFusionEstimator", "fit_combination"]
@@ -205,9 +205,11 @@ class LateFusionEstimator(Estimator):
         return self._head()
 
     def default_params(self) -> dict[str, Any]:
+        """The base estimator's parameters plus ``combine`` and ``combine_folds``."""
         return {**self._proto.default_params(), **_OWN_PARAMS}
 
     def clone(self, **params: Any) -> Estimator:
+        """An unfitted late fusion of the same base with ``params`` replaced."""
         return LateFusionEstimator(self.base_name, **{**self.params, **params})
 
     def _head(self) -> Estimator:
@@ -215,18 +217,6 @@ class LateFusionEstimator(Estimator):
         if "modality_dropout" in base:
             base["modality_dropout"] = 0.0  # a head sees one modality: nothing to drop
         return self._proto.clone(**base)
-
-    def _layout(self, x: np.ndarray) -> FusedLayout:
-        if self.layout_ is None:
-            raise ConfigError(
-                f"{self.name}: late fusion needs the fused layout; fit through mmfer.pipeline.fit_rows "
-                "or call set_layout(fuser.layout()) first"
-            )
-        if self.layout_.width != x.shape[2]:
-            raise DataError(
-                None, f"{self.name}: input width {x.shape[2]} != fused layout width {self.layout_.width}"
-            )
-        return self.layout_
 
     def _fit_heads(
         self,
@@ -277,7 +267,7 @@ class LateFusionEstimator(Estimator):
         return logp, have
 
     def _fit(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None) -> None:
-        layout = self._layout(x)
+        layout = self.require_layout(x.shape[2], "late fusion")
         present = layout.present(x)  # (N, M)
         counts = np.bincount(y, minlength=self.num_classes_).astype(np.float64) + 1.0  # (C,) smoothed
         self.log_prior_ = np.log(counts / counts.sum())
@@ -312,7 +302,7 @@ class LateFusionEstimator(Estimator):
         self.history = _mean_history([getattr(h, "history", []) for h in self.heads_.values()])
 
     def _predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        layout = self._layout(x)
+        layout = self.require_layout(x.shape[2], "late fusion")
         present = layout.present(x)  # (N, M)
         logp, have = self._head_logp(self.heads_, x, mask, present)
         w = np.array([self.weights_.get(m, 0.0) for m in layout.modalities])  # (M,)
@@ -321,6 +311,7 @@ class LateFusionEstimator(Estimator):
     # ------------------------------------------------------------------ persistence
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Every head's arrays under ``<modality>/``, and the layout, weights and prior."""
         if not self.heads_ or self.layout_ is None:
             raise ConfigError(f"{self.name}: nothing to save before fit")
         arrays: dict[str, np.ndarray] = {}
@@ -339,6 +330,7 @@ class LateFusionEstimator(Estimator):
         }
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        """Inverse of :meth:`state`."""
         self.num_classes_ = int(meta["num_classes"])
         self.layout_ = FusedLayout.from_dict(meta["layout"])
         self.weights_ = {str(k): float(v) for k, v in meta["weights"].items()}
@@ -351,24 +343,17 @@ class LateFusionEstimator(Estimator):
         return self
 
 
-def _late_factory(base: str) -> Any:
-    def make(**params: Any) -> LateFusionEstimator:
-        return LateFusionEstimator(base, **params)
-
-    make.__name__ = f"late_{base}"
-    make.__doc__ = f"Late fusion of per-modality {base!r} estimators."
-    return make
-
-
 def _register_all() -> None:
-    # register the estimators to wrap first
+    """Register ``late_<base>`` for every registered estimator but ``majority`` and late ones."""
+    # the estimators to wrap register themselves when imported
     import mmfer.estimators.linear
     import mmfer.estimators.neural  # noqa: F401
 
     for name in ESTIMATORS.names():
         if name.startswith("late_") or name == "majority" or f"late_{name}" in ESTIMATORS:
             continue
-        ESTIMATORS.register(f"late_{name}")(_late_factory(name))
+        doc = f"Late fusion of per-modality {name!r} estimators."
+        ESTIMATORS.register(f"late_{name}")(named_factory(LateFusionEstimator, name, f"late_{name}", doc))
 
 
 _register_all()

@@ -53,6 +53,7 @@ class LogRegEstimator(_SklearnEstimator):
     search_space: ClassVar[dict[str, list[Any]]] = {"C": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 1.0]}
 
     def default_params(self) -> dict[str, Any]:
+        """``C``, ``time_pool``, ``max_iter``, ``seed`` and ``threads`` at their defaults."""
         return {"C": 0.01, "time_pool": "meanstd", "max_iter": 3000, "seed": 0, "threads": 0}
 
     def _make(self) -> Any:
@@ -62,6 +63,7 @@ class LogRegEstimator(_SklearnEstimator):
         )
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Standardiser statistics, coefficients, intercepts and seen classes."""
         assert self._pipe is not None
         scaler, clf = self._pipe[0], self._pipe[-1]
         arrays = {
@@ -74,6 +76,7 @@ class LogRegEstimator(_SklearnEstimator):
         return arrays, {"num_classes": self.num_classes_}
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        """Inverse of :meth:`state`."""
         scaler = StandardScaler()
         scaler.mean_, scaler.scale_ = arrays["mean"], arrays["scale"]
         scaler.var_ = arrays["scale"] ** 2
@@ -99,6 +102,7 @@ class SVMEstimator(_SklearnEstimator):
     }
 
     def default_params(self) -> dict[str, Any]:
+        """``C``, ``gamma_scale``, ``time_pool``, ``seed`` and ``threads`` at their defaults."""
         # gamma = gamma_scale / (n_features * var) -- 1.0 is scikit-learn's "scale"
         return {"C": 1.0, "gamma_scale": 1.0, "time_pool": "meanstd", "seed": 0, "threads": 0}
 
@@ -118,6 +122,7 @@ class _ScaledGammaSVC(SVC):
         self.gamma_scale = gamma_scale
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> _ScaledGammaSVC:
+        """Set ``gamma`` from the data's variance, then fit as :class:`~sklearn.svm.SVC`."""
         var = float(np.asarray(X).var()) or 1.0
         self.gamma = self.gamma_scale / (X.shape[1] * var)
         return super().fit(X, y, sample_weight)  # type: ignore[return-value]
@@ -131,6 +136,7 @@ class MajorityEstimator(Estimator):
     search_space: ClassVar[dict[str, list[Any]]] = {}
 
     def default_params(self) -> dict[str, Any]:
+        """No parameters."""
         return {}
 
     def _fit(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None) -> None:
@@ -141,9 +147,11 @@ class MajorityEstimator(Estimator):
         return np.tile(self._prior, (x.shape[0], 1))
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The training class prior."""
         return {"prior": self._prior}, {"num_classes": self.num_classes_}
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
+        """Inverse of :meth:`state`."""
         self._prior = np.asarray(arrays["prior"], dtype=np.float64)
         self.num_classes_ = int(meta["num_classes"])
         return self

@@ -5,6 +5,11 @@ the same name. Its parameters are the fields of :class:`~mmfer.config.ModelConfi
 and :class:`~mmfer.config.TrainConfig` in one flat namespace
 (``hidden_size``, ``dropout``, ``lr``, ``epochs`` ...); training goes through the
 one :class:`~mmfer.training.Trainer`.
+
+Search spaces are declared per model family (:func:`network_space`): every network
+shares :data:`NETWORK_SPACE` (which includes ``input_proj``), and a family adds the
+settings only it has -- ``mogrify_rounds`` for the mogrifier LSTMs (``rmlstm``,
+``mlstm`` and the RMLSTM ablations), ``num_heads`` for the ``transformer``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import torch
 
 from mmfer.config import ModelConfig, TrainConfig, from_dict, to_dict
 from mmfer.errors import ConfigError
-from mmfer.estimators.base import ESTIMATORS, Estimator
+from mmfer.estimators.base import ESTIMATORS, Estimator, named_factory
+from mmfer.models.recurrent import MogrifierLSTMModel
+from mmfer.models.transformer import TransformerModel
+from mmfer.registry import MODELS
 
-__all__ = ["NeuralEstimator", "split_params"]
+__all__ = ["FAMILY_SPACES", "NETWORK_SPACE", "NeuralEstimator", "network_space", "split_params"]
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "name")
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -35,12 +43,43 @@ def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return model, train
 
 
-def _group_holdout(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean ``(N,)`` mask of rows in whole groups held out for early stopping."""
-    unique = np.unique(groups)
-    n_val = min(max(1, round(fraction * len(unique))), len(unique) - 1) if len(unique) >= 2 else 0
-    held = np.random.default_rng(seed).permutation(unique)[:n_val]
-    return np.isin(groups, held)
+#: Settings every network is searched over (2 values each: 64 combinations).
+NETWORK_SPACE: dict[str, list[Any]] = {
+    "lr": [1e-3, 3e-3],
+    "hidden_size": [64, 128],
+    "dropout": [0.2, 0.5],
+    "epochs": [10, 25],
+    "weight_decay": [1e-4, 1e-2],
+    # 0 = the fused vector enters the network as is; 64 = a learned projection first
+    "input_proj": [0, 64],
+}
+
+#: Settings of one model family on top of :data:`NETWORK_SPACE`, keyed by the
+#: :mod:`mmfer.models` class the family derives from (checked in this order, first match).
+FAMILY_SPACES: tuple[tuple[type, dict[str, list[Any]]], ...] = (
+    (MogrifierLSTMModel, {"mogrify_rounds": [3, 5]}),
+    (TransformerModel, {"num_heads": [2, 4]}),  # both divide every hidden_size above
+)
+
+
+def network_space(model: str) -> dict[str, list[Any]]:
+    """The declared search space of the registered network ``model``.
+
+    :data:`NETWORK_SPACE` plus the settings of the model's family (:data:`FAMILY_SPACES`),
+    so e.g. ``rmlstm`` also searches ``mogrify_rounds`` and ``transformer`` ``num_heads``.
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is not a registered network.
+    """
+    cls = MODELS.get(model)
+    space = {k: list(v) for k, v in NETWORK_SPACE.items()}
+    for family, extra in FAMILY_SPACES:
+        if issubclass(cls, family):
+            space |= {k: list(v) for k, v in extra.items()}
+            break
+    return space
 
 
 class NeuralEstimator(Estimator):
@@ -54,18 +93,13 @@ class NeuralEstimator(Estimator):
         Any :class:`ModelConfig` / :class:`TrainConfig` field.
     """
 
-    #: The same declared space for every neural model (the same budget is drawn from it).
-    search_space: ClassVar[dict[str, list[Any]]] = {
-        "lr": [1e-3, 3e-3],
-        "hidden_size": [64, 128],
-        "dropout": [0.2, 0.5],
-        "epochs": [10, 25],
-        "weight_decay": [1e-4, 1e-2],
-    }
+    #: Replaced per instance by the space of the model's family (:func:`network_space`).
+    search_space: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(self, model: str, **params: Any) -> None:
         self.name = model
         super().__init__(**params)
+        self.search_space = network_space(model)  # type: ignore[misc]
         self.module: torch.nn.Module | None = None
         self.history: list[dict[str, Any]] = []
         #: Where the training loop writes its log and resumable checkpoints (None = nowhere).
@@ -74,6 +108,7 @@ class NeuralEstimator(Estimator):
         self._in_features = 0
 
     def default_params(self) -> dict[str, Any]:
+        """Every :class:`ModelConfig` and :class:`TrainConfig` field at its default (progress off)."""
         m = to_dict(ModelConfig(name=self.name))
         m.pop("name")
         t = to_dict(TrainConfig())
@@ -81,15 +116,18 @@ class NeuralEstimator(Estimator):
         return {**m, **t}
 
     def clone(self, **params: Any) -> Estimator:
+        """An unfitted estimator of the same network with ``params`` replaced."""
         return NeuralEstimator(self.name, **{**self.params, **params})
 
     @property
     def model_cfg(self) -> ModelConfig:
+        """The network's settings as a :class:`ModelConfig`."""
         m, _ = split_params(self.params)
         return from_dict(ModelConfig, {"name": self.name, **m})
 
     @property
     def train_cfg(self) -> TrainConfig:
+        """The training loop's settings as a :class:`TrainConfig`."""
         _, t = split_params(self.params)
         return from_dict(TrainConfig, t)
 
@@ -111,10 +149,13 @@ class NeuralEstimator(Estimator):
         from mmfer.training import Hook, TensorData, Trainer
 
         tcfg = self.train_cfg
-        is_val = np.zeros(len(y), dtype=bool)
+        fit_rows, val_rows = np.arange(len(y)), np.arange(0)
         if tcfg.patience > 0 and tcfg.val_fraction > 0:
+            from mmfer.data.splits import group_holdout
+
+            # no groups: every row its own group
             g = groups if groups is not None else np.arange(len(y))
-            is_val = _group_holdout(g, tcfg.val_fraction, tcfg.seed)
+            fit_rows, val_rows = group_holdout(g, tcfg.val_fraction, tcfg.seed)
 
         def tensors(rows: np.ndarray) -> TensorData:
             return TensorData(
@@ -125,22 +166,14 @@ class NeuralEstimator(Estimator):
         if tcfg.modality_dropout > 0:
             from mmfer.training.modality_dropout import ModalityDropout
 
-            if self.layout_ is None:
-                raise ConfigError(
-                    f"{self.name}: train.modality_dropout={tcfg.modality_dropout} needs the fused layout; "
-                    "fit through mmfer.pipeline.fit_rows or call set_layout(fuser.layout()) first"
-                )
-            if self.layout_.width != x.shape[2]:
-                raise ConfigError(
-                    f"{self.name}: fused layout width {self.layout_.width} != input width {x.shape[2]}"
-                )
-            hooks.append(ModalityDropout(self.layout_, tcfg.modality_dropout, seed=tcfg.seed))
+            layout = self.require_layout(x.shape[2], f"train.modality_dropout={tcfg.modality_dropout}")
+            hooks.append(ModalityDropout(layout, tcfg.modality_dropout, seed=tcfg.seed))
         self.module = self.build(x.shape[2], self.num_classes_)
         self._in_features = int(x.shape[2])
         result = Trainer(tcfg, hooks=hooks).fit(
             self.module,
-            tensors(np.flatnonzero(~is_val)),
-            tensors(np.flatnonzero(is_val)) if is_val.any() else None,
+            tensors(fit_rows),
+            tensors(val_rows) if len(val_rows) else None,
             num_classes=self.num_classes_,
             out_dir=self.out_dir,
         )
@@ -162,6 +195,7 @@ class NeuralEstimator(Estimator):
             torch.set_num_threads(prev)
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The network's weights and ``{num_classes, in_features}``."""
         if self.module is None:
             raise ConfigError(f"{self.name}: nothing to save before fit")
         arrays = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
@@ -186,22 +220,14 @@ class NeuralEstimator(Estimator):
         return self
 
 
-def _neural_factory(model_name: str) -> Any:
-    def make(**params: Any) -> NeuralEstimator:
-        return NeuralEstimator(model_name, **params)
-
-    make.__name__ = model_name
-    make.__doc__ = f"Estimator for the neural model {model_name!r}."
-    return make
-
-
 def _register_all() -> None:
+    """Register an estimator for every network in :data:`mmfer.registry.MODELS`."""
     import mmfer.models  # noqa: F401  (registers the networks)
-    from mmfer.registry import MODELS
 
     for name in MODELS.names():
         if name not in ESTIMATORS:
-            ESTIMATORS.register(name)(_neural_factory(name))
+            doc = f"Estimator for the neural model {name!r}."
+            ESTIMATORS.register(name)(named_factory(NeuralEstimator, name, name, doc))
 
 
 _register_all()
