@@ -325,6 +325,13 @@ def _load_run(path: Path, d: dict[str, Any]) -> tuple[RunResult, LeakageAudit] |
     return run, audit
 
 
+def _rel(path: Path, cfg: ExperimentConfig) -> str:
+    """``path`` relative to the output folder (``runs_done/...``), as provenance files name it."""
+    import os
+
+    return Path(os.path.relpath(path, cfg.output_dir)).as_posix()
+
+
 def cached_cross_validate(
     table: pd.DataFrame,
     feats: dict[str, Any],
@@ -354,7 +361,7 @@ def cached_cross_validate(
     code = ledger.code_version if ledger is not None else provenance.code_version()
     fdig = provenance.feature_digest(table, cfg.features, cache_dir_for(cfg), modalities)
     files = run_files(table, cfg, model_name, modalities, protocol, code=code, features=fdig)
-    proto = protocol or cfg.eval.protocol
+    what = (model_name, list(modalities), protocol or cfg.eval.protocol)
     for path, d in provenance.candidates(files, code, cfg.eval.reuse):
         loaded = _load_run(path, d)
         if loaded is None:
@@ -363,18 +370,13 @@ def cached_cross_validate(
         log.info("reusing finished run %s (code version %s)", path, version)
         if ledger is not None:
             fd = kept.get("feature_digest", "not recorded")
-            rec = provenance.RunRecord(model_name, list(modalities), proto, "reused", version, fd, str(path))
-            ledger.add(replace(rec, seconds=kept.get("seconds")))
+            rec = provenance.RunRecord(*what, "reused", version, fd, _rel(path, cfg), kept.get("seconds"))
+            ledger.add(rec)
         return loaded
     others = [v for v in provenance.versions_present(files) if v != code]
     if others:
-        log.info(
-            "computing %s on %s again: kept runs are from other code versions %s (eval.reuse=%s)",
-            model_name,
-            "+".join(modalities),
-            ", ".join(others),
-            cfg.eval.reuse,
-        )
+        msg = "computing %s on %s again: kept runs are from other code versions %s (eval.reuse=%s)"
+        log.info(msg, model_name, "+".join(modalities), ", ".join(others), cfg.eval.reuse)
     t0 = time.perf_counter()
     run, audit = cross_validate(
         table, feats, cfg, model_name=model_name, modalities=modalities, protocol=protocol, hashes=hashes
@@ -385,10 +387,8 @@ def cached_cross_validate(
     payload = {"run": asdict(run), "audit": asdict(audit), "provenance": prov}
     atomic_write_text(files.current, json.dumps(payload, default=float))
     if ledger is not None:
-        rec = provenance.RunRecord(
-            model_name, list(modalities), proto, "computed", code, fdig, str(files.current), seconds, others
-        )
-        ledger.add(rec)
+        where = _rel(files.current, cfg)
+        ledger.add(provenance.RunRecord(*what, "computed", code, fdig, where, seconds, others))
     return run, audit
 
 
