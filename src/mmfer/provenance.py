@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,8 +109,8 @@ def code_version(root: str | Path | None = None) -> str:
 
 
 def code_tag(version: str) -> str:
-    """A short file-name-safe tag of a code version (12 hex digits)."""
-    return hashlib.sha256(version.encode("utf-8")).hexdigest()[:12]
+    """The code version made safe for a file name (``0.1.0+3f2a9c01d4e5`` is kept as it is)."""
+    return re.sub(r"[^0-9A-Za-z.+-]", "-", version)
 
 
 # --------------------------------------------------------------------------- feature digest
@@ -309,10 +310,10 @@ class RunLedger:
         text = (
             f"code version {self.code_version}: {self.computed} run(s) computed, "
             f"{self.reused} reused (eval.reuse={self.reuse}); cross-validation time "
-            f"{self.seconds('computed'):.0f} s now, "
-            f"{self.seconds('reused'):.0f} s when the reused runs were made"
+            f"{self.seconds('computed'):.0f} s now"
         )
         if self.reused:
+            text += f", {self.seconds('reused'):.0f} s when the reused runs were made"
             text += "; reused runs by code version: " + ", ".join(
                 f"{v} x{n}" + (" (current)" if v == self.code_version else "")
                 for v, n in self.reused_from().items()
@@ -350,7 +351,7 @@ def _markdown(ledger: RunLedger) -> str:
         f"- runs: {ledger.computed} computed by this report, {ledger.reused} reused from `runs_done/` "
         f"(`eval.reuse={ledger.reuse}`)",
         f"- cross-validation wall time: {ledger.seconds('computed'):.1f} s by this report; the reused runs "
-        f"took {ledger.seconds('reused'):.1f} s when they were computed (where recorded)",
+        f"had taken {ledger.seconds('reused'):.1f} s when they were computed (where recorded)",
     ]
     for v, n in ledger.reused_from().items():
         tag = "the current version" if v == ledger.code_version else "**another code version**"
