@@ -92,6 +92,26 @@ def test_feature_digest_is_order_independent_and_follows_inputs(tmp_path: Path) 
     assert provenance.feature_digest(_text_table(texts), feats, tmp_path, ["text", "face"]) == d0
 
 
+def test_unreadable_inputs_are_part_of_the_digest(tmp_path: Path) -> None:
+    feats = FeatureConfig(profile="paper")  # MFCC: its cache-key config needs no model
+    clip = tmp_path / "a.wav"
+    table = pd.DataFrame({"id": ["a"], "audio": [str(clip)]})
+    missing = provenance.feature_digest(table, feats, tmp_path, ["audio"])  # no error: a token instead
+    clip.write_bytes(b"RIFF" + bytes(64))
+    present = provenance.feature_digest(table, feats, tmp_path, ["audio"])
+    assert missing != present and len(present) == 64
+
+
+def test_reuse_setting_is_validated() -> None:
+    from mmfer.config import from_dict
+    from mmfer.errors import ConfigError
+
+    assert ExperimentConfig().eval.reuse == "same"
+    assert from_dict(ExperimentConfig, {"eval": {"reuse": "any"}}).eval.reuse == "any"
+    with pytest.raises(ConfigError, match=r"eval\.reuse"):
+        from_dict(ExperimentConfig, {"eval": {"reuse": "sometimes"}})
+
+
 # --------------------------------------------------------------------------- reports
 
 
