@@ -251,6 +251,11 @@ FIGURES: list[Figure] = [
         RAV,
         rf"{NUM} clips, {NUM} actors, {NUM} classes \(chance {NUM} %\), actor-grouped {NUM}-fold",
     ),
+    Figure(  # the fusion steps of the config the report ran with (its dump in the bench results file)
+        "ravdess",
+        rf"encoder frames pooled to {NUM} steps",
+        (Src("bench/results/ravdess.md", r"\n  steps: (\d+)\n", kind="re"),),
+    ),
     *_model_table("ravdess", RAV),
     Figure(
         "ravdess",
