@@ -393,6 +393,12 @@ class EvalConfig:
     #: ``exclude`` them from every fold, or keep them and ``count_wrong`` (a conservative
     #: score). Either way the report lists them with the reason.
     unusable: Literal["exclude", "count_wrong"] = "exclude"
+    #: Finished runs (``<output_dir>/runs_done/``) a report may read back instead of computing:
+    #: ``same`` = only runs of this code version (package version + digest of the feature,
+    #: fusion, estimator, model, training and split sources; see :mod:`mmfer.provenance`),
+    #: others are computed again; ``any`` = also runs of other code versions, with a warning
+    #: naming them; ``none`` = compute every run again. ``provenance.md`` says which was done.
+    reuse: Literal["same", "any", "none"] = "same"
 
 
 @dataclass

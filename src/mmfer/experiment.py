@@ -30,6 +30,7 @@ from mmfer.pipeline import (
 if TYPE_CHECKING:
     from mmfer.evaluation.audit import LeakageAudit
     from mmfer.evaluation.results import ProtocolResults, RunResult
+    from mmfer.provenance import RunFiles, RunLedger
 
 log = logging.getLogger(__name__)
 
@@ -217,31 +218,118 @@ def _non_default(cfg: Any, default: Any) -> dict[str, Any]:
     return diff(a, b)
 
 
-def finished_run_path(
-    table: pd.DataFrame, cfg: ExperimentConfig, model_name: str, modalities: list[str], protocol: str | None
-) -> Path:
-    """Where :func:`cached_cross_validate` keeps this run (the name hashes what can change it)."""
-    import hashlib
+#: Eval settings that choose which other runs a report makes, or which finished runs it may
+#: read back: they do not change a run's result, so they are not in its key.
+_EVAL_NOT_IN_KEY = (
+    "models",
+    "reference",
+    "front_ends",
+    "front_end_models",
+    "ablations",
+    "both_protocols",
+    "reuse",
+)
 
+
+def _run_key(
+    table: pd.DataFrame, cfg: ExperimentConfig, model_name: str, modalities: list[str], protocol: str | None
+) -> dict[str, Any]:
+    """What a run's result depends on, apart from code and features: the non-default config
+    (minus paths, parallelism and the choice of other runs), sample ids, model, modalities, protocol."""
     key_cfg = _non_default(cfg, ExperimentConfig())
     key_cfg.pop("output_dir", None)
     key_cfg.pop("name", None)
     key_cfg.get("features", {}).pop("cache_dir", None)
     key_cfg.get("features", {}).pop("workers", None)
-    # which other runs a report makes does not change this run
-    for k in ("models", "reference", "front_ends", "front_end_models", "ablations", "both_protocols"):
+    for k in _EVAL_NOT_IN_KEY:
         key_cfg.get("eval", {}).pop(k, None)
     key_cfg.get("model", {}).pop("name", None)  # model_name is in the key itself
-    key = {
+    return {
         "cfg": key_cfg,
         "ids": table["id"].astype(str).tolist(),
         "model": model_name,
         "modalities": list(modalities),
         "protocol": protocol or cfg.eval.protocol,
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    path = Path(cfg.output_dir) / "runs_done" / f"{model_name}_{'+'.join(modalities)}_{digest}.json"
-    return path
+
+
+def _digest(key: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def run_files(
+    table: pd.DataFrame,
+    cfg: ExperimentConfig,
+    model_name: str,
+    modalities: list[str],
+    protocol: str | None,
+    *,
+    code: str,
+    features: str,
+) -> RunFiles:
+    """The ``runs_done/`` files of one run: this code version's, other versions', the legacy one.
+
+    The name is ``<model>_<modalities>_<digest>.v<code tag>.json``, where the digest covers
+    :func:`_run_key` plus the feature digest and the tag is :func:`mmfer.provenance.code_tag`
+    of the code version.
+    """
+    from mmfer.provenance import RunFiles, code_tag
+
+    key = _run_key(table, cfg, model_name, modalities, protocol)
+    folder = Path(cfg.output_dir) / "runs_done"
+    stem = f"{model_name}_{'+'.join(modalities)}_{_digest({**key, 'feature_cache': features})}"
+    return RunFiles(
+        current=folder / f"{stem}.v{code_tag(code)}.json",
+        pattern_dir=folder,
+        pattern=f"{stem}.v*.json",
+        legacy=folder / f"{model_name}_{'+'.join(modalities)}_{_digest(key)}.json",
+    )
+
+
+def finished_run_path(
+    table: pd.DataFrame,
+    cfg: ExperimentConfig,
+    model_name: str,
+    modalities: list[str],
+    protocol: str | None,
+    *,
+    code: str | None = None,
+    features: str | None = None,
+) -> Path:
+    """Where :func:`cached_cross_validate` keeps this run under the current code version.
+
+    ``code`` and ``features`` default to :func:`mmfer.provenance.code_version` and the
+    :func:`mmfer.provenance.feature_digest` of ``table`` under ``cfg.features``.
+    """
+    from mmfer import provenance
+
+    code = code or provenance.code_version()
+    if features is None:
+        features = provenance.feature_digest(table, cfg.features, cache_dir_for(cfg), modalities)
+    return run_files(table, cfg, model_name, modalities, protocol, code=code, features=features).current
+
+
+def _load_run(path: Path, d: dict[str, Any]) -> tuple[RunResult, LeakageAudit] | None:
+    from mmfer.evaluation import RunResult
+    from mmfer.evaluation.audit import ComponentFit, LeakageAudit
+
+    try:
+        run = RunResult(**{**d["run"], "modalities": tuple(d["run"]["modalities"])})
+        a = d["audit"]
+        audit = LeakageAudit(**{**a, "components": [ComponentFit(**c) for c in a["components"]]})
+    except (ValueError, TypeError, KeyError) as e:
+        log.warning("%s: unreadable finished run (%s); computing it again", path, e)
+        return None
+    return run, audit
+
+
+def _rel(path: Path, cfg: ExperimentConfig) -> str:
+    """``path`` relative to the output folder (``runs_done/...``), as provenance files name it."""
+    import os
+
+    return Path(os.path.relpath(path, cfg.output_dir)).as_posix()
 
 
 def cached_cross_validate(
@@ -253,33 +341,54 @@ def cached_cross_validate(
     modalities: list[str],
     protocol: str | None = None,
     hashes: list[str | None] | None = None,
+    ledger: RunLedger | None = None,
 ) -> tuple[RunResult, LeakageAudit]:
     """:func:`cross_validate`, with each finished run kept in ``<output_dir>/runs_done/``.
 
     A long report that is stopped (or crashes while rendering) loses no finished
     run: rerunning the same command reads them back. The key covers everything
     that can change the result -- the config (minus paths and progress), the
-    sample ids, the model, modalities and protocol.
+    sample ids, the model, modalities and protocol, the feature-cache keys of the
+    samples and the code version (:mod:`mmfer.provenance`); each file records the
+    code version and feature digest. ``cfg.eval.reuse`` decides which kept runs
+    may be read back (``same``: this code version only; ``any``; ``none``), and
+    ``ledger`` (when given) records what was computed and what reused.
     """
-    from mmfer.evaluation import RunResult
-    from mmfer.evaluation.audit import ComponentFit, LeakageAudit
+    import time
 
-    path = finished_run_path(table, cfg, model_name, modalities, protocol)
-    if path.is_file():
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-            run = RunResult(**{**d["run"], "modalities": tuple(d["run"]["modalities"])})
-            a = d["audit"]
-            audit = LeakageAudit(**{**a, "components": [ComponentFit(**c) for c in a["components"]]})
-            log.info("reusing finished run %s", path)
-            return run, audit
-        except (ValueError, TypeError, KeyError) as e:
-            log.warning("%s: unreadable finished run (%s); computing it again", path, e)
+    from mmfer import provenance
+
+    code = ledger.code_version if ledger is not None else provenance.code_version()
+    fdig = provenance.feature_digest(table, cfg.features, cache_dir_for(cfg), modalities)
+    files = run_files(table, cfg, model_name, modalities, protocol, code=code, features=fdig)
+    what = (model_name, list(modalities), protocol or cfg.eval.protocol)
+    for path, d in provenance.candidates(files, code, cfg.eval.reuse):
+        loaded = _load_run(path, d)
+        if loaded is None:
+            continue
+        version, kept = provenance.recorded_version(d), d.get("provenance", {})
+        log.info("reusing finished run %s (code version %s)", path, version)
+        if ledger is not None:
+            fd = kept.get("feature_digest", "not recorded")
+            rec = provenance.RunRecord(*what, "reused", version, fd, _rel(path, cfg), kept.get("seconds"))
+            ledger.add(rec)
+        return loaded
+    others = [v for v in provenance.versions_present(files) if v != code]
+    if others:
+        msg = "computing %s on %s again: kept runs are from other code versions %s (eval.reuse=%s)"
+        log.info(msg, model_name, "+".join(modalities), ", ".join(others), cfg.eval.reuse)
+    t0 = time.perf_counter()
     run, audit = cross_validate(
         table, feats, cfg, model_name=model_name, modalities=modalities, protocol=protocol, hashes=hashes
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"run": asdict(run), "audit": asdict(audit)}, default=float))
+    seconds = round(time.perf_counter() - t0, 3)
+    prov = {"code_version": code, "feature_digest": fdig, "seconds": seconds}
+    files.current.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"run": asdict(run), "audit": asdict(audit), "provenance": prov}
+    atomic_write_text(files.current, json.dumps(payload, default=float))
+    if ledger is not None:
+        where = _rel(files.current, cfg)
+        ledger.add(provenance.RunRecord(*what, "computed", code, fdig, where, seconds, others))
     return run, audit
 
 
@@ -291,6 +400,7 @@ def _protocol_runs(
     protocol: str,
     hashes: list[str | None],
     ablations: bool,
+    ledger: RunLedger | None = None,
 ) -> ProtocolResults:
     """Every model on all modalities, plus RMLSTM on each modality subset (Tables 1-4)."""
     from mmfer.estimators import list_estimators
@@ -318,7 +428,14 @@ def _protocol_runs(
     for i, (model, subset) in enumerate(jobs):
         log.info("[%d/%d] %s on %s (%s)", i + 1, len(jobs), model, "+".join(subset), protocol)
         run, a = cached_cross_validate(
-            table, feats, cfg, model_name=model, modalities=list(subset), protocol=protocol, hashes=hashes
+            table,
+            feats,
+            cfg,
+            model_name=model,
+            modalities=list(subset),
+            protocol=protocol,
+            hashes=hashes,
+            ledger=ledger,
         )
         runs.append(run)
         audits.append(a)
@@ -360,7 +477,11 @@ def front_end_label(features: FeatureConfig) -> str:
 
 
 def _front_end_runs(
-    cfg: ExperimentConfig, table: pd.DataFrame, mods: list[str], hashes: list[str | None]
+    cfg: ExperimentConfig,
+    table: pd.DataFrame,
+    mods: list[str],
+    hashes: list[str | None],
+    ledger: RunLedger | None = None,
 ) -> list[RunResult]:
     """The front-end ablation: ``eval.front_end_models`` under each of ``eval.front_ends`` (same folds)."""
     runs = []
@@ -370,7 +491,7 @@ def _front_end_runs(
         for model in dict.fromkeys(cfg.eval.front_end_models):
             log.info("front end %r: %s on %s", fe, model, "+".join(mods))
             run, _ = cached_cross_validate(
-                table, feats, sub, model_name=model, modalities=mods, hashes=hashes
+                table, feats, sub, model_name=model, modalities=mods, hashes=hashes, ledger=ledger
             )
             run.front_end = f"{fe} — {front_end_label(sub.features)}"
             runs.append(run)
@@ -382,17 +503,19 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
     from mmfer.data.splits import is_speaker_independent
     from mmfer.evaluation.report import write_report
     from mmfer.evaluation.results import ReportData
+    from mmfer.provenance import RunLedger, code_version, report_provenance
 
     out, table, feats, mods = _setup(cfg)
+    ledger = RunLedger(code_version(), reuse=cfg.eval.reuse)
     hashes = [media_hash(row) for row in table.to_dict("records")]
-    main = _protocol_runs(cfg, table, feats, mods, cfg.eval.protocol, hashes, ablations=True)
+    main = _protocol_runs(cfg, table, feats, mods, cfg.eval.protocol, hashes, ablations=True, ledger=ledger)
     for r in main.runs:
         r.front_end = f"this report's — {front_end_label(cfg.features)}"
-    front_ends = _front_end_runs(cfg, table, mods, hashes)
+    front_ends = _front_end_runs(cfg, table, mods, hashes, ledger=ledger)
     second = None
     if cfg.eval.both_protocols:
         other = "stratified_kfold" if is_speaker_independent(cfg.eval.protocol) else "group_kfold"
-        second = _protocol_runs(cfg, table, feats, mods, other, hashes, ablations=False)
+        second = _protocol_runs(cfg, table, feats, mods, other, hashes, ablations=False, ledger=ledger)
     synthetic = bool(table.get("synthetic", pd.Series([False])).fillna(False).astype(bool).any()) or (
         cfg.data.corpus == "synthetic"
     )
@@ -412,12 +535,15 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
             f"config: {out / 'config.yaml'}",
             f"modalities available: {', '.join(mods)}",
             f"front end: {front_end_label(cfg.features)}",
+            f"provenance: {ledger.summary()} (provenance.md)",
             *_data_notes(cfg, table, feats, out),
         ],
         front_ends=front_ends,
     )
+    # Written first: a rendering error still leaves the record of what was computed and reused.
+    prov = report_provenance(ledger, out / "report")
     # Every run is already in runs_done/ (cached_cross_validate): a rendering error loses no compute.
-    return write_report(data, out / "report")
+    return {**write_report(data, out / "report"), **prov}
 
 
 def _data_notes(cfg: ExperimentConfig, table: pd.DataFrame, feats: dict[str, Any], out: Path) -> list[str]:
