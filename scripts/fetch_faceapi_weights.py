@@ -32,12 +32,16 @@ from pathlib import Path
 PACKAGE = "@vladmandic/face-api"
 VERSION = "1.7.15"
 #: ``npm view @vladmandic/face-api@1.7.15 dist.integrity`` / ``dist.shasum``, recorded 2026-12-03.
-TARBALL_SHA512 = "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
+TARBALL_SHA512 = (
+    "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
+)
 TARBALL_SHA1 = "10cddf5c405f6f52f37605c9ee28c91ac6a23ead"
 #: sha256 of the two files taken from the tarball (and checked again when already installed).
 FILES = {
     "face_expression_model.bin": "9a9840f2cf1f4c7eab95f197512569345c00d2426754d4608b92af30e0300f3d",
-    "face_expression_model-weights_manifest.json": "5b349c17c7836da506e03422cd6461c74085d8bb2713ad4114647dc5d28174c8",
+    "face_expression_model-weights_manifest.json": (
+        "5b349c17c7836da506e03422cd6461c74085d8bb2713ad4114647dc5d28174c8"
+    ),
 }
 
 

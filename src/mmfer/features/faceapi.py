@@ -333,7 +333,9 @@ def load_faceapi_weights(model: FaceExpressionNet, weights_dir: str | Path | Non
     d = faceapi_weights_dir() if weights_dir is None else Path(weights_dir)
     state = faceapi_state_dict(read_faceapi_weights(d), where=str(d))
     own = model.state_dict()
-    bad = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
+    bad = [
+        f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape
+    ]
     if bad:
         raise ConfigError(f"{d}: not face-api's expression net: shape mismatch {'; '.join(bad[:3])}")
     model.load_state_dict(state, strict=True)
@@ -342,7 +344,7 @@ def load_faceapi_weights(model: FaceExpressionNet, weights_dir: str | Path | Non
 
 
 def faceapi_net(weights_dir: str | Path | None = None) -> FaceExpressionNet:
-    """The expression net in eval mode with face-api's weights (default folder: :func:`faceapi_weights_dir`)."""
+    """The expression net in eval mode with face-api's weights (default: :func:`faceapi_weights_dir`)."""
     model = FaceExpressionNet()
     load_faceapi_weights(model, weights_dir)
     return model.eval()
@@ -374,7 +376,7 @@ def pad_to_square(image: np.ndarray) -> np.ndarray:
 
 
 def _source_index(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """tfjs legacy bilinear sampling along one axis: (floor index, ceil index, fraction), each ``(n_out,)``."""
+    """tfjs legacy bilinear sampling on one axis: (floor index, ceil index, fraction), each ``(n_out,)``."""
     src = (n_in / n_out) * np.arange(n_out, dtype=np.float64)  # no half-pixel centres, no corner alignment
     lo = np.maximum(0, np.floor(src)).astype(np.int64)
     hi = np.minimum(n_in - 1, np.ceil(src)).astype(np.int64)
