@@ -18,7 +18,10 @@ angry, disgusted, fearful, happy, sad, surprised. Two decision rules per head:
 images; UAR (unweighted average recall, balanced accuracy) over the 6 classes; the 95 %
 interval of the accuracy is a subject bootstrap (2000 resamples of the 118 CK+ subjects).
 
-Run: ``PYTHONPATH=src python bench/bench_face_zeroshot.py [--data DIR] [--out FILE]``.
+Run: ``PYTHONPATH=src python bench/bench_face_zeroshot.py [--data DIR] [--out FILE]``. The
+optional cross-check against the original face-api.js: ``--dump-raw /tmp/ck.u8`` (stops
+there), ``node scripts/faceapi_reference.js MODULES --raw48 /tmp/ck.u8 /tmp/ck_js.f32``
+(about 10 min), then ``--js-probs /tmp/ck_js.f32`` adds a line to the notes.
 """
 
 from __future__ import annotations
@@ -137,6 +140,22 @@ def table(rows: list[tuple[str, str, dict[str, float]]], cols: list[tuple[str, C
     return out
 
 
+def js_check(path: Path, faceapi_common: np.ndarray, y: np.ndarray) -> str:
+    """Note comparing the port's faceapi probabilities with face-api.js's (``--raw48`` output)."""
+    js = to_common(np.fromfile(path, dtype=np.float32).reshape(-1, 7), FACEAPI_CLASSES)  # (N, 7)
+    if js.shape != faceapi_common.shape:
+        raise SystemExit(f"{path}: {js.shape[0]} images, expected {faceapi_common.shape[0]}")
+    diff = float(np.abs(js - faceapi_common).max())
+    same = int((js.argmax(1) == faceapi_common.argmax(1)).sum())
+    acc7, acc6 = 100 * (js.argmax(1) == y).mean(), 100 * (js[:, :6].argmax(1) == y).mean()
+    return (
+        f"Cross-check against the ORIGINAL face-api.js: the {len(y)} images fed to face-api.js "
+        f"{FACEAPI_VERSION} in node (tfjs cpu backend; `node scripts/faceapi_reference.js MODULES --raw48`, "
+        f"images from `--dump-raw`) give probabilities within {diff:.1e} of the port's, the same argmax on "
+        f"{same}/{len(y)} images, accuracy {acc7:.1f} % (7-way) / {acc6:.1f} % (6-way)."
+    )
+
+
 def report(heads: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, notes: list[str]) -> list[str]:
     """The results file's body: main table, per-class recall, caveats."""
     rows = []
@@ -196,13 +215,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA / "ckplus48" / "CK+48")
     ap.add_argument("--out", type=Path, default=RESULTS / "face_zeroshot.md")
+    ap.add_argument("--dump-raw", type=Path, help="write the images as raw uint8 (N, 48, 48) and stop")
+    ap.add_argument("--js-probs", type=Path, help="float32 (N, 7) probabilities of face-api.js (--raw48)")
     args = ap.parse_args()
     set_threads(1)
     if not args.data.is_dir():
         raise SystemExit(f"CK+48 not found: {args.data} (expected the shared corpora beside the repository)")
     t0 = time.perf_counter()
     images, y, subjects = load_ckplus48(args.data)
+    if args.dump_raw:
+        images.tofile(args.dump_raw)
+        print(f"{len(images)} images -> {args.dump_raw} (keep it outside the repository)")
+        return
     heads, notes = run_heads(images)
+    if args.js_probs and "faceapi" in heads:
+        notes.append(js_check(args.js_probs, heads["faceapi"], y))
     lines = header("Zero-shot face expression on CK+48 (no CK+ training)")
     lines.insert(4, f"- git commit: {_git_commit()}")
     lines += report(heads, y, subjects, notes)

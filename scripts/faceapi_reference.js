@@ -7,6 +7,7 @@
 //   d=$(mktemp -d) && (cd "$d" && npm init -y >/dev/null && npm install --ignore-scripts \
 //       @vladmandic/face-api@1.7.15 @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0)
 //   node scripts/faceapi_reference.js "$d/node_modules" > tests/data/faceapi/reference.json
+//   node scripts/faceapi_reference.js "$d/node_modules" --raw48 IN.u8 OUT.f32   (see raw48 below)
 //
 // It loads dist/face-api.node-wasm.js (pure-JS tfjs, no native tfjs-node), selects tfjs's
 // 'cpu' backend (float32 JavaScript kernels), loads model/face_expression_model* from the
@@ -77,12 +78,32 @@ const SPECS = [
 
 const round = (a) => Array.from(a, (v) => Number(v.toPrecision(9)));
 
+// --raw48 IN OUT: probabilities (float32, N x 7) of N 48x48 grey images (raw uint8, N x 48 x 48),
+// each replicated to RGB and fed like the synthetic cases (bench/bench_face_zeroshot.py --dump-raw
+// writes IN from CK+48 outside the repository; its --js-probs reads OUT). About 0.6 s per image.
+async function raw48(net, inFile, outFile) {
+  const fs = require('fs');
+  const buf = fs.readFileSync(inFile);
+  const n = buf.length / (48 * 48);
+  const out = new Float32Array(n * 7);
+  for (let i = 0; i < n; i++) {
+    const g = tf.tensor3d(Float32Array.from(buf.subarray(i * 2304, (i + 1) * 2304)), [48, 48, 1]);
+    const rgb = tf.tile(g, [1, 1, 3]);
+    const p = await net.forward(rgb);
+    out.set(p.dataSync(), i * 7);
+    tf.dispose([g, rgb, p]);
+  }
+  fs.writeFileSync(outFile, Buffer.from(out.buffer));
+  console.error(`${n} images -> ${outFile}`);
+}
+
 async function main() {
   await tf.setBackend('cpu');
   await tf.ready();
   const dir = path.join(modules, '@vladmandic', 'face-api', 'model');
   await faceapi.nets.faceExpressionNet.loadFromDisk(dir);
   const net = faceapi.nets.faceExpressionNet;
+  if (process.argv[3] === '--raw48') return raw48(net, process.argv[4], process.argv[5]);
   const cases = [];
   for (const spec of SPECS) {
     const { tensor, sum } = image(spec);
