@@ -132,7 +132,10 @@ def _git_commit() -> str:
     return res.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
-def table(rows: list[tuple[str, str, dict[str, float]]], cols: list[tuple[str, Callable]]) -> list[str]:
+Column = tuple[str, Callable[[dict[str, float]], str]]
+
+
+def table(rows: list[tuple[str, str, dict[str, float]]], cols: list[Column]) -> list[str]:
     """Markdown table: one line per (head, rule, scores)."""
     out = ["| Head | Decision | " + " | ".join(c for c, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
     for head, rule, s in rows:
@@ -162,13 +165,13 @@ def report(heads: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, no
     for name, probs in heads.items():
         rows.append((name, "7-way (neutral counted wrong)", scores(probs, y, subjects, six=False)))
         rows.append((name, "6-way (argmax over the 6 CK+ classes)", scores(probs, y, subjects, six=True)))
-    main = [
+    main: list[Column] = [
         ("Accuracy (%)", lambda s: f"{s['acc']:.1f}"),
         ("95 % CI (subject bootstrap)", lambda s: f"[{s['lo']:.1f}, {s['hi']:.1f}]"),
         ("UAR (%)", lambda s: f"{s['uar']:.1f}"),
         ("Predicted neutral (%)", lambda s: f"{s['neutral']:.1f}"),
     ]
-    recall = [(c, lambda s, c=c: f"{s[f'rec_{c}']:.1f}") for c in COMMON[:6]]
+    recall: list[Column] = [(c, lambda s, c=c: f"{s[f'rec_{c}']:.1f}") for c in COMMON[:6]]
     counts = ", ".join(f"{c} {int((y == k).sum())}" for k, c in enumerate(COMMON[:6]))
     lines = [
         "",

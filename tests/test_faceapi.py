@@ -11,8 +11,10 @@ import importlib.util
 import json
 import logging
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,7 +58,7 @@ def _hash32(i: np.ndarray, seed: int) -> np.ndarray:
     return h ^ (h >> 16)
 
 
-def synthetic_image(spec: dict) -> np.ndarray:
+def synthetic_image(spec: Mapping[str, Any]) -> np.ndarray:
     """``(h, w, 3)`` uint8 image of one reference case (same formulas as the node script)."""
     h, w, seed, kind = spec["h"], spec["w"], spec["seed"], spec["kind"]
     grid = np.meshgrid(np.arange(h), np.arange(w), np.arange(3), indexing="ij")
@@ -73,7 +75,7 @@ def synthetic_image(spec: dict) -> np.ndarray:
     return v.astype(np.uint8)
 
 
-def _cases() -> list[dict]:
+def _cases() -> list[dict[str, Any]]:
     return json.loads(REFERENCE.read_text())["cases"]
 
 

@@ -146,7 +146,10 @@ def _decode(entry: Mapping[str, object], buf: bytes, offset: int, where: Path) -
     Quantised entries are dequantised as tfjs ``io.decodeWeights`` does: ``q * scale + min``
     in double precision, stored as float32.
     """
-    shape = tuple(int(s) for s in entry["shape"])  # type: ignore[attr-defined]
+    dims = entry.get("shape")
+    if not isinstance(dims, list):
+        raise ConfigError(f"{where}: weight {entry.get('name')!r} has no shape")
+    shape = tuple(int(s) for s in dims)
     n = math.prod(shape)
     quant = entry.get("quantization")
     if isinstance(quant, dict):
@@ -160,7 +163,7 @@ def _decode(entry: Mapping[str, object], buf: bytes, offset: int, where: Path) -
         raise ConfigError(f"{where}: weight file too short for {entry.get('name')!r} ({len(buf)} bytes)")
     raw = np.frombuffer(buf, dtype=dtype, count=n, offset=offset)
     if isinstance(quant, dict):
-        values = raw.astype(np.float64) * float(quant["scale"]) + float(quant["min"])
+        values = raw.astype(np.float64) * float(quant["scale"]) + float(quant["min"])  # tfjs decodeWeights
     else:
         values = raw
     return values.astype(np.float32).reshape(shape), offset + size
