@@ -5,7 +5,7 @@ Each finished run records
 
 * the **code version** (:func:`code_version`): the package version plus a digest of the
   *contents* of the source files that compute features, fusion, estimators, models,
-  training and splits (:data:`CODE_PATTERNS`, globbed, so a file moving between
+  training, splits and fold metrics (:data:`CODE_PATTERNS`, globbed, so a file moving between
   subfolders needs no change here), and
 * the **feature digest** (:func:`feature_digest`): an order-independent digest of the
   feature-cache keys of the samples it used (extractor config + input content).
@@ -48,6 +48,8 @@ CODE_PATTERNS: tuple[str, ...] = (
     "data/splits.py",
     "pipeline.py",
     "recognizer.py",
+    # the fold metrics are part of every finished run
+    "evaluation/metrics.py",
 )
 #: The package folder hashed by default (tests point it at a copy).
 PACKAGE_ROOT: Path = Path(__file__).resolve().parent
