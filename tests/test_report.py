@@ -379,3 +379,35 @@ def test_paper_numbers_as_printed() -> None:
         ("CK+", *c) for c in paper.paper_comparisons("ckplus")
     ]
     assert paper.paper_timing("youtube", "rmlstm") == {"train_min": 176, "test_s": 0.04}
+
+
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        ("mmfer.evaluation", ("sklearn.metrics", "scipy.stats", "matplotlib")),
+        ("mmfer.evaluation.audit", ("sklearn.metrics", "scipy.stats", "matplotlib")),
+        ("mmfer.evaluation.report", ("matplotlib",)),
+    ],
+)
+def test_light_imports(module: str, heavy: tuple[str, ...]) -> None:
+    """Issue 22: the package and its audit import without the metrics/stats/plotting stacks.
+
+    The report writer needs scikit-learn and SciPy, but draws with matplotlib only when
+    it writes a figure. Checked in a fresh interpreter (this one has imported them all).
+    """
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
+
+
+def test_lazy_package_attributes() -> None:
+    import mmfer.evaluation as ev
+    from mmfer.evaluation import results
+
+    assert ev.RunResult is results.RunResult
+    assert set(ev.__all__) <= set(dir(ev))
+    with pytest.raises(AttributeError):
+        ev.no_such_name  # noqa: B018

@@ -246,8 +246,7 @@ def cluster_bootstrap_accuracy(
     per = _speaker_counts(y_true, [y_pred], speakers)  # (S, 2): correct, n
     boots = _resample(per, n_boot, seed)  # (B, S) speaker indices
     acc = per[boots, 0].sum(axis=1) / per[boots, 1].sum(axis=1)  # (B,)
-    lo, hi = np.quantile(acc, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    return _interval(acc, level)
 
 
 def speaker_level_test(
@@ -278,13 +277,12 @@ def speaker_level_test(
     _, p, method = _wilcoxon(np.round(diff, _DIFF_DECIMALS))
     boots = _resample(per, n_boot, seed)  # (B, S)
     d = (per[boots, 0].sum(axis=1) - per[boots, 1].sum(axis=1)) / per[boots, 2].sum(axis=1)  # (B,)
-    lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
     return {
         "n_speakers": len(per),
         "mean_diff": float(diff.mean()),
         "wilcoxon_p": p,
         "wilcoxon_method": method,
-        "diff_ci": (float(lo), float(hi)),
+        "diff_ci": _interval(d, level),
         "a_better": int((diff > 0).sum()),
         "b_better": int((diff < 0).sum()),
     }
@@ -306,6 +304,12 @@ def _speaker_counts(
         m = s == spk
         rows.append([*(float((p[m] == t[m]).sum()) for p in ps), float(m.sum())])
     return np.asarray(rows)
+
+
+def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """Central percentile interval ``(lo, hi)`` holding ``level`` of the bootstrap ``draws`` ``(B,)``."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 def _resample(per: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
