@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mmfer.evaluation.audit import LeakageAudit
-    from mmfer.evaluation.metrics import classification_metrics, confusion, format_pm, summarise_folds
+    from mmfer.evaluation.metrics import (
+        classification_metrics,
+        confusion,
+        format_pm,
+        macro_f1,
+        summarise_folds,
+        uar,
+    )
     from mmfer.evaluation.report import write_report
     from mmfer.evaluation.results import (
         ProtocolResults,
@@ -40,9 +47,11 @@ _LAZY: dict[str, str] = {
     "confusion": "metrics",
     "format_pm": "metrics",
     "holm": "significance",
+    "macro_f1": "metrics",
     "mcnemar": "significance",
     "paired_fold_tests": "significance",
     "summarise_folds": "metrics",
+    "uar": "metrics",
     "write_report": "report",
 }
 
@@ -57,9 +66,11 @@ __all__ = [
     "confusion",
     "format_pm",
     "holm",
+    "macro_f1",
     "mcnemar",
     "paired_fold_tests",
     "summarise_folds",
+    "uar",
     "write_report",
 ]
 

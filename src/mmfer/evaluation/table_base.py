@@ -14,6 +14,7 @@ from mmfer.evaluation.metrics import format_pm
 from mmfer.evaluation.results import ReportData, RunResult, corpus_label, metric_summary
 
 __all__ = [
+    "HEADLINE_COLUMNS",
     "METRIC_COLUMNS",
     "RUN_ID_FIELDS",
     "Table",
@@ -28,12 +29,17 @@ __all__ = [
 #: (column heading, dotted key into a summarise_folds dict) of the metric columns, all in %.
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Accuracy (%)", "accuracy"),
+    ("UAR (%)", "uar"),
+    ("Macro-F1 (%)", "macro_f1"),
     ("PPV (%)", "macro.ppv"),
     ("Specificity (%)", "macro.specificity"),
     ("Sensitivity (%)", "macro.sensitivity"),
     ("MCC one-vs-rest (%)", "macro.mcc_ovr"),
     ("MCC multiclass (%)", "mcc_multiclass"),
 )
+
+#: The headline metrics shown beside each other in every table: accuracy, UAR, macro-F1.
+HEADLINE_COLUMNS: tuple[tuple[str, str], ...] = METRIC_COLUMNS[:3]
 
 #: The CSV columns that name one run of Tables 1, 3 and 5 (filled by :func:`run_id`).
 RUN_ID_FIELDS: tuple[str, ...] = ("corpus", "protocol", "model", "modalities", "folds")

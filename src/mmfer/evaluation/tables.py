@@ -21,18 +21,19 @@ from typing import Any
 import numpy as np
 
 from mmfer.evaluation import paper
-from mmfer.evaluation.metrics import format_pm, summarise_folds
+from mmfer.evaluation.metrics import summarise_folds, uar
 from mmfer.evaluation.results import (
     ReportData,
     RunResult,
+    SignificanceRow,
     corpus_label,
     full_modality_runs,
-    metric_summary,
     modality_key,
     runs_of_model,
 )
-from mmfer.evaluation.significance import cluster_bootstrap_accuracy
+from mmfer.evaluation.significance import cluster_bootstrap
 from mmfer.evaluation.table_base import (
+    HEADLINE_COLUMNS,
     METRIC_COLUMNS,
     RUN_ID_FIELDS,
     Table,
@@ -48,6 +49,8 @@ from mmfer.evaluation.tables_significance import table_significance
 
 __all__ = [
     "ABLATION_MODELS",
+    "HEADLINE",
+    "HEADLINE_COLUMNS",
     "METRIC_COLUMNS",
     "Table",
     "per_fold_tables",
@@ -62,6 +65,22 @@ __all__ = [
     "table_significance",
     "table_timing",
 ]
+
+
+#: What the headline tables name in their titles.
+HEADLINE = "accuracy, UAR and macro-F1"
+_MACRO_NOTE = (
+    "UAR = unweighted average recall (balanced accuracy); macro = unweighted mean over the classes "
+    "present in the test fold; mean ± sample std over folds."
+)
+_CI_FIELDS: tuple[str, ...] = (
+    "pooled_accuracy_pct",
+    "ci_lo_pct",
+    "ci_hi_pct",
+    "pooled_uar_pct",
+    "uar_ci_lo_pct",
+    "uar_ci_hi_pct",
+)
 
 
 def _csv_row(data: ReportData, r: RunResult, vals: dict[str, Any], p_acc: float | None) -> dict[str, Any]:
@@ -86,14 +105,14 @@ def table_modalities(data: ReportData) -> Table:
             row.append(fmt_pct(p_acc))
         rows.append(row)
         csv_rows.append(_csv_row(data, r, vals, p_acc))
-    notes = ["Macro = unweighted mean over classes present in the test fold; mean ± sample std over folds."]
+    notes = [_MACRO_NOTE]
     if not runs:
         notes.append(f"No {data.primary_model} runs: modality ablation not run.")
     if has_paper:
         notes.append("Paper accuracy: the paper's Table 1/2 claim for this corpus (protocol not stated).")
     return Table(
         "table1_modalities",
-        f"Table 1 — modality ablation, {data.primary_model} (corpus: {corpus_label(data)}; "
+        f"Table 1 — modality ablation, {data.primary_model}: {HEADLINE} (corpus: {corpus_label(data)}; "
         f"protocol: {data.protocol})",
         headers,
         rows,
@@ -103,11 +122,19 @@ def table_modalities(data: ReportData) -> Table:
     )
 
 
-def speaker_ci(r: RunResult) -> tuple[float, float] | None:
-    """95 % cluster-bootstrap interval of a run's pooled accuracy (speakers resampled)."""
+def speaker_ci(r: RunResult, metric: str = "accuracy") -> tuple[float, float] | None:
+    """95 % cluster-bootstrap interval of a run's pooled ``metric`` (accuracy or UAR; speakers resampled)."""
     if not r.speakers or len(r.speakers) != len(r.y_true) or len(set(r.speakers)) < 2:
         return None
-    return cluster_bootstrap_accuracy(r.y_true, r.y_pred, r.speakers)
+    return cluster_bootstrap(r.y_true, r.y_pred, r.speakers, metric=metric)
+
+
+def _pooled(r: RunResult) -> dict[str, float]:
+    """Accuracy and UAR of a run's predictions pooled over its test folds (NaN without predictions)."""
+    if not r.y_true:
+        return {"accuracy": math.nan, "uar": math.nan}
+    yt, yp = np.asarray(r.y_true), np.asarray(r.y_pred)
+    return {"accuracy": float(np.mean(yt == yp)), "uar": uar(yt, yp, range(len(r.labels)))}
 
 
 #: RMLSTM ablation rows: model -> (residual gate, residual layers, gate order).
@@ -120,45 +147,30 @@ ABLATION_MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def table_models(data: ReportData) -> Table:
-    """Table 3: every model on all modalities, with the speaker-bootstrap CI and a chance row."""
-    runs = full_modality_runs(data.runs)
-    has_paper = paper.paper_model_row(data.corpus, "rmlstm") is not None
-    headers = [
-        "Model",
-        "Modalities",
-        "Folds",
-        *(h for h, _ in METRIC_COLUMNS),
-        "Pooled accuracy, 95 % CI (speaker bootstrap)",
-    ]
-    if has_paper:
-        headers.append("Paper accuracy (%)")
-    rows, csv_rows = [], []
-    for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics))
-        p_row = paper.paper_model_row(data.corpus, r.model)
-        p_acc = p_row["accuracy"] if p_row else None
-        ci = speaker_ci(r)
-        pooled = float(np.mean(np.asarray(r.y_true) == np.asarray(r.y_pred))) if r.y_true else math.nan
-        ci_text = f"{pooled * 100:.1f} [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "n/a"
-        row = [r.model, r.modality_text, str(len(r.fold_metrics)), *cells, ci_text]
-        if has_paper:
-            row.append(fmt_pct(p_acc))
-        rows.append(row)
-        csv = _csv_row(data, r, vals, p_acc)
+def _ci_cells(r: RunResult) -> tuple[list[str], dict[str, Any]]:
+    """Table 3's pooled accuracy and UAR with their speaker-bootstrap intervals: cells and CSV values."""
+    pooled = _pooled(r)
+    cells, csv = [], {}
+    for metric, prefix in (("accuracy", ""), ("uar", "uar_")):
+        ci = speaker_ci(r, metric)
+        value = pooled[metric]
+        cells.append(f"{value * 100:.1f} [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "n/a")
         csv |= {
-            "pooled_accuracy_pct": pooled * 100,
-            "ci_lo_pct": None if ci is None else ci[0] * 100,
-            "ci_hi_pct": None if ci is None else ci[1] * 100,
+            f"pooled_{metric}_pct": value * 100,
+            f"{prefix}ci_lo_pct": None if ci is None else ci[0] * 100,
+            f"{prefix}ci_hi_pct": None if ci is None else ci[1] * 100,
         }
-        csv_rows.append(csv)
-    notes = []
+    return cells, csv
+
+
+def _models_notes(data: ReportData, runs: list[RunResult], has_paper: bool) -> list[str]:
+    """Table 3's notes: chance level, how settings were chosen, the paper's figures."""
+    notes = [_MACRO_NOTE]
     if runs:
         n_classes = len(runs[0].labels)
-        chance = 100.0 / n_classes
-        rows.append([f"chance (1/{n_classes})", "—", "—", f"{chance:.2f}"] + ["—"] * (len(headers) - 4))
         notes.append(
-            f"Chance = 1/{n_classes} classes = {chance:.2f} %; the `majority` row always predicts the most "
+            f"Chance = 1/{n_classes} classes = {100.0 / n_classes:.2f} % accuracy and UAR (a constant "
+            "prediction has UAR 1/C whatever the class balance); the `majority` row always predicts the most "
             "frequent class of its training fold (fitted and scored by the same CV loop as every model)."
         )
     if any(r.selected for r in runs):
@@ -172,71 +184,98 @@ def table_models(data: ReportData) -> Table:
         notes.append(
             "Paper accuracy: the paper's Table 3/4 claim (ViT, Swin and BERT have no mmfer counterpart)."
         )
+    return notes
+
+
+def table_models(data: ReportData) -> Table:
+    """Table 3: every model on all modalities, with speaker-bootstrap CIs and a chance row."""
+    runs = full_modality_runs(data.runs)
+    has_paper = paper.paper_model_row(data.corpus, "rmlstm") is not None
+    headers = [
+        "Model",
+        "Modalities",
+        "Folds",
+        *(h for h, _ in METRIC_COLUMNS),
+        "Pooled accuracy, 95 % CI (speaker bootstrap)",
+        "Pooled UAR, 95 % CI (speaker bootstrap)",
+    ]
+    if has_paper:
+        headers.append("Paper accuracy (%)")
+    rows, csv_rows = [], []
+    for r in runs:
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics))
+        p_row = paper.paper_model_row(data.corpus, r.model)
+        p_acc = p_row["accuracy"] if p_row else None
+        ci_cells, ci_csv = _ci_cells(r)
+        rows.append(
+            [r.model, r.modality_text, str(len(r.fold_metrics)), *cells, *ci_cells]
+            + ([fmt_pct(p_acc)] if has_paper else [])
+        )
+        csv_rows.append(_csv_row(data, r, vals, p_acc) | ci_csv)
+    if runs:
+        chance = f"{100.0 / len(runs[0].labels):.2f}"
+        row = [f"chance (1/{len(runs[0].labels)})", "—", "—", chance, chance]
+        rows.append(row + ["—"] * (len(headers) - len(row)))
     return Table(
         "table3_models",
-        f"Table 3 — models on all modalities (corpus: {corpus_label(data)}; protocol: {data.protocol})",
+        f"Table 3 — models on all modalities: {HEADLINE} (corpus: {corpus_label(data)}; "
+        f"protocol: {data.protocol})",
         headers,
         rows,
-        [
-            *RUN_ID_FIELDS,
-            *metric_csv_fields(),
-            "paper_accuracy_pct",
-            "pooled_accuracy_pct",
-            "ci_lo_pct",
-            "ci_hi_pct",
-        ],
+        [*RUN_ID_FIELDS, *metric_csv_fields(), "paper_accuracy_pct", *_CI_FIELDS],
         csv_rows,
-        notes,
+        _models_notes(data, runs, has_paper),
     )
+
+
+def _speaker_p(row: SignificanceRow | None) -> str:
+    """A speaker-level p-value cell ("—" when the comparison has none)."""
+    p = None if row is None else row.speaker_wilcoxon_p
+    return fmt_p(p) if p is not None else "—"
 
 
 def table_ablation(data: ReportData) -> Table | None:
     """RMLSTM ablation: residual gate only, residual layers only, both, neither, paper's gate order."""
-    runs = [r for r in full_modality_runs(data.runs) if r.model in ABLATION_MODELS]
+    runs: dict[str, RunResult] = {}
+    for r in full_modality_runs(data.runs):
+        if r.model in ABLATION_MODELS:
+            runs.setdefault(r.model, r)
     if len(runs) < 2:
         return None
-    headers = [
-        "Model",
-        "Residual gate",
-        "Residual layers",
-        "Gate order",
-        "Accuracy (%)",
-        "Speaker-level p vs rmlstm",
-    ]
-    base = next((r for r in runs if r.model == "rmlstm"), None)
-    sig = {s.model_b: s for s in data.significance if s.model_a == "rmlstm"}
+    headers = ["Model", "Residual gate", "Residual layers", "Gate order", *(h for h, _ in HEADLINE_COLUMNS)]
+    headers += ["Speaker-level p vs rmlstm (accuracy)", "Speaker-level p vs rmlstm (UAR)"]
+    # Comparisons against rmlstm, per metric: {metric: {model_b: row}}.
+    sig: dict[str, dict[str, SignificanceRow]] = {}
+    for s in data.significance:
+        if s.model_a == "rmlstm":
+            for m in s.with_other_metrics():
+                sig.setdefault(m.metric, {})[s.model_b] = m
     rows, csv_rows = [], []
-    for name in ABLATION_MODELS:
-        r = next((x for x in runs if x.model == name), None)
-        if r is None:
-            continue
-        acc = metric_summary(summarise_folds(r.fold_metrics), "accuracy")
-        srow = sig.get(name)
-        p_speaker = None if srow is None else srow.speaker_wilcoxon_p
-        p = fmt_p(p_speaker) if p_speaker is not None else "—"
+    for name, r in sorted(runs.items(), key=lambda kv: list(ABLATION_MODELS).index(kv[0])):
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), HEADLINE_COLUMNS)
+        acc_row, uar_row = sig.get("accuracy", {}).get(name), sig.get("uar", {}).get(name)
+        ps = ["—", "—"] if name == "rmlstm" else [_speaker_p(acc_row), _speaker_p(uar_row)]
+        rows.append([name, *ABLATION_MODELS[name], *cells, *ps])
         gate, layers, order = ABLATION_MODELS[name]
-        rows.append(
-            [name, gate, layers, order, format_pm(acc["mean"], acc["std"]), p if r is not base else "—"]
-        )
         csv_rows.append(
             {
                 "model": name,
                 "residual_gate": gate,
                 "residual_layers": layers,
                 "gate_order": order,
-                "accuracy_mean_pct": acc["mean"] * 100,
-                "accuracy_std_pct": acc["std"] * 100,
-                "speaker_wilcoxon_p_vs_rmlstm": None if srow is None else srow.speaker_wilcoxon_p,
+                **vals,
+                "speaker_wilcoxon_p_vs_rmlstm": None if acc_row is None else acc_row.speaker_wilcoxon_p,
+                "speaker_wilcoxon_p_uar_vs_rmlstm": None if uar_row is None else uar_row.speaker_wilcoxon_p,
             }
         )
     return Table(
         "table_ablation",
-        f"Ablation — what makes RMLSTM (corpus: {corpus_label(data)}; protocol: {data.protocol})",
+        f"Ablation — what makes RMLSTM: {HEADLINE} (corpus: {corpus_label(data)}; protocol: {data.protocol})",
         headers,
         rows,
-        list(csv_rows[0]) if csv_rows else [],
+        list(csv_rows[0]),
         csv_rows,
-        ["Each row is tuned by the same nested selection with the same budget."],
+        ["Each row is tuned by the same nested selection with the same budget.", _MACRO_NOTE],
     )
 
 
@@ -246,36 +285,22 @@ def table_front_ends(data: ReportData) -> Table | None:
         return None
     models = list(dict.fromkeys(r.model for r in data.front_ends))
     runs = [r for r in full_modality_runs(data.runs) if r.model in models] + list(data.front_ends)
-    headers = ["Front end", "Model", "Modalities", "Accuracy (%)", "Macro sensitivity (%)"]
+    headers = ["Front end", "Model", "Modalities", *(h for h, _ in HEADLINE_COLUMNS)]
     rows, csv_rows = [], []
     for r in runs:
-        s = summarise_folds(r.fold_metrics)
-        acc, sens = metric_summary(s, "accuracy"), metric_summary(s, "macro.sensitivity")
-        rows.append(
-            [
-                r.front_end or "—",
-                r.model,
-                r.modality_text,
-                format_pm(acc["mean"], acc["std"]),
-                format_pm(sens["mean"], sens["std"]),
-            ]
-        )
-        csv_rows.append(
-            {
-                "front_end": r.front_end,
-                "model": r.model,
-                "modalities": r.modality_text,
-                "accuracy_mean_pct": acc["mean"] * 100,
-                "accuracy_std_pct": acc["std"] * 100,
-                "macro_sensitivity_mean_pct": sens["mean"] * 100,
-            }
-        )
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), HEADLINE_COLUMNS)
+        rows.append([r.front_end or "—", r.model, r.modality_text, *cells])
+        csv_rows.append({"front_end": r.front_end, "model": r.model, "modalities": r.modality_text, **vals})
     return Table(
         "table_front_ends",
-        f"Front ends — the same models and folds with each feature stack (protocol: {data.protocol})",
+        f"Front ends — the same models and folds with each feature stack: {HEADLINE} "
+        f"(protocol: {data.protocol})",
         headers,
         rows,
         list(csv_rows[0]),
         csv_rows,
-        ["Every row is tuned by the same nested selection; only the per-sample features differ."],
+        [
+            "Every row is tuned by the same nested selection; only the per-sample features differ.",
+            _MACRO_NOTE,
+        ],
     )

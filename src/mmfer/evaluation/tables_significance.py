@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmfer.evaluation import paper
+from mmfer.evaluation.metrics import HEADLINE_METRICS
 from mmfer.evaluation.results import ReportData, SignificanceRow, sorted_modalities
 from mmfer.evaluation.significance import holm
 from mmfer.evaluation.table_base import Table, fmt_p, protocols_text
@@ -44,6 +45,7 @@ SIG_HEADERS: tuple[str, ...] = (
     "Model B",
     "Modalities",
     "Protocol",
+    "Metric",
     "Speakers",
     "Mean A − B over speakers (pp)",
     "95 % CI of A − B (speaker bootstrap, pp)",
@@ -57,10 +59,15 @@ SIG_HEADERS: tuple[str, ...] = (
     "Notes",
 )
 
+#: Display names of the compared metrics (fold-metric keys).
+_METRIC_NAMES: dict[str, str] = {**HEADLINE_METRICS, "macro.sensitivity": "UAR (macro sensitivity)"}
+
 _NOTES = (
-    "Primary test: the speaker is the unit. Each speaker's pooled test accuracy under A and B forms "
-    "one pair (Wilcoxon signed-rank over speakers); the interval resamples whole speakers "
-    "(cluster bootstrap, 2000 draws). Holm adjusts the speaker-level p over all rows.",
+    "Primary test: the speaker is the unit. Each speaker's pooled test score (accuracy, or UAR over the "
+    "classes that speaker has) under A and B forms one pair (Wilcoxon signed-rank over speakers); the "
+    "interval resamples whole speakers (cluster bootstrap, 2000 draws). Holm adjusts the speaker-level p "
+    "over all rows of the same metric. For UAR the mean over speakers (of per-speaker UARs) and the "
+    "interval (of the pooled UAR difference) are different quantities and need not agree.",
     "Secondary, optimistic: fold-level Wilcoxon (few folds, overlapping training sets) and McNemar "
     "on pooled clips (b = A right and B wrong, c = A wrong and B right), which treats clips of one "
     "speaker as independent.",
@@ -77,6 +84,7 @@ def _cells(s: SignificanceRow, adj: float) -> list[str]:
         s.model_b,
         "+".join(sorted_modalities(s.modalities)),
         s.protocol,
+        _METRIC_NAMES.get(s.metric, s.metric),
         str(s.n_speakers) if has_speakers else "n/a",
         f"{s.speaker_mean_diff * 100:.2f}" if s.speaker_mean_diff is not None else "n/a",
         f"[{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "n/a",
@@ -134,16 +142,28 @@ def _notes(data: ReportData, sig: list[SignificanceRow]) -> list[str]:
     return notes
 
 
-def table_significance(data: ReportData) -> Table:
-    """Speaker-level (primary, Holm-adjusted) and fold/clip-level (secondary) comparisons."""
-    sig = list(data.significance) + (list(data.second.significance) if data.second else [])
-    # Holm over the primary (speaker-level) p-values; fold-level where no speakers were recorded.
+def _holm_by_metric(sig: list[SignificanceRow]) -> list[float]:
+    """Holm-adjusted primary p of every row, adjusted within the rows of the same metric.
+
+    The primary p is the speaker-level one; the fold-level one where no speakers were recorded.
+    """
     primary = [s.speaker_wilcoxon_p if s.speaker_wilcoxon_p is not None else s.wilcoxon_p for s in sig]
-    adjusted = holm(primary)
-    pairs = list(zip(sig, adjusted, strict=True))
+    adjusted = [0.0] * len(sig)
+    for metric in dict.fromkeys(s.metric for s in sig):
+        idx = [i for i, s in enumerate(sig) if s.metric == metric]
+        for i, p in zip(idx, holm([primary[i] for i in idx]), strict=True):
+            adjusted[i] = p
+    return adjusted
+
+
+def table_significance(data: ReportData) -> Table:
+    """Speaker-level (primary, Holm-adjusted) and fold/clip-level (secondary) comparisons, per metric."""
+    given = list(data.significance) + (list(data.second.significance) if data.second else [])
+    sig = [row for s in given for row in s.with_other_metrics()]  # each comparison: accuracy, then UAR
+    pairs = list(zip(sig, _holm_by_metric(sig), strict=True))
     return Table(
         "significance",
-        f"Significance tests ({protocols_text(data)})",
+        f"Significance tests: accuracy and UAR ({protocols_text(data)})",
         list(SIG_HEADERS),
         [_cells(s, adj) for s, adj in pairs],
         list(SIG_FIELDS),
