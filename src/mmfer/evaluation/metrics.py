@@ -268,24 +268,9 @@ def macro_f1(
     y_pred: Sequence[Hashable] | np.ndarray,
     labels: Sequence[Hashable] | np.ndarray,
 ) -> float:
-    """Macro-F1: mean of the per-class F1 over the classes present in ``y_true`` (0 where undefined).
+    """Macro-F1 in [0, 1]: mean per-class F1 over the classes present in ``y_true`` (0 where undefined).
 
-    Parameters
-    ----------
-    y_true, y_pred
-        ``(N,)`` true and predicted labels, values from ``labels``.
-    labels
-        ``(C,)`` label values.
-
-    Returns
-    -------
-    float
-        In [0, 1].
-
-    Raises
-    ------
-    DataError
-        As :func:`classification_metrics`.
+    Same parameters and errors as :func:`uar`; the value is ``classification_metrics(...)["macro_f1"]``.
     """
     return float(classification_metrics(y_true, y_pred, labels)["macro_f1"])
 

@@ -61,6 +61,18 @@ class Table:
     csv_rows: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of_rows(
+        cls,
+        head: tuple[str | None, str, list[str]],
+        built: list[tuple[list[str], dict[str, Any]]],
+        csv_fields: list[str],
+        notes: list[str],
+    ) -> Table:
+        """A table from ``head`` = ``(stem, title, headers)`` and ``(cells, csv row)`` pairs."""
+        stem, title, headers = head
+        return cls(stem, title, headers, [r for r, _ in built], csv_fields, [c for _, c in built], notes)
+
 
 def fmt_pct(x: float | None, digits: int = 2) -> str:
     """A percentage with ``digits`` decimals; ``"n/a"`` for None or NaN."""

@@ -89,15 +89,12 @@ def table_timing(data: ReportData) -> Table:
         "Measured on this machine (CPU); the paper used MATLAB on an i7 and does not say whether its "
         "test time is per sample or per test set."
     ]
-    return Table(
+    head = (
         "table5_timing",
         f"Table 5 — training and test time (corpus: {corpus_label(data)}; protocol: {data.protocol})",
         headers,
-        [row for row, _ in built],
-        list(_TIMING_FIELDS),
-        [csv for _, csv in built],
-        notes,
     )
+    return Table.of_rows(head, built, list(_TIMING_FIELDS), notes)
 
 
 def _ours(data: ReportData, pr: ProtocolResults, paper_acc: float | None) -> list[tuple[list[str], dict]]:
@@ -181,12 +178,9 @@ def table_paper(data: ReportData) -> Table:
         )
     notes.append("Paper figures are the authors' claims, copied from its Table 6; not reproduced by mmfer.")
     notes.append("The paper reports accuracy only; UAR (unweighted average recall) is given for our runs.")
-    return Table(
+    head = (
         "table6_paper_vs_ours",
         f"Table 6 — our accuracy beside the paper's, with our UAR ({protocols_text(data)})",
         headers,
-        [row for row, _ in built],
-        list(_PAPER_FIELDS),
-        [csv for _, csv in built],
-        notes,
     )
+    return Table.of_rows(head, built, list(_PAPER_FIELDS), notes)

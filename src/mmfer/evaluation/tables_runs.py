@@ -150,16 +150,13 @@ def table_protocols(data: ReportData) -> Table | None:
             f"{name} (%) — {second.protocol}",
             f"{name}: {diff_name}",
         ]
-    return Table(
+    head = (
         "protocol_comparison",
         f"Protocol comparison — accuracy and UAR (%) under {main.protocol} vs {second.protocol} "
         f"(corpus: {corpus_label(data)})",
         headers,
-        [row for row, _ in built],
-        list(_PROTOCOL_FIELDS),
-        [csv for _, csv in built],
-        notes,
     )
+    return Table.of_rows(head, built, list(_PROTOCOL_FIELDS), notes)
 
 
 _PROTOCOL_FIELDS: tuple[str, ...] = (
@@ -254,12 +251,9 @@ def table_selection(data: ReportData) -> Table | None:
             "Search reach: configurations tried / configurations in the model's search space; a model "
             "with a larger space is explored less thoroughly under the same budget."
         )
-    return Table(
+    head = (
         "selected_settings",
         f"Selected settings — nested selection per outer fold (protocol: {data.protocol})",
         headers,
-        [row for row, _ in built],
-        list(csv_rows[0]),
-        csv_rows,
-        notes,
     )
+    return Table.of_rows(head, built, list(csv_rows[0]), notes)
