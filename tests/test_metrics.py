@@ -143,3 +143,59 @@ def test_format_pm() -> None:
     assert format_pm(12.345, 0.5, pct=False, digits=2) == "12.35 ± 0.50"
     assert format_pm(0.5, float("nan")) == "50.0 ± n/a"
     assert format_pm(float("nan"), 0.1) == "n/a"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_uar_and_macro_f1_match_sklearn(seed: int) -> None:
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from mmfer.evaluation.metrics import macro_f1, uar
+
+    y_true, y_pred, labels = _random_case(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = classification_metrics(y_true, y_pred, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about classes only in y_pred
+        bal = balanced_accuracy_score(y_true, y_pred)
+    present = sorted(set(y_true.tolist()))
+    f1 = f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+    per_class_f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    assert m["uar"] == pytest.approx(bal) == pytest.approx(uar(y_true, y_pred, labels))
+    assert m["uar"] == m["macro"]["sensitivity"]
+    assert m["macro_f1"] == pytest.approx(f1) == pytest.approx(macro_f1(y_true, y_pred, labels))
+    for i, lab in enumerate(labels):
+        assert m["per_class"][lab]["f1"] == pytest.approx(per_class_f1[i])
+
+
+def test_uar_and_f1_hand_computed_imbalanced() -> None:
+    """8 of class a, 2 of class b: predicting a always is 80 % accurate but has UAR 50 %."""
+    from mmfer.evaluation.metrics import macro_f1, recall_uar, uar
+
+    y_true = ["a"] * 8 + ["b"] * 2
+    always_a = ["a"] * 10
+    m = classification_metrics(y_true, always_a, ["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert m["uar"] == pytest.approx(0.5)  # recall a = 8/8, recall b = 0/2
+    # F1(a) = 2*8 / (2*8 + 2 + 0) = 16/18; F1(b) = 0
+    assert m["macro_f1"] == pytest.approx((16 / 18 + 0) / 2)
+    assert uar(y_true, always_a, ["a", "b"]) == pytest.approx(0.5)
+    assert macro_f1(y_true, always_a, ["a", "b"]) == pytest.approx(8 / 18)
+
+    # One error of each kind: a predicted as b once, b predicted as a once.
+    pred = ["a"] * 7 + ["b"] + ["a", "b"]
+    m = classification_metrics(y_true, pred, ["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert m["uar"] == pytest.approx((7 / 8 + 1 / 2) / 2)  # 0.6875 != accuracy
+    f1_a = 2 * 7 / (2 * 7 + 1 + 1)
+    f1_b = 2 * 1 / (2 * 1 + 1 + 1)
+    assert m["macro_f1"] == pytest.approx((f1_a + f1_b) / 2)
+    # A class absent from y_true is left out of UAR (its recall is undefined).
+    assert recall_uar(np.array([[3, 1, 0], [0, 0, 0], [1, 0, 1]])) == pytest.approx((3 / 4 + 1 / 2) / 2)
+
+
+def test_summarise_folds_carries_uar_and_f1() -> None:
+    folds = [classification_metrics([0, 0, 0, 1], p, [0, 1]) for p in ([0, 0, 0, 0], [0, 0, 1, 1])]
+    s = summarise_folds(folds)
+    assert s["uar"]["mean"] == pytest.approx((0.5 + (2 / 3 + 1) / 2) / 2)
+    assert s["macro_f1"]["n"] == 2

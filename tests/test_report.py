@@ -180,7 +180,9 @@ def test_markdown_numbers_match_summarise_folds(report: tuple[ReportData, dict[s
         cells = _row(t1, [r.modality_text])
         s = summarise_folds(r.fold_metrics)
         assert cells[2] == format_pm(s["accuracy"]["mean"], s["accuracy"]["std"])
-        assert cells[3] == format_pm(s["macro"]["ppv"]["mean"], s["macro"]["ppv"]["std"])
+        assert cells[3] == format_pm(s["uar"]["mean"], s["uar"]["std"])
+        assert cells[4] == format_pm(s["macro_f1"]["mean"], s["macro_f1"]["std"])
+        assert cells[5] == format_pm(s["macro"]["ppv"]["mean"], s["macro"]["ppv"]["std"])
     # The ablation lists the primary model only: one row per modality set, after header and rule.
     assert len([ln for ln in t1.splitlines() if ln.startswith("|")]) == 2 + len(MODALITY_SETS)
     assert _row(t1, ["audio"])[-1] == f"{paper.TABLE1_SAVEE_MODALITIES['Audio']['accuracy']:.2f}"
@@ -259,9 +261,12 @@ def test_significance_csv_matches_rows(report: tuple[ReportData, dict[str, Path]
     data, files = report
     with open(files["significance.csv"], newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(data.significance) == 2
-    for row, s in zip(rows, data.significance, strict=True):
-        assert (row["model_a"], row["model_b"]) == (s.model_a, s.model_b)
+    # One row per comparison and metric: accuracy, then UAR.
+    assert len(data.significance) == 2
+    assert [r["metric"] for r in rows] == ["accuracy", "uar"] * 2
+    flat = [m for s in data.significance for m in s.with_other_metrics()]
+    for row, s in zip(rows, flat, strict=True):
+        assert (row["model_a"], row["model_b"], row["metric"]) == (s.model_a, s.model_b, s.metric)
         assert float(row["wilcoxon_p"]) == pytest.approx(s.wilcoxon_p)
         assert int(row["mcnemar_b"]) == s.mcnemar_b
 
@@ -379,3 +384,152 @@ def test_paper_numbers_as_printed() -> None:
         ("CK+", *c) for c in paper.paper_comparisons("ckplus")
     ]
     assert paper.paper_timing("youtube", "rmlstm") == {"train_min": 176, "test_s": 0.04}
+
+
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        ("mmfer.evaluation", ("sklearn.metrics", "scipy.stats", "matplotlib")),
+        ("mmfer.evaluation.audit", ("sklearn.metrics", "scipy.stats", "matplotlib")),
+        ("mmfer.evaluation.report", ("matplotlib",)),
+    ],
+)
+def test_light_imports(module: str, heavy: tuple[str, ...]) -> None:
+    """Issue 22: the package and its audit import without the metrics/stats/plotting stacks.
+
+    The report writer needs scikit-learn and SciPy, but draws with matplotlib only when
+    it writes a figure. Checked in a fresh interpreter (this one has imported them all).
+    """
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import {module} loaded {out.stdout.strip()}"
+
+
+def test_lazy_package_attributes() -> None:
+    import mmfer.evaluation as ev
+    from mmfer.evaluation import results
+
+    assert ev.RunResult is results.RunResult
+    assert set(ev.__all__) <= set(dir(ev))
+    with pytest.raises(AttributeError):
+        ev.no_such_name  # noqa: B018
+
+
+def test_headlines_name_their_metric_and_show_uar(report: tuple[ReportData, dict[str, Path]]) -> None:
+    """Issue 19: UAR and macro-F1 beside accuracy in every result table, titles naming the metrics."""
+    _, files = report
+    md = files["report.md"].read_text(encoding="utf-8")
+    html = files["report.html"].read_text(encoding="utf-8")
+    for heading in ("Table 1", "Table 3"):
+        section = _section(md, heading)
+        assert "accuracy, UAR and macro-F1" in section.splitlines()[0]
+        header = next(ln for ln in section.splitlines() if ln.startswith("| "))
+        assert "| Accuracy (%) | UAR (%) | Macro-F1 (%) |" in header
+    assert "Pooled UAR, 95 % CI (speaker bootstrap)" in _section(md, "Table 3")
+    assert "UAR (%) —" in _section(md, "Protocol comparison")
+    assert "| UAR (%) |" in _section(md, "Table 6")
+    per_fold = _section(md, "Accuracy, UAR and macro-F1 (%) per fold")
+    assert "| rmlstm | audio | UAR |" in per_fold and "| rmlstm | audio | macro-F1 |" in per_fold
+    assert "| UAR |" in _section(md, "Significance tests")
+    assert "<th>UAR (%)</th>" in html and "<th>Macro-F1 (%)</th>" in html
+
+
+def test_uar_and_f1_in_csvs(report: tuple[ReportData, dict[str, Path]]) -> None:
+    data, files = report
+    with open(files["table3_models.csv"], newline="", encoding="utf-8") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    for r in (r for r in data.runs if len(r.modalities) == 3):
+        s = summarise_folds(r.fold_metrics)
+        assert float(rows[r.model]["uar_mean_pct"]) == pytest.approx(s["uar"]["mean"] * 100)
+        assert float(rows[r.model]["macro_f1_std_pct"]) == pytest.approx(s["macro_f1"]["std"] * 100)
+        # UAR is macro sensitivity (recall averaged over the classes present).
+        assert rows[r.model]["uar_mean_pct"] == rows[r.model]["macro_sensitivity_mean_pct"]
+        assert rows[r.model]["pooled_uar_pct"]
+    with open(files["per_fold.csv"], newline="", encoding="utf-8") as fh:
+        first = next(csv.DictReader(fh))
+    r0 = data.runs[0]
+    assert float(first["uar"]) == pytest.approx(r0.fold_metrics[0]["uar"])
+    assert float(first["macro_f1"]) == pytest.approx(r0.fold_metrics[0]["macro_f1"])
+    with open(files["protocol_comparison.csv"], newline="", encoding="utf-8") as fh:
+        proto = list(csv.DictReader(fh))
+    assert all(p["uar_difference_pp"] for p in proto)
+
+
+def _selection_run(model: str, space_size: int | None) -> RunResult:
+    run = _run(model, ("face", "audio", "text"), PROTOCOL, seed=5, skill=0.5)
+    for k in range(3):
+        sel = {"params": {"lr": 0.001 * (k + 1)}, "inner_accuracy": 0.5, "candidates": 4, "inner_folds": 2}
+        if space_size is not None:
+            sel |= {"tried": 4, "space_size": space_size}
+        run.selected.append(sel)
+    return run
+
+
+def test_selection_table_search_reach_only_when_recorded() -> None:
+    from mmfer.evaluation.tables import table_selection
+
+    without = table_selection(_data(runs=[_selection_run("rmlstm", None)], significance=[]))
+    assert without is not None
+    assert not any("reach" in h.lower() for h in without.headers)
+    assert "space_size" not in without.csv_fields
+
+    runs = [_selection_run("rmlstm", 96), _selection_run("logreg", 4), _selection_run("mlp", None)]
+    t = table_selection(_data(runs=runs, significance=[]))
+    assert t is not None and t.headers[-1] == "Search reach (tried / space)"
+    cells = {row[0]: row[-1] for row in t.rows}
+    assert cells == {"rmlstm": "4 / 96 (4.2 %)", "logreg": "4 / 4 (100.0 %)", "mlp": "—"}
+    by_model = {row["model"]: row for row in t.csv_rows}
+    assert by_model["rmlstm"]["search_reach_pct"] == pytest.approx(100 * 4 / 96)
+    assert by_model["mlp"]["space_size"] is None
+    assert any("Search reach" in n for n in t.notes)
+
+
+def test_ablation_and_front_end_tables_show_uar(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from mmfer.evaluation.tables import table_ablation, table_front_ends
+
+    full = ("face", "audio", "text")
+    runs = [_run(m, full, PROTOCOL, seed=40 + i, skill=0.6) for i, m in enumerate(["rmlstm", "mlstm"])]
+    speakers = [f"s{j % 4}" for j in range(len(runs[0].y_true))]
+    runs = [replace(r, speakers=speakers) for r in runs]
+    fe = [replace(runs[0], front_end="whisper")]
+    data = _data(runs=runs, significance=[compare_runs(runs[0], runs[1])], front_ends=fe)
+    abl = table_ablation(data)
+    assert abl is not None
+    assert abl.headers[4:7] == ["Accuracy (%)", "UAR (%)", "Macro-F1 (%)"]
+    mlstm = next(row for row in abl.rows if row[0] == "mlstm")
+    assert mlstm[-2] != "—" and mlstm[-1] != "—"  # speaker-level p on accuracy and on UAR
+    assert {"uar_mean_pct", "macro_f1_mean_pct", "speaker_wilcoxon_p_uar_vs_rmlstm"} <= set(abl.csv_fields)
+    fet = table_front_ends(data)
+    assert fet is not None and fet.headers[3:] == ["Accuracy (%)", "UAR (%)", "Macro-F1 (%)"]
+    assert "accuracy, UAR and macro-F1" in fet.title
+    files = write_report(data, tmp_path)
+    assert "table_ablation.csv" in files and "table_front_ends.csv" in files
+
+
+def test_compare_runs_per_metric_speaker_tests() -> None:
+    from dataclasses import replace
+
+    a = _run("rmlstm", ("audio",), PROTOCOL, seed=1, skill=0.9)
+    b = _run("mlp", ("audio",), PROTOCOL, seed=2, skill=0.3)
+    speakers = [f"s{j % 5}" for j in range(len(a.y_true))]
+    a, b = replace(a, speakers=speakers), replace(b, speakers=speakers)
+    row = compare_runs(a, b)
+    assert row.metric == "accuracy" and [m.metric for m in row.other_metrics] == ["uar"]
+    u = row.other_metrics[0]
+    assert u.n_speakers == 5 and u.speaker_wilcoxon_p is not None
+    assert u.mcnemar_b == row.mcnemar_b  # clip-level McNemar does not depend on the metric
+    assert u.mean_diff == pytest.approx(
+        np.mean([m["uar"] for m in a.fold_metrics]) - np.mean([m["uar"] for m in b.fold_metrics])
+    )
+    # Fold dicts from before UAR was recorded: the extra metric is skipped with a note.
+    old = [{k: v for k, v in m.items() if k != "uar"} for m in b.fold_metrics]
+    row_old = compare_runs(a, replace(b, fold_metrics=old))
+    assert row_old.other_metrics == [] and any("uar" in n for n in row_old.notes)
+    # A metric without a per-speaker form gets no speaker-level test.
+    f1 = compare_runs(a, b, "macro_f1", also=())
+    assert f1.n_speakers is None and any("speaker-level" in n for n in f1.notes)

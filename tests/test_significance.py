@@ -144,3 +144,27 @@ def test_speaker_level_test_uses_speakers_as_units() -> None:
     assert same["wilcoxon_p"] == 1.0 and same["diff_ci"] == (0.0, 0.0)
     lo, hi = cluster_bootstrap_accuracy(y, good, speakers)
     assert lo < np.mean(good == y) < hi and hi - lo < 0.1
+
+
+def test_speaker_level_test_on_uar() -> None:
+    """Per-speaker UAR: the mean of that speaker's per-class recalls, hand-computed."""
+    from mmfer.evaluation.significance import cluster_bootstrap, speaker_level_test
+
+    # Speaker s1: classes 0,0,0,1; s2: classes 0,1,1,1.
+    y = [0, 0, 0, 1, 0, 1, 1, 1]
+    spk = ["s1"] * 4 + ["s2"] * 4
+    a = [0, 0, 0, 1, 0, 1, 1, 1]  # perfect: UAR 1 for both speakers
+    b = [0, 0, 0, 0, 0, 0, 0, 0]  # always 0: UAR 0.5 for both (accuracy 0.75 and 0.25)
+    res = speaker_level_test(y, a, b, spk, metric="uar")
+    assert res["metric"] == "uar"
+    assert res["mean_diff"] == pytest.approx(0.5)
+    assert res["a_better"] == 2 and res["b_better"] == 0
+    acc = speaker_level_test(y, a, b, spk)
+    assert acc["mean_diff"] == pytest.approx(((1 - 0.75) + (1 - 0.25)) / 2)
+    # Pooled UAR of b is 0.5 in every resample that has both classes.
+    lo, hi = cluster_bootstrap(y, b, spk, metric="uar", n_boot=200)
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    lo, hi = cluster_bootstrap(y, b, spk, metric="accuracy", n_boot=200)
+    assert lo < 0.5 < hi
+    with pytest.raises(DataError):
+        speaker_level_test(y, a, b, spk, metric="macro_f1")

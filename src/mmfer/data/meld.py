@@ -138,6 +138,66 @@ def _with_context(utterance: str, previous: list[tuple[str, str]]) -> str:
     return "\n".join([*lines, utterance])
 
 
+def _check_options(context: int, splits: Sequence[str]) -> Sequence[str]:
+    """Validate ``context`` and ``splits`` (a single name becomes a list); returns the splits."""
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise ConfigError(f"data.options.context: must be an integer >= 0, got {context!r}")
+    if isinstance(splits, str):
+        splits = [splits]
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ConfigError(
+            f"data.options.splits: {list(splits)!r} must be a non-empty subset of {list(SPLITS)}"
+        )
+    return splits
+
+
+def _split_rows(df: pd.DataFrame, path: Path, split: str) -> list[dict[str, object]]:
+    """One record per non-empty utterance of a split file (``text`` repaired, no ``transcript`` yet)."""
+    has_sentiment = "Sentiment" in df.columns
+    rows: list[dict[str, object]] = []
+    for i, r in enumerate(df.itertuples(index=False)):
+        line = i + 2  # 1-based, after the header line
+        cells = r._asdict()
+        words = repair_text(str(cells["Utterance"]))
+        dialogue = _int_cell(cells["Dialogue_ID"], path, line, "Dialogue_ID")
+        utterance = _int_cell(cells["Utterance_ID"], path, line, "Utterance_ID")
+        if not words:
+            log.warning("%s: line %d (dialogue %d, utterance %d) has an empty Utterance; skipped",
+                        path, line, dialogue, utterance)  # fmt: skip
+            continue
+        label = str(cells["Emotion"]).strip().lower()
+        emotion = canonical_emotion(EMOTIONS.get(label, label), source=f"{path} (line {line})")
+        rows.append(
+            {
+                "id": f"{split}_d{dialogue}_u{utterance}",
+                "speaker": str(cells["Speaker"]).strip() or "unknown",
+                "emotion": emotion,
+                "text": words,
+                "split": split,
+                "dialogue": dialogue,
+                "utterance": utterance,
+                "sentiment": str(cells["Sentiment"]).strip().lower() if has_sentiment else None,
+            }
+        )
+    return rows
+
+
+def _add_context(rows: list[dict[str, object]], context: int) -> None:
+    """Set each record's ``transcript``: up to ``context`` earlier utterances of the same
+    dialogue (by ``Utterance_ID``, which may have gaps), then the utterance itself."""
+    by_dialogue: dict[int, list[dict[str, object]]] = {}
+    for rec in rows:
+        by_dialogue.setdefault(int(rec["dialogue"]), []).append(rec)  # type: ignore[call-overload]
+    for turns in by_dialogue.values():
+        turns.sort(key=lambda rec: int(rec["utterance"]))  # type: ignore[call-overload]
+        for j, rec in enumerate(turns):
+            prev = turns[max(0, j - context) : j] if context else []
+            rec["transcript"] = _with_context(
+                str(rec["text"]), [(str(p["speaker"]), str(p["text"])) for p in prev]
+            )
+
+
 @CORPORA.register("meld")
 def load_meld(root: str | Path, *, context: int = 0, splits: Sequence[str] = SPLITS) -> pd.DataFrame:
     """Load MELD's text into a sample table.
@@ -170,59 +230,15 @@ def load_meld(root: str | Path, *, context: int = 0, splits: Sequence[str] = SPL
         Missing root or split file, missing column, non-integer id, duplicate
         (dialogue, utterance) in a split, or an unknown emotion label.
     """
-    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
-        raise ConfigError(f"data.options.context: must be an integer >= 0, got {context!r}")
-    if isinstance(splits, str):
-        splits = [splits]
-    bad = [s for s in splits if s not in SPLITS]
-    if bad or not splits:
-        raise ConfigError(
-            f"data.options.splits: {list(splits)!r} must be a non-empty subset of {list(SPLITS)}"
-        )
+    splits = _check_options(context, splits)
     base = corpus_root(root, "MELD")
     records = Records()
     for split in dict.fromkeys(splits):
         path = split_file(base, split)
         if not path.exists():
             raise DataError(path, f"MELD {split} split file not found (expected {path.name} in {base})")
-        df = read_split_csv(path)
-        has_sentiment = "Sentiment" in df.columns
-        rows: list[dict[str, object]] = []
-        for i, r in enumerate(df.itertuples(index=False)):
-            line = i + 2  # 1-based, after the header line
-            cells = r._asdict()
-            words = repair_text(str(cells["Utterance"]))
-            dialogue = _int_cell(cells["Dialogue_ID"], path, line, "Dialogue_ID")
-            utterance = _int_cell(cells["Utterance_ID"], path, line, "Utterance_ID")
-            if not words:
-                log.warning("%s: line %d (dialogue %d, utterance %d) has an empty Utterance; skipped",
-                            path, line, dialogue, utterance)  # fmt: skip
-                continue
-            label = str(cells["Emotion"]).strip().lower()
-            emotion = canonical_emotion(EMOTIONS.get(label, label), source=f"{path} (line {line})")
-            rows.append(
-                {
-                    "id": f"{split}_d{dialogue}_u{utterance}",
-                    "speaker": str(cells["Speaker"]).strip() or "unknown",
-                    "emotion": emotion,
-                    "text": words,
-                    "split": split,
-                    "dialogue": dialogue,
-                    "utterance": utterance,
-                    "sentiment": str(cells["Sentiment"]).strip().lower() if has_sentiment else None,
-                }
-            )
-        # context: earlier utterances of the same dialogue, by Utterance_ID (ids may have gaps)
-        by_dialogue: dict[int, list[dict[str, object]]] = {}
-        for rec in rows:
-            by_dialogue.setdefault(int(rec["dialogue"]), []).append(rec)  # type: ignore[call-overload]
-        for turns in by_dialogue.values():
-            turns.sort(key=lambda rec: int(rec["utterance"]))  # type: ignore[call-overload]
-            for j, rec in enumerate(turns):
-                prev = turns[max(0, j - context) : j] if context else []
-                rec["transcript"] = _with_context(
-                    str(rec["text"]), [(str(p["speaker"]), str(p["text"])) for p in prev]
-                )
+        rows = _split_rows(read_split_csv(path), path, split)
+        _add_context(rows, context)
         for rec in rows:
             records.add(rec, path)
     return make_table(records.values(), corpus="meld", root=base)

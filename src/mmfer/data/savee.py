@@ -178,6 +178,44 @@ def _read_transcripts(path: Path) -> dict[tuple[str | None, str, int], str]:
     return out
 
 
+def _scan_media(base: Path, skipped: Skipped) -> tuple[dict[Key, Path], dict[Key, Path], dict[Key, Path]]:
+    """Audio files, video files and frame folders under a SAVEE root, each keyed by clip."""
+    audio_dir = base / "AudioData" if (base / "AudioData").is_dir() else base
+    audio = _scan(audio_dir, AUDIO_SUFFIXES, "audio", skipped)
+    video: dict[Key, Path] = {}
+    frames: dict[Key, Path] = {}
+    for name in VISUAL_FOLDERS:
+        if (base / name).is_dir():
+            for key, path in _scan(base / name, VIDEO_SUFFIXES, "video", skipped).items():
+                video.setdefault(key, path)  # AudioVisualClip (has sound) wins over VideoData
+            for key, path in _scan_frames(base / name).items():
+                frames.setdefault(key, path)
+    return audio, video, frames
+
+
+def _record(
+    key: Key,
+    audio: dict[Key, Path],
+    video: dict[Key, Path],
+    frames: dict[Key, Path],
+    sentences: dict[tuple[str | None, str, int], str],
+    src: Path,
+) -> dict[str, object]:
+    """The sample of one clip; a speaker-specific sentence wins over one for every speaker."""
+    spk, code, num = key
+    return {
+        "id": f"{spk}_{code}{num:02d}",
+        "speaker": spk,
+        "emotion": canonical_emotion(CODES[code], source=src),
+        "audio": audio.get(key),
+        "video": video.get(key),
+        "frames": frames.get(key),
+        "transcript": sentences.get(key, sentences.get((None, code, num))),
+        "code": code,
+        "number": num,
+    }
+
+
 @CORPORA.register("savee")
 def load_savee(
     root: str | Path,
@@ -239,39 +277,15 @@ def load_savee(
     """
     base = corpus_root(root, "SAVEE")
     skipped = Skipped("SAVEE")
-    audio_dir = base / "AudioData" if (base / "AudioData").is_dir() else base
-    audio = _scan(audio_dir, AUDIO_SUFFIXES, "audio", skipped)
-    video: dict[Key, Path] = {}
-    frames: dict[Key, Path] = {}
-    for name in VISUAL_FOLDERS:
-        if (base / name).is_dir():
-            for key, path in _scan(base / name, VIDEO_SUFFIXES, "video", skipped).items():
-                video.setdefault(key, path)  # AudioVisualClip (has sound) wins over VideoData
-            for key, path in _scan_frames(base / name).items():
-                frames.setdefault(key, path)
+    audio, video, frames = _scan_media(base, skipped)
     sentences: dict[tuple[str | None, str, int], str] = {}
     for path in _transcript_files(base, transcripts):
         sentences.update(_read_transcripts(path))
-
     keys = sorted(set(audio) | (set() if require_audio else set(video) | set(frames)))
     records = Records()
     for key in keys:
-        spk, code, num = key
         src = audio.get(key) or video.get(key) or frames[key]
-        records.add(
-            {
-                "id": f"{spk}_{code}{num:02d}",
-                "speaker": spk,
-                "emotion": canonical_emotion(CODES[code], source=src),
-                "audio": audio.get(key),
-                "video": video.get(key),
-                "frames": frames.get(key),
-                "transcript": sentences.get(key, sentences.get((None, code, num))),
-                "code": code,
-                "number": num,
-            },
-            src,
-        )
+        records.add(_record(key, audio, video, frames, sentences, src), src)
     n_files = sum(1 for k in keys if k in audio) + sum(1 for k in keys if k in video)
     return finish_table(
         records.values(), corpus="savee", name="SAVEE", root=base, skipped=skipped, taken=n_files

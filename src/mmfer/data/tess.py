@@ -74,6 +74,36 @@ def _split_name(stem: str) -> tuple[str, str, str] | None:
     return tokens[0], word, emotion
 
 
+def _labels(path: Path, spk_token: str, emo_token: str, skipped: Skipped) -> tuple[str, str] | None:
+    """(speaker, canonical emotion) of one file, from its ``<speaker>_<emotion>`` folder when it is
+    in one (the name may abbreviate it but not contradict it), else from its name; ``None``
+    (and the file listed in ``skipped``) when neither gives a valid pair."""
+    from_folder = _folder_labels(path.parent)
+    name_emotion = _emotion(emo_token)
+    if from_folder is not None:
+        speaker, emotion = from_folder
+        # The name may abbreviate the speaker (OA_bite_neutral.wav in OAF_neutral/) but not contradict it.
+        if not speaker.startswith(spk_token.upper()):
+            skipped.add(
+                path, "file name contradicts its folder", f"speaker {spk_token!r} in {path.parent.name}/"
+            )
+            return None
+        if name_emotion is not None and name_emotion != emotion:
+            skipped.add(
+                path, "file name contradicts its folder", f"emotion {emo_token!r} in {path.parent.name}/"
+            )
+            return None
+        return speaker, emotion
+    speaker = SPEAKER_ALIASES.get(spk_token.upper(), spk_token.upper())
+    if speaker not in SPEAKERS:
+        skipped.add(path, "unknown TESS speaker", f"{spk_token!r} (valid: {', '.join(SPEAKERS)})")
+        return None
+    if name_emotion is None:
+        skipped.add(path, "unknown TESS emotion", repr(emo_token))
+        return None
+    return speaker, name_emotion
+
+
 @CORPORA.register("tess")
 def load_tess(root: str | Path) -> pd.DataFrame:
     """Load TESS into a sample table.
@@ -122,30 +152,10 @@ def load_tess(root: str | Path) -> pd.DataFrame:
             )
             continue
         spk_token, word, emo_token = parts
-        from_folder = _folder_labels(path.parent)
-        name_emotion = _emotion(emo_token)
-        if from_folder is not None:
-            speaker, emotion = from_folder
-            # The name may abbreviate the speaker (OA_bite_neutral.wav in OAF_neutral/) but not contradict it.
-            if not speaker.startswith(spk_token.upper()):
-                skipped.add(
-                    path, "file name contradicts its folder", f"speaker {spk_token!r} in {path.parent.name}/"
-                )
-                continue
-            if name_emotion is not None and name_emotion != emotion:
-                skipped.add(
-                    path, "file name contradicts its folder", f"emotion {emo_token!r} in {path.parent.name}/"
-                )
-                continue
-        else:
-            speaker = SPEAKER_ALIASES.get(spk_token.upper(), spk_token.upper())
-            emotion = name_emotion  # type: ignore[assignment]
-            if speaker not in SPEAKERS:
-                skipped.add(path, "unknown TESS speaker", f"{spk_token!r} (valid: {', '.join(SPEAKERS)})")
-                continue
-            if emotion is None:
-                skipped.add(path, "unknown TESS emotion", repr(emo_token))
-                continue
+        labels = _labels(path, spk_token, emo_token, skipped)
+        if labels is None:
+            continue
+        speaker, emotion = labels
         sid = f"{speaker}_{word}_{_token(emo_token)}"
         if sid in first:
             skipped.add(path, "duplicate clip", f"same speaker, word and emotion as {first[sid]}")

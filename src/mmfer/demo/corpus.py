@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from mmfer.demo.face import render_clip_frames
-from mmfer.demo.identity import STREAM_CLIP, STREAM_TEXT, speaker_identity
+from mmfer.demo.identity import STREAM_CLIP, STREAM_TEXT, SpeakerIdentity, speaker_identity
 from mmfer.demo.media import AAC_RATES, video_codec, write_mp4, write_wav
 from mmfer.demo.text import CUE_RATE, MISLEADING_RATE, make_transcript
 from mmfer.demo.voice import synthesize_voice
@@ -74,6 +74,8 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "transcript_file",
     "clip",
 )
+#: Manifest columns holding a file path (relative to the corpus folder).
+_FILE_COLUMNS: tuple[str, ...] = ("video", "audio", "transcript_file")
 
 
 def _check_params(
@@ -195,9 +197,7 @@ def _is_complete(root: Path, params: dict[str, Any]) -> bool:
     expected = params["speakers"] * params["clips_per_emotion"] * len(params["emotions"])
     if len(rows) != expected:
         return False
-    return all(
-        r.get(c) and (root / r[c]).is_file() for r in rows for c in ("video", "audio", "transcript_file")
-    )
+    return all(r.get(c) and (root / r[c]).is_file() for r in rows for c in _FILE_COLUMNS)
 
 
 _README = """\
@@ -299,92 +299,22 @@ def generate_synthetic_corpus(
 
 def _generate(root: Path, params: dict[str, Any]) -> None:
     """Write every clip, then the manifest, README and (last) the stamp into ``root``."""
-    emos: list[str] = params["emotions"]
-    seed, seconds, fps, size, sample_rate = (
-        params[k] for k in ("seed", "seconds", "fps", "size", "sample_rate")
-    )
-    # Invalidate first: a run killed midway must not leave a stamp that looks complete.
-    old = _read_stamp(root)
-    (root / STAMP_NAME).unlink(missing_ok=True)
-    if old is not None and (root / MANIFEST_NAME).is_file():
-        # Remove the files of the previous (different) corpus so none linger unlisted.
-        for row in _read_manifest(root):
-            for c in ("video", "audio", "transcript_file"):
-                if row.get(c):
-                    (root / row[c]).unlink(missing_ok=True)
-
+    _invalidate(root)
     rows: list[dict[str, Any]] = []
     for s in range(params["speakers"]):
-        ident = speaker_identity(seed, s)
+        ident = speaker_identity(params["seed"], s)
         folder = root / _speaker_name(s)
         folder.mkdir(exist_ok=True)
-        for emo in emos:
-            code = CANONICAL.index(emo)
+        for emo in params["emotions"]:
             for c in range(params["clips_per_emotion"]):
-                cid = _clip_id(s, emo, c)
-                rng = np.random.default_rng([seed, STREAM_CLIP, s, code, c])
-                # Strength of the emotion in this clip, shared by face and voice.
-                intensity = float(rng.uniform(0.6, 1.0))
-                audio, env = synthesize_voice(
-                    ident, emo, seconds=seconds, sample_rate=sample_rate, intensity=intensity, rng=rng
-                )
-                frames = render_clip_frames(
-                    ident,
-                    emo,
-                    intensity=intensity,
-                    envelope=env,
-                    seconds=seconds,
-                    fps=fps,
-                    size=size,
-                    sample_rate=sample_rate,
-                    rng=rng,
-                )
-                text = make_transcript(
-                    emo, np.random.default_rng([seed, STREAM_TEXT, s, code, c]), others=emos
-                )
-                write_wav(folder / f"{cid}.wav", audio, sample_rate)
-                write_mp4(folder / f"{cid}.mp4", frames, audio, fps=fps, sample_rate=sample_rate)
-                (folder / f"{cid}.txt").write_text(text + "\n", encoding="utf-8")
-                rel = f"{_speaker_name(s)}/{cid}"
-                rows.append(
-                    {
-                        "id": cid,
-                        "speaker": _speaker_name(s),
-                        "emotion": emo,
-                        "video": f"{rel}.mp4",
-                        "audio": f"{rel}.wav",
-                        "transcript": text,
-                        "synthetic": True,
-                        "transcript_file": f"{rel}.txt",
-                        "clip": c + 1,
-                    }
-                )
-
+                text = _write_clip(folder, params, ident, s, emo, c)
+                rows.append(_manifest_row(s, emo, c, text))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(MANIFEST_COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(root / MANIFEST_NAME, buf.getvalue())
-    atomic_write_text(
-        root / README_NAME,
-        _README.format(
-            version=GENERATOR_VERSION,
-            seed=seed,
-            speakers=params["speakers"],
-            n_emotions=len(emos),
-            clips=params["clips_per_emotion"],
-            total=len(rows),
-            seconds=seconds,
-            fps=fps,
-            size=size,
-            sample_rate=sample_rate,
-            emotions=", ".join(emos),
-            stamp=STAMP_NAME,
-            codec=video_codec(),
-            cue=CUE_RATE,
-            mis=MISLEADING_RATE,
-        ),
-    )
+    atomic_write_text(root / README_NAME, _readme(params, len(rows)))
     stamp = {
         "synthetic": True,
         "description": "SYNTHETIC emotion corpus generated by mmfer.demo; not real data.",
@@ -395,6 +325,94 @@ def _generate(root: Path, params: dict[str, Any]) -> None:
         "audio_codec": "aac",
     }
     atomic_write_text(root / STAMP_NAME, json.dumps(stamp, indent=2) + "\n")
+
+
+def _invalidate(root: Path) -> None:
+    """Remove the stamp and the files of a previous (different) corpus in ``root``.
+
+    The stamp goes first: a run killed midway must not leave a stamp that looks
+    complete; the listed media go so none linger unlisted.
+    """
+    old = _read_stamp(root)
+    (root / STAMP_NAME).unlink(missing_ok=True)
+    if old is not None and (root / MANIFEST_NAME).is_file():
+        for row in _read_manifest(root):
+            for c in _FILE_COLUMNS:
+                if row.get(c):
+                    (root / row[c]).unlink(missing_ok=True)
+
+
+def _write_clip(
+    folder: Path, params: dict[str, Any], ident: SpeakerIdentity, s: int, emo: str, c: int
+) -> str:
+    """Write clip ``c`` of speaker ``s`` and emotion ``emo`` (wav, mp4, txt); returns its transcript."""
+    seed, seconds, fps, size, sample_rate = (
+        params[k] for k in ("seed", "seconds", "fps", "size", "sample_rate")
+    )
+    code = CANONICAL.index(emo)
+    cid = _clip_id(s, emo, c)
+    rng = np.random.default_rng([seed, STREAM_CLIP, s, code, c])
+    # Strength of the emotion in this clip, shared by face and voice.
+    intensity = float(rng.uniform(0.6, 1.0))
+    audio, env = synthesize_voice(
+        ident, emo, seconds=seconds, sample_rate=sample_rate, intensity=intensity, rng=rng
+    )
+    frames = render_clip_frames(
+        ident,
+        emo,
+        intensity=intensity,
+        envelope=env,
+        seconds=seconds,
+        fps=fps,
+        size=size,
+        sample_rate=sample_rate,
+        rng=rng,
+    )
+    text = make_transcript(
+        emo, np.random.default_rng([seed, STREAM_TEXT, s, code, c]), others=params["emotions"]
+    )
+    write_wav(folder / f"{cid}.wav", audio, sample_rate)
+    write_mp4(folder / f"{cid}.mp4", frames, audio, fps=fps, sample_rate=sample_rate)
+    (folder / f"{cid}.txt").write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def _manifest_row(s: int, emo: str, c: int, text: str) -> dict[str, Any]:
+    """The manifest.csv row of one clip (media paths relative to the corpus folder)."""
+    cid = _clip_id(s, emo, c)
+    rel = f"{_speaker_name(s)}/{cid}"
+    return {
+        "id": cid,
+        "speaker": _speaker_name(s),
+        "emotion": emo,
+        "video": f"{rel}.mp4",
+        "audio": f"{rel}.wav",
+        "transcript": text,
+        "synthetic": True,
+        "transcript_file": f"{rel}.txt",
+        "clip": c + 1,
+    }
+
+
+def _readme(params: dict[str, Any], total: int) -> str:
+    """README.txt of a corpus of ``total`` clips generated with ``params``."""
+    return _README.format(
+        version=GENERATOR_VERSION,
+        seed=params["seed"],
+        speakers=params["speakers"],
+        n_emotions=len(params["emotions"]),
+        clips=params["clips_per_emotion"],
+        total=total,
+        seconds=params["seconds"],
+        fps=params["fps"],
+        size=params["size"],
+        sample_rate=params["sample_rate"],
+        emotions=", ".join(params["emotions"]),
+        stamp=STAMP_NAME,
+        codec=video_codec(),
+        cue=CUE_RATE,
+        mis=MISLEADING_RATE,
+    )
 
 
 def default_cache_dir(params: dict[str, Any]) -> Path:
@@ -451,21 +469,16 @@ def load_synthetic(
     if root is None:
         root = default_cache_dir(_resolve_params(**opts))
     corpus = generate_synthetic_corpus(root, **opts)
-    records = []
-    for r in _read_manifest(corpus):
-        records.append(
-            {
-                "id": r["id"],
-                "speaker": r["speaker"],
-                "emotion": r["emotion"],
-                "video": str(corpus / r["video"]),
-                "audio": str(corpus / r["audio"]),
-                "transcript": r["transcript"],
-                "synthetic": True,
-                "transcript_file": str(corpus / r["transcript_file"]),
-                "clip": int(r["clip"]),
-            }
-        )
+    # The manifest's rows with absolute paths and typed columns (same keys, same order).
+    records = [
+        {
+            **r,
+            **{c: str(corpus / r[c]) for c in _FILE_COLUMNS},
+            "synthetic": True,
+            "clip": int(r["clip"]),
+        }
+        for r in _read_manifest(corpus)
+    ]
     from mmfer.data.table import make_table
 
     return make_table(records, corpus="synthetic", root=corpus)

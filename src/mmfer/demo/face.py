@@ -7,11 +7,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mmfer.demo.blend import Blendable
 from mmfer.demo.identity import SpeakerIdentity
 
 
 @dataclass(frozen=True)
-class Expression:
+class Expression(Blendable):
     """Facial action parameters at full intensity (neutral = all at rest).
 
     ``mouth_curve`` > 0 lifts the mouth corners (smile), < 0 drops them
@@ -29,11 +30,6 @@ class Expression:
     eye_open: float = 1.0
     mouth_width: float = 1.0
     asym: float = 0.0
-
-    def blend(self, other: Expression, weight: float) -> Expression:
-        """Linear interpolation ``self -> other`` (``weight`` 0 -> self, 1 -> other)."""
-        a, b = asdict(self), asdict(other)
-        return Expression(**{k: a[k] + weight * (b[k] - a[k]) for k in a})
 
 
 #: Apex expression of each canonical emotion (FACS-inspired, cartoon-scaled).
@@ -142,17 +138,10 @@ def render_face(
 
     img = np.empty((size, size, 3), np.uint8)
     img[:] = identity.background
-    aa = cv2.LINE_AA
     cx, cy = pose.cx, pose.cy
     a = identity.head_width * size * pose.scale  # head half-width (px)
     b = a * identity.head_aspect  # head half-height (px)
-
-    # Shoulders first so the head overlaps them; hair is a larger ellipse behind the face.
-    _ellipse(img, (cx, cy + b * 1.75), (a * 1.9, b * 0.9), identity.shirt)
-    _ellipse(img, (cx, cy + b * 0.85), (a * 0.38, b * 0.4), identity.skin)
-    _ellipse(img, (cx, cy - b * 0.12), (a * 1.07, b * 0.98), identity.hair)
-    _ellipse(img, (cx, cy), (a, b), identity.skin)
-    _ellipse(img, (cx, cy - b * 0.62), (a * 0.92, b * 0.42), identity.hair, arc=(180, 360))
+    _draw_head(img, identity, cx, cy, a, b)
 
     e = expression
     shade = tuple(int(v * 0.78) for v in identity.skin)
@@ -160,8 +149,57 @@ def render_face(
     ex = identity.eye_spacing * a
     _shade_face(img, cx, cy, a, b, eye_y, ex)
     dark = tuple(int(v * 0.35) for v in identity.hair)
+    ew = _draw_eyes(img, identity, e, (cx, eye_y), ex, a, gaze, dark)
+    _draw_brows(
+        img,
+        identity,
+        e,
+        (cx, eye_y),
+        (ex, ew),
+        b,
+        round(size / 40 * identity.brow_thickness * pose.scale),
+        dark,
+    )
 
-    # Eyes: white, iris, pupil; the eye height carries eye_open.
+    # Nose: a shaded wedge (also gives a cascade detector its bright-ridge cue).
+    nose = np.array(
+        [_fp(cx, cy - 0.02 * b), _fp(cx - 0.12 * a, cy + 0.22 * b), _fp(cx + 0.1 * a, cy + 0.24 * b)]
+    )
+    cv2.fillPoly(img, [nose], shade, cv2.LINE_AA, _SHIFT)
+    _draw_mouth(img, identity, e, (cx, cy + 0.5 * b), a, talk)
+
+    if pose.angle:
+        m = cv2.getRotationMatrix2D((cx, cy), pose.angle, 1.0)
+        img = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return img
+
+
+def _draw_head(img: np.ndarray, identity: SpeakerIdentity, cx: float, cy: float, a: float, b: float) -> None:
+    """Shoulders first so the head overlaps them; hair is a larger ellipse behind the face."""
+    _ellipse(img, (cx, cy + b * 1.75), (a * 1.9, b * 0.9), identity.shirt)
+    _ellipse(img, (cx, cy + b * 0.85), (a * 0.38, b * 0.4), identity.skin)
+    _ellipse(img, (cx, cy - b * 0.12), (a * 1.07, b * 0.98), identity.hair)
+    _ellipse(img, (cx, cy), (a, b), identity.skin)
+    _ellipse(img, (cx, cy - b * 0.62), (a * 0.92, b * 0.42), identity.hair, arc=(180, 360))
+
+
+def _draw_eyes(
+    img: np.ndarray,
+    identity: SpeakerIdentity,
+    e: Expression,
+    centre: tuple[float, float],
+    ex: float,
+    a: float,
+    gaze: tuple[float, float],
+    dark: tuple[int, ...],
+) -> float:
+    """Eyes (white, iris, pupil, upper lid) ``ex`` px either side of ``centre``; returns their half-width.
+
+    The eye height carries ``eye_open``.
+    """
+    import cv2
+
+    cx, eye_y = centre
     ew = 0.19 * a * identity.eye_size
     eh = max(0.08 * ew, 0.55 * ew * e.eye_open)
     for side in (-1.0, 1.0):
@@ -169,29 +207,52 @@ def render_face(
         _ellipse(img, (x, eye_y), (ew, eh), _WHITE)
         r = min(_IRIS * ew, 0.95 * eh)
         ix, iy = x + gaze[0] * 0.35 * ew, eye_y + gaze[1] * 0.25 * eh
-        cv2.circle(img, _fp(ix, iy), round(r * _ONE), (60, 45, 35), -1, aa, _SHIFT)
-        cv2.circle(img, _fp(ix, iy), round(0.5 * r * _ONE), (10, 10, 10), -1, aa, _SHIFT)
+        cv2.circle(img, _fp(ix, iy), round(r * _ONE), (60, 45, 35), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(img, _fp(ix, iy), round(0.5 * r * _ONE), (10, 10, 10), -1, cv2.LINE_AA, _SHIFT)
         # Upper lid line: makes narrowed eyes read as narrowed, not just small.
         _ellipse(img, (x, eye_y), (ew, eh), dark, arc=(180, 360), thickness=1)
+    return ew
 
-    # Brows: inner end goes down with brow_tilt > 0 (anger), up with < 0 (sadness).
+
+def _draw_brows(
+    img: np.ndarray,
+    identity: SpeakerIdentity,
+    e: Expression,
+    centre: tuple[float, float],
+    eye: tuple[float, float],
+    b: float,
+    thickness: int,
+    dark: tuple[int, ...],
+) -> None:
+    """Brows above the eyes (``eye`` = spacing, half-width): the inner end goes down with
+    ``brow_tilt`` > 0 (anger), up with < 0 (sadness)."""
+    import cv2
+
+    cx, eye_y = centre
+    ex, ew = eye
     tilt = e.brow_tilt + identity.brow_bias
     brow_y = eye_y - 0.2 * b - e.brow_raise * 0.09 * b
-    thick = max(1, round(size / 40 * identity.brow_thickness * pose.scale))
+    thick = max(1, thickness)
     for side in (-1.0, 1.0):
         inner = (cx + side * (ex - 0.55 * ew), brow_y + tilt * 0.075 * b)
         outer = (cx + side * (ex + 1.25 * ew), brow_y - tilt * 0.02 * b)
-        cv2.line(img, _fp(*inner), _fp(*outer), dark, thick, aa, _SHIFT)
+        cv2.line(img, _fp(*inner), _fp(*outer), dark, thick, cv2.LINE_AA, _SHIFT)
 
-    # Nose: a shaded wedge (also gives a cascade detector its bright-ridge cue).
-    nose = np.array(
-        [_fp(cx, cy - 0.02 * b), _fp(cx - 0.12 * a, cy + 0.22 * b), _fp(cx + 0.1 * a, cy + 0.24 * b)]
-    )
-    cv2.fillPoly(img, [nose], shade, aa, _SHIFT)
 
-    # Mouth: upper lip is a parabola through the centre whose corners rise with
-    # mouth_curve; the lower lip lies below it by the opening.
-    my = cy + 0.5 * b
+def _draw_mouth(
+    img: np.ndarray,
+    identity: SpeakerIdentity,
+    e: Expression,
+    centre: tuple[float, float],
+    a: float,
+    talk: float,
+) -> None:
+    """The mouth at ``centre``: the upper lip is a parabola through the centre whose corners
+    rise with ``mouth_curve``; the lower lip lies below it by the opening."""
+    import cv2
+
+    cx, my = centre
+    size = img.shape[0]
     mw = 0.42 * a * identity.mouth_width * e.mouth_width
     curve = e.mouth_curve + identity.mouth_bias
     opening = max(0.0, e.mouth_open + talk) * 0.75 * mw
@@ -203,18 +264,13 @@ def render_face(
     pts_up = [_fp(cx + x * mw, y) for x, y in zip(xs, upper_y, strict=True)]
     pts_lo = [_fp(cx + x * mw, y) for x, y in zip(xs[::-1], lower_y[::-1], strict=True)]
     poly = np.array(pts_up + pts_lo, np.int32)
-    cv2.fillPoly(img, [poly], (70, 15, 25), aa, _SHIFT)
+    cv2.fillPoly(img, [poly], (70, 15, 25), cv2.LINE_AA, _SHIFT)
     lip = (
         min(255, int(identity.skin[0] * 0.8 + 40)),
         int(identity.skin[1] * 0.55),
         int(identity.skin[2] * 0.55),
     )
-    cv2.polylines(img, [poly], True, lip, max(1, round(size / 80)), aa, _SHIFT)
-
-    if pose.angle:
-        m = cv2.getRotationMatrix2D((cx, cy), pose.angle, 1.0)
-        img = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return img
+    cv2.polylines(img, [poly], True, lip, max(1, round(size / 80)), cv2.LINE_AA, _SHIFT)
 
 
 def _shade_face(img: np.ndarray, cx: float, cy: float, a: float, b: float, eye_y: float, ex: float) -> None:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmfer.demo.blend import Blendable
 from mmfer.demo.identity import SpeakerIdentity
 
 
 @dataclass(frozen=True)
-class VoiceProfile:
+class VoiceProfile(Blendable):
     """How an emotion changes the voice (at full intensity).
 
     ``pitch`` multiplies the speaker's F0; ``range_st`` is the spread of
@@ -104,18 +105,23 @@ def synthesize_voice(
     envelope : numpy.ndarray
         ``(n,)`` float32 voicing envelope in [0, 1] (drives the mouth).
     """
-    from scipy.signal import lfilter
-
     n = round(seconds * sample_rate)
-    prof = VOICES[emotion]
     k = float(np.clip(intensity * identity.expressiveness, 0.0, 1.2))
-    neutral = VOICES["neutral"]
+    voice = VOICES["neutral"].blend(VOICES[emotion], k)  # neutral -> emotion by the clip's strength
+    # The steps draw from ``rng`` in this order; reordering them changes every clip.
+    spans = _syllables(voice.rate * identity.rate * rng.uniform(0.9, 1.1), n, sample_rate, rng)
+    f0 = _f0_contour(identity, voice, spans, n, seconds, sample_rate, rng)
+    source = _harmonic_source(f0, 1.0 + voice.tilt + identity.tilt, voice.breath, sample_rate, rng)
+    # loud -> wider jaw -> higher F1
+    formant_scale = identity.formant_scale * (1 + 0.12 * max(0.0, voice.gain_db) / 8)
+    voiced, envelope = _articulate(source, spans, formant_scale, sample_rate, rng)
+    target_db = -24.0 + voice.gain_db + identity.loudness_db
+    return _loudness(voiced, envelope, target_db, rng), envelope.astype(np.float32)
 
-    def mix(field: str) -> float:
-        return getattr(neutral, field) + k * (getattr(prof, field) - getattr(neutral, field))
 
-    # --- syllable layout: voiced spans separated by short pauses, longer at word ends
-    rate = mix("rate") * identity.rate * rng.uniform(0.9, 1.1)
+def _syllables(rate: float, n: int, sample_rate: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """Syllable layout: ``(start, stop, vowel)`` voiced spans in samples, separated by short
+    pauses, longer at word ends, at ``rate`` syllables per second."""
     period = 1.0 / rate
     spans: list[tuple[int, int, int]] = []  # (start, stop, vowel) in samples
     pos = rng.uniform(0.04, 0.18) * sample_rate
@@ -129,32 +135,58 @@ def synthesize_voice(
         pos += dur + gap * sample_rate
     if not spans:  # very short clips: one syllable filling the middle
         spans.append((int(0.1 * n), int(0.9 * n), int(rng.integers(len(_VOWELS)))))
+    return spans
 
-    # --- F0 contour: emotion level, accents per syllable, declination/rise, tremor
+
+def _f0_contour(
+    identity: SpeakerIdentity,
+    voice: VoiceProfile,
+    spans: list[tuple[int, int, int]],
+    n: int,
+    seconds: float,
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``(n,)`` F0 in Hz: emotion level, accents per syllable, declination/rise, tremor."""
     t = np.arange(n) / sample_rate  # (n,)
-    f0_level = identity.f0 * mix("pitch") * 2 ** (rng.normal(0.0, 0.6) / 12)
+    f0_level = identity.f0 * voice.pitch * 2 ** (rng.normal(0.0, 0.6) / 12)
     centres = np.array([(s + e) / 2 for s, e, _ in spans]) / sample_rate
-    accents = rng.normal(0.0, mix("range_st") / 2, len(spans))
-    semitones = np.interp(t, centres, accents) + mix("contour") * t / seconds
-    tremor = mix("tremor") * np.sin(2 * np.pi * rng.uniform(5.0, 7.0) * t)
+    accents = rng.normal(0.0, voice.range_st / 2, len(spans))
+    semitones = np.interp(t, centres, accents) + voice.contour * t / seconds
+    tremor = voice.tremor * np.sin(2 * np.pi * rng.uniform(5.0, 7.0) * t)
     wobble = np.convolve(rng.normal(0.0, 0.004, n), np.ones(200) / 200**0.5, mode="same")
     f0 = f0_level * 2 ** (semitones / 12) * (1 + tremor + wobble)  # (n,) Hz
-    f0 = np.clip(f0, 50.0, 0.2 * sample_rate)
+    return np.clip(f0, 50.0, 0.2 * sample_rate)
 
-    # --- harmonic source with emotion- and speaker-dependent roll-off
+
+def _harmonic_source(
+    f0: np.ndarray, rolloff: float, breath: float, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n,)`` harmonic source at ``f0`` with a ``1 / h**rolloff`` spectrum, plus aspiration noise."""
     # Phase accumulates in float64, then wraps to one period so float32 suffices for the
     # (H, n) harmonic table, which is the costliest step of the whole generator.
     phase = np.mod(2 * np.pi * np.cumsum(f0) / sample_rate, 2 * np.pi).astype(np.float32)  # (n,)
     # The highest formant filter ends near 4 kHz, so harmonics above it would be filtered away.
     n_harm = max(1, int(min(0.45 * sample_rate, 4500.0) / f0.max()))
     harm = np.arange(1, n_harm + 1, dtype=np.float32)[:, None]  # (H, 1)
-    rolloff = 1.0 + mix("tilt") + identity.tilt
     weights = (1.0 / harm**rolloff).astype(np.float32)  # (H, 1)
     source = (weights * np.sin(harm * phase[None, :])).sum(axis=0, dtype=np.float64)  # (n,)
-    source += mix("breath") * rng.normal(0.0, 1.0, n) * np.abs(source).mean()
+    source += breath * rng.normal(0.0, 1.0, f0.size) * np.abs(source).mean()
+    return source
 
-    # --- vowels: the source through each vowel's formant filter bank
-    fs = identity.formant_scale * (1 + 0.12 * max(0.0, mix("gain_db")) / 8)  # loud -> wider jaw -> higher F1
+
+def _articulate(
+    source: np.ndarray,
+    spans: list[tuple[int, int, int]],
+    formant_scale: float,
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vowels: the source through each span's vowel formant filter bank, with a syllable
+    envelope and a fricative onset. Returns ``(voiced, envelope)``, both ``(n,)`` float64."""
+    from scipy.signal import lfilter
+
+    n = source.size
     voiced = np.zeros(n)
     envelope = np.zeros(n)
     filtered: dict[int, np.ndarray] = {}
@@ -162,7 +194,7 @@ def synthesize_voice(
         if v not in filtered:
             y = np.zeros(n)
             for f, bw, g in zip(_VOWELS[v], _FORMANT_BW, _FORMANT_GAIN, strict=True):
-                b, a = _bandpass(f * fs - bw, f * fs + bw, sample_rate)
+                b, a = _bandpass(f * formant_scale - bw, f * formant_scale + bw, sample_rate)
                 y += g * lfilter(b, a, source)
             filtered[v] = y
         length = stop - start
@@ -179,12 +211,21 @@ def synthesize_voice(
             b, a = _bandpass(2500.0, 6500.0, sample_rate)
             noise = lfilter(b, a, rng.normal(0.0, 1.0, burst)) * np.hanning(burst)
             voiced[start - burst : start] += 0.25 * noise * np.abs(filtered[v][start:stop]).mean() * 4
+    return voiced, envelope
 
-    # --- loudness: set the RMS of the voiced part, then add a faint noise floor
+
+def _loudness(
+    voiced: np.ndarray, envelope: np.ndarray, target_db: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Set the RMS of the voiced part to about ``target_db`` dBFS, add a faint noise floor, soft-clip.
+
+    Returns ``(n,)`` float32 in [-1, 1].
+    """
+    n = voiced.size
     active = envelope > 0.5
     rms = np.sqrt(np.mean(voiced[active] ** 2)) if active.any() else np.sqrt(np.mean(voiced**2)) + 1e-12
-    target_db = -24.0 + mix("gain_db") + identity.loudness_db + rng.normal(0.0, 1.0)
+    target_db = target_db + rng.normal(0.0, 1.0)
     audio = voiced * (10 ** (target_db / 20) / max(rms, 1e-12))
     audio += rng.normal(0.0, 10 ** (-58 / 20), n)
     audio = np.tanh(audio * 1.2) / 1.2  # soft clip keeps loud clips in range without hard edges
-    return audio.astype(np.float32), envelope.astype(np.float32)
+    return audio.astype(np.float32)

@@ -2,7 +2,8 @@
 
 Drawn with matplotlib's object API on an explicit Agg canvas (no pyplot, no global
 backend state); every title names the corpus and the protocol. Nothing is written
-to disk here.
+to disk here. matplotlib is imported when the first figure is drawn, not with this
+module.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import MaxNLocator
 
 from mmfer.evaluation.results import ReportData, RunResult, corpus_label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
 
 __all__ = ["Figure", "fig_confusion", "fig_fold_accuracy", "fig_training"]
 
@@ -41,7 +43,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "x"
 
 
+def _new_figure(figsize: tuple[float, float]) -> MplFigure:
+    """An empty matplotlib figure (matplotlib imported here, on first use)."""
+    from matplotlib.figure import Figure as MplFigure
+
+    return MplFigure(figsize=figsize)
+
+
 def _render(fig: MplFigure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)  # Agg canvas explicitly: no pyplot, no global backend state
     buf = io.BytesIO()
     # No "Software" tag: keeps the PNG free of the matplotlib URL and byte-stable across versions.
@@ -54,13 +65,14 @@ def _wrap(title: str, width: int = 70) -> str:
 
 
 def fig_confusion(r: RunResult, data: ReportData) -> Figure:
+    """Row-normalised confusion matrix (%) of one run's predictions pooled over folds."""
     c = len(r.labels)
     cm = np.zeros((c, c), dtype=np.float64)  # (true, pred)
     np.add.at(cm, (np.asarray(r.y_true, dtype=np.int64), np.asarray(r.y_pred, dtype=np.int64)), 1.0)
     rows = cm.sum(axis=1, keepdims=True)  # (C, 1)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)  # empty classes stay 0, no warning
     size = max(4.0, 0.55 * c + 2.5)
-    fig = MplFigure(figsize=(size + 1.0, size))
+    fig = _new_figure((size + 1.0, size))
     ax = fig.add_subplot()
     im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
@@ -88,10 +100,11 @@ def fig_confusion(r: RunResult, data: ReportData) -> Figure:
 
 
 def fig_fold_accuracy(runs: Sequence[RunResult], data: ReportData) -> Figure:
+    """Accuracy of every fold, one bar per run (all-modality runs)."""
     k = max(len(r.fold_metrics) for r in runs)
     width = 0.8 / len(runs)
     # Capped width: a 24-speaker LOSO must still fit a page; labels rotate instead.
-    fig = MplFigure(figsize=(min(16.0, max(6.0, (0.25 * len(runs) + 0.3) * k + 2)), 4.0))
+    fig = _new_figure((min(16.0, max(6.0, (0.25 * len(runs) + 0.3) * k + 2)), 4.0))
     ax = fig.add_subplot()
     for j, r in enumerate(runs):
         acc = [m["accuracy"] * 100 for m in r.fold_metrics]  # (k,)
@@ -107,9 +120,12 @@ def fig_fold_accuracy(runs: Sequence[RunResult], data: ReportData) -> Figure:
 
 
 def fig_training(r: RunResult, data: ReportData) -> Figure | None:
+    """Training (solid) and validation (dashed) loss per epoch of each fold; None without a history."""
+    from matplotlib.ticker import MaxNLocator
+
     if not any(r.history):
         return None
-    fig = MplFigure(figsize=(7.0, 4.0))
+    fig = _new_figure((7.0, 4.0))
     ax = fig.add_subplot()
     per_fold_legend = len(r.history) <= _MAX_LEGEND_FOLDS
     for i, hist in enumerate(r.history):

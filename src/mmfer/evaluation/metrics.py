@@ -15,6 +15,13 @@ without saying how the per-class numbers are combined. We report:
   present in ``y_true`` (a class that never occurs in the test fold has no
   defined sensitivity, so it is left out of every macro mean; its row stays in
   ``per_class``).
+- ``uar``: unweighted average recall (balanced accuracy), the mean of the
+  per-class recalls over the classes present in ``y_true``; on imbalanced data
+  it differs from accuracy, which weights each class by its support. Equal to
+  ``macro["sensitivity"]`` and to :func:`sklearn.metrics.balanced_accuracy_score`.
+- ``macro_f1``: the unweighted mean of the per-class F1 (``2 PPV sens / (PPV + sens)``)
+  over the classes present in ``y_true``, i.e. ``sklearn.metrics.f1_score(...,
+  labels=<classes present in y_true>, average="macro", zero_division=0)``.
 - ``mcc_multiclass``: the multiclass MCC of Gorodkin (2004),
   :func:`sklearn.metrics.matthews_corrcoef`, which is not the mean of the
   one-vs-rest MCCs.
@@ -37,6 +44,8 @@ from mmfer.errors import DataError
 
 #: One-vs-rest metric names kept per class and macro-averaged.
 OVR_METRICS: tuple[str, ...] = ("ppv", "specificity", "sensitivity", "mcc_ovr")
+#: Headline metrics of every report table: key -> display name.
+HEADLINE_METRICS: dict[str, str] = {"accuracy": "accuracy", "uar": "UAR", "macro_f1": "macro-F1"}
 
 
 def _as_1d(values: Sequence[Hashable] | np.ndarray, name: str) -> np.ndarray:
@@ -127,6 +136,8 @@ def _ovr_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
         den = math.sqrt((tp[i] + fp[i]) * (tp[i] + fn[i]) * (tn[i] + fp[i]) * (tn[i] + fn[i]))
         mcc.append(_safe_div(tp[i] * tn[i] - fp[i] * fn[i], den))
     out["mcc_ovr"] = np.array(mcc)
+    # F1 = 2 PPV sens / (PPV + sens) = 2 TP / (2 TP + FP + FN), from the counts
+    out["f1"] = np.array([_safe_div(2 * tp[i], 2 * tp[i] + fp[i] + fn[i]) for i in range(c)])
     out["accuracy_ovr"] = (tp + tn) / n  # eq. 12 per class; n > 0 is checked upstream
     return out
 
@@ -156,11 +167,13 @@ def classification_metrics(
     dict
         ``accuracy`` (float, overall fraction correct = trace/N; see the module
         docstring for why this differs from eq. 12 one-vs-rest),
+        ``uar`` (unweighted average recall = balanced accuracy),
+        ``macro_f1`` (mean per-class F1 over classes present in ``y_true``),
         ``macro`` ({"ppv", "specificity", "sensitivity", "mcc_ovr"}: unweighted
         means over classes present in ``y_true``),
         ``mcc_multiclass`` (float, Gorodkin/scikit-learn),
         ``per_class`` ({name: {"ppv", "specificity", "sensitivity", "mcc_ovr",
-        "accuracy_ovr", "support", "tp", "fp", "fn", "tn"}}),
+        "f1", "accuracy_ovr", "support", "tp", "fp", "fn", "tn"}}),
         ``support`` ({name: int}), ``confusion`` (``C x C`` nested list of ints,
         rows true) and ``n`` (int). All fractions are in [0, 1] (MCC in [-1, 1]);
         undefined ratios are 0.0. The dict is JSON-serialisable when ``names``
@@ -182,7 +195,7 @@ def classification_metrics(
 
     per_class: dict[Any, dict[str, float | int]] = {}
     for i, key in enumerate(keys):
-        row: dict[str, float | int] = {m: float(ovr[m][i]) for m in (*OVR_METRICS, "accuracy_ovr")}
+        row: dict[str, float | int] = {m: float(ovr[m][i]) for m in (*OVR_METRICS, "f1", "accuracy_ovr")}
         row["support"] = int(support[i])
         for count in ("tp", "fp", "fn", "tn"):
             row[count] = int(ovr[count][i])
@@ -195,6 +208,8 @@ def classification_metrics(
         mcc_multi = float(matthews_corrcoef(yt, yp))
     return {
         "accuracy": float(np.trace(cm) / cm.sum()),
+        "uar": macro["sensitivity"],
+        "macro_f1": float(np.mean(ovr["f1"][present])),
         "macro": macro,
         "mcc_multiclass": mcc_multi,
         "per_class": per_class,
@@ -202,6 +217,62 @@ def classification_metrics(
         "confusion": cm.tolist(),
         "n": int(cm.sum()),
     }
+
+
+def uar(
+    y_true: Sequence[Hashable] | np.ndarray,
+    y_pred: Sequence[Hashable] | np.ndarray,
+    labels: Sequence[Hashable] | np.ndarray,
+) -> float:
+    """Unweighted average recall (balanced accuracy): mean recall over the classes present in ``y_true``.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        ``(N,)`` true and predicted labels, values from ``labels``.
+    labels
+        ``(C,)`` label values.
+
+    Returns
+    -------
+    float
+        In [0, 1]; ``1 / C_present`` times the sum of per-class recalls.
+
+    Raises
+    ------
+    DataError
+        As :func:`classification_metrics`.
+
+    Examples
+    --------
+    Nine samples of class 0 and one of class 1, everything predicted as 0:
+    accuracy 0.9, but UAR (1.0 + 0.0) / 2 = 0.5.
+
+    >>> uar([0] * 9 + [1], [0] * 10, [0, 1])
+    0.5
+    """
+    yt, yp, labs = _check(y_true, y_pred, labels)
+    return recall_uar(confusion_matrix(yt, yp, labels=labs))
+
+
+def recall_uar(cm: np.ndarray) -> float:
+    """UAR of a ``(C, C)`` confusion matrix (rows true): mean of ``diag / row sum`` over non-empty rows."""
+    cm = np.asarray(cm, dtype=np.float64)
+    support = cm.sum(axis=1)  # (C,)
+    present = support > 0
+    return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def macro_f1(
+    y_true: Sequence[Hashable] | np.ndarray,
+    y_pred: Sequence[Hashable] | np.ndarray,
+    labels: Sequence[Hashable] | np.ndarray,
+) -> float:
+    """Macro-F1 in [0, 1]: mean per-class F1 over the classes present in ``y_true`` (0 where undefined).
+
+    Same parameters and errors as :func:`uar`; the value is ``classification_metrics(...)["macro_f1"]``.
+    """
+    return float(classification_metrics(y_true, y_pred, labels)["macro_f1"])
 
 
 def _is_scalar(value: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from mmfer.evaluation.figures import Figure
-from mmfer.evaluation.tables import Table
+from mmfer.evaluation.table_base import Table
 
 __all__ = ["Block", "csv_text", "to_html", "to_markdown"]
 

@@ -27,11 +27,12 @@ All files are written atomically (:mod:`mmfer.io`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmfer.errors import DataError
 from mmfer.evaluation.audit import audit_findings
-from mmfer.evaluation.figures import fig_confusion, fig_fold_accuracy, fig_training
+from mmfer.evaluation.figures import Figure, fig_confusion, fig_fold_accuracy, fig_training
 from mmfer.evaluation.render import Block, csv_text, to_html, to_markdown
 from mmfer.evaluation.results import (
     SYNTHETIC_WARNING,
@@ -41,6 +42,7 @@ from mmfer.evaluation.results import (
     runs_of_model,
 )
 from mmfer.evaluation.tables import (
+    Table,
     per_fold_tables,
     table_ablation,
     table_front_ends,
@@ -86,6 +88,136 @@ def _validate(data: ReportData) -> None:
                     )
 
 
+@dataclass
+class _Parts:
+    """The tables and figures of one report, built before any block is laid out."""
+
+    t1: Table
+    t3: Table
+    t5: Table
+    t6: Table
+    significance: Table
+    per_fold_csv: Table
+    per_fold_md: Table
+    protocols: Table | None
+    ablation: Table | None
+    selection: Table | None
+    front_ends: Table | None
+    figures: list[Figure]
+    curves: Figure | None
+
+    def csv_tables(self) -> list[Table]:
+        """Every table with a CSV, in the order they are written."""
+        extra = [t for t in (self.protocols, self.ablation, self.selection, self.front_ends) if t is not None]
+        return [self.t1, self.t3, self.t5, self.t6, self.significance, self.per_fold_csv, *extra]
+
+    def pngs(self) -> list[Figure]:
+        """Every figure, the training curves last."""
+        return [*self.figures, *([self.curves] if self.curves else [])]
+
+
+AuditLines = list[tuple[str, list[str], list[str]]]
+
+
+def _audit(data: ReportData) -> tuple[list[str], AuditLines]:
+    """Leak banners and, per protocol, ``(protocol, leaks, info)`` lines of the leakage audit."""
+    protocols = [data.main()] + ([data.second] if data.second else [])
+    leaks: list[str] = []
+    audit_lines: AuditLines = []
+    for pr in protocols:
+        lk, info = audit_findings(pr.leakage, pr.protocol, pr.speaker_independent)
+        leaks += lk
+        audit_lines.append((pr.protocol, lk, info))
+    return leaks, audit_lines
+
+
+def _build(data: ReportData) -> _Parts:
+    """Every table and figure of the report."""
+    t1, t3, t5, t6 = table_modalities(data), table_models(data), table_timing(data), table_paper(data)
+    tsig = table_significance(data)
+    per_fold_csv, per_fold_md = per_fold_tables(data)
+    tproto = table_protocols(data)
+    full_runs = full_modality_runs(data.runs)
+    figures = [fig_confusion(r, data) for r in full_runs]
+    figures.append(fig_fold_accuracy(full_runs, data))
+    primary_full = runs_of_model(full_runs, data.primary_model)
+    curves = fig_training(primary_full[0], data) if primary_full else None
+    t_abl, t_sel, t_fe = table_ablation(data), table_selection(data), table_front_ends(data)
+    return _Parts(
+        t1, t3, t5, t6, tsig, per_fold_csv, per_fold_md, tproto, t_abl, t_sel, t_fe, figures, curves
+    )
+
+
+def _head(data: ReportData, leaks: list[str]) -> list[Block]:
+    """Title, the synthetic and leak banners, and the run summary list."""
+    blocks: list[Block] = [("h1", f"{data.title} — {corpus_label(data)}")]
+    if data.is_synthetic:
+        blocks.append(("banner-warn", SYNTHETIC_WARNING + "."))
+    for lk in leaks:
+        blocks.append(("banner-leak", lk + " — the affected numbers are not trustworthy."))
+    blocks.append(
+        (
+            "ul",
+            [
+                f"Corpus: {corpus_label(data)}",
+                f"Protocol: {data.protocol}"
+                + (f"; second protocol: {data.second.protocol}" if data.second else ""),
+                f"Models: {', '.join(dict.fromkeys(r.model for r in data.runs))}",
+                f"Classes: {', '.join(data.runs[0].labels)}",
+                *data.notes,
+            ],
+        )
+    )
+    return blocks
+
+
+def _blocks(data: ReportData, p: _Parts, leaks: list[str], audit_lines: AuditLines) -> list[Block]:
+    """The whole document, top to bottom."""
+    blocks = _head(data, leaks)
+    blocks += [("h2", "Results"), ("table", p.t1), ("table", p.t3)]
+    for t in (p.ablation, p.front_ends, p.protocols, p.selection):
+        if t is not None:
+            blocks.append(("table", t))
+    blocks += [
+        ("table", p.t5),
+        ("h2", "Comparison with the paper"),
+        ("table", p.t6),
+        ("h2", "Significance"),
+        ("table", p.significance),
+        ("h2", "Per fold"),
+        ("table", p.per_fold_md),
+        ("h2", "Figures"),
+    ]
+    blocks += [("figure", f) for f in p.figures]
+    if p.curves is not None:
+        blocks.append(("figure", p.curves))
+    else:
+        blocks.append(("p", f"No training history for {data.primary_model}: no training-curve plot."))
+    blocks.append(("h2", "Leakage audit"))
+    for proto, lk, info in audit_lines:
+        blocks.append(("p", f"Protocol: {proto}"))
+        blocks.append(("ul", lk + info))
+    if data.is_synthetic:
+        blocks.append(("banner-warn", SYNTHETIC_WARNING + "."))
+    return blocks
+
+
+def _write(out: Path, data: ReportData, p: _Parts, blocks: list[Block]) -> dict[str, Path]:
+    """Write PNGs and CSVs first, so report.md never points to a missing file, then report.md/html."""
+    written: dict[str, Path] = {}
+    for f in p.pngs():
+        written[f.filename] = atomic_write_bytes(out / f.filename, f.png)
+    for t in p.csv_tables():
+        if t.stem is None:  # pragma: no cover - every table listed here has a CSV stem
+            continue
+        written[f"{t.stem}.csv"] = atomic_write_text(out / f"{t.stem}.csv", csv_text(t))
+    written["report.md"] = atomic_write_text(out / "report.md", to_markdown(blocks))
+    written["report.html"] = atomic_write_text(
+        out / "report.html", to_html(blocks, f"{data.title} — {data.corpus}")
+    )
+    return written
+
+
 def write_report(results: ReportData, out_dir: str | Path) -> dict[str, Path]:
     """Write report.md, report.html, the table CSVs and the PNG plots into ``out_dir``.
 
@@ -112,93 +244,9 @@ def write_report(results: ReportData, out_dir: str | Path) -> dict[str, Path]:
     DataError
         No runs, or a run whose predictions, labels, timings or metrics are inconsistent.
     """
-    data = results
-    _validate(data)
+    _validate(results)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-
-    # ---- leakage first: it decides the banners at the top
-    protocols = [data.main()] + ([data.second] if data.second else [])
-    leaks: list[str] = []
-    audit_lines: list[tuple[str, list[str], list[str]]] = []
-    for pr in protocols:
-        lk, info = audit_findings(pr.leakage, pr.protocol, pr.speaker_independent)
-        leaks += lk
-        audit_lines.append((pr.protocol, lk, info))
-
-    # ---- tables and figures
-    t1, t3, t5, t6 = table_modalities(data), table_models(data), table_timing(data), table_paper(data)
-    tsig = table_significance(data)
-    per_fold_csv, per_fold_md = per_fold_tables(data)
-    tproto = table_protocols(data)
-    full_runs = full_modality_runs(data.runs)
-    figures = [fig_confusion(r, data) for r in full_runs]
-    figures.append(fig_fold_accuracy(full_runs, data))
-    primary_full = runs_of_model(full_runs, data.primary_model)
-    curves = fig_training(primary_full[0], data) if primary_full else None
-
-    # ---- document
-    blocks: list[Block] = [("h1", f"{data.title} — {corpus_label(data)}")]
-    if data.is_synthetic:
-        blocks.append(("banner-warn", SYNTHETIC_WARNING + "."))
-    for lk in leaks:
-        blocks.append(("banner-leak", lk + " — the affected numbers are not trustworthy."))
-    blocks.append(
-        (
-            "ul",
-            [
-                f"Corpus: {corpus_label(data)}",
-                f"Protocol: {data.protocol}"
-                + (f"; second protocol: {data.second.protocol}" if data.second else ""),
-                f"Models: {', '.join(dict.fromkeys(r.model for r in data.runs))}",
-                f"Classes: {', '.join(data.runs[0].labels)}",
-                *data.notes,
-            ],
-        )
-    )
-    blocks += [("h2", "Results"), ("table", t1), ("table", t3)]
-    t_abl, t_sel, t_fe = table_ablation(data), table_selection(data), table_front_ends(data)
-    if t_abl is not None:
-        blocks.append(("table", t_abl))
-    if t_fe is not None:
-        blocks.append(("table", t_fe))
-    if tproto is not None:
-        blocks.append(("table", tproto))
-    if t_sel is not None:
-        blocks.append(("table", t_sel))
-    blocks += [
-        ("table", t5),
-        ("h2", "Comparison with the paper"),
-        ("table", t6),
-        ("h2", "Significance"),
-        ("table", tsig),
-        ("h2", "Per fold"),
-        ("table", per_fold_md),
-        ("h2", "Figures"),
-    ]
-    blocks += [("figure", f) for f in figures]
-    if curves is not None:
-        blocks.append(("figure", curves))
-    else:
-        blocks.append(("p", f"No training history for {data.primary_model}: no training-curve plot."))
-    blocks.append(("h2", "Leakage audit"))
-    for proto, lk, info in audit_lines:
-        blocks.append(("p", f"Protocol: {proto}"))
-        blocks.append(("ul", lk + info))
-    if data.is_synthetic:
-        blocks.append(("banner-warn", SYNTHETIC_WARNING + "."))
-
-    # ---- write (PNGs and CSVs first, so report.md never points to a missing file)
-    for f in [*figures, *([curves] if curves else [])]:
-        written[f.filename] = atomic_write_bytes(out / f.filename, f.png)
-    extra_tables = [t for t in (tproto, t_abl, t_sel, t_fe) if t is not None]
-    for t in (t1, t3, t5, t6, tsig, per_fold_csv, *extra_tables):
-        if t.stem is None:  # pragma: no cover - every table listed here has a CSV stem
-            continue
-        written[f"{t.stem}.csv"] = atomic_write_text(out / f"{t.stem}.csv", csv_text(t))
-    written["report.md"] = atomic_write_text(out / "report.md", to_markdown(blocks))
-    written["report.html"] = atomic_write_text(
-        out / "report.html", to_html(blocks, f"{data.title} — {data.corpus}")
-    )
-    return written
+    leaks, audit_lines = _audit(results)  # leakage first: it decides the banners at the top
+    parts = _build(results)
+    return _write(out, results, parts, _blocks(results, parts, leaks, audit_lines))

@@ -112,8 +112,9 @@ class RunResult:
 class SignificanceRow:
     """Paired comparison of model A against model B (same folds, same test samples).
 
-    ``mean_diff`` is A - B of ``metric`` (a fraction); p-values are two-sided.
-    Build it with :func:`compare_runs`.
+    ``mean_diff`` is A - B of ``metric`` (a fraction); p-values are two-sided. The
+    speaker-level fields compare per-speaker scores of the same metric (accuracy or
+    UAR; None for other metrics). Build it with :func:`compare_runs`.
     """
 
     model_a: str
@@ -130,16 +131,23 @@ class SignificanceRow:
     mcnemar_c: int | None = None
     mcnemar_exact_p: float | None = None
     mcnemar_chi2_p: float | None = None
-    #: Speaker-level comparison (the primary test): per-speaker accuracy pairs.
+    #: Speaker-level comparison (the primary test): per-speaker pairs of ``metric``.
     n_speakers: int | None = None
     speaker_mean_diff: float | None = None
     speaker_wilcoxon_p: float | None = None
     speaker_wilcoxon_method: str = ""
-    #: 95 % cluster-bootstrap interval (speakers resampled) of the pooled accuracy difference.
+    #: 95 % cluster-bootstrap interval (speakers resampled) of the pooled difference of ``metric``.
     speaker_diff_ci: tuple[float, float] | None = None
     speakers_a_better: int | None = None
     speakers_b_better: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: The same comparison on further metrics (e.g. UAR beside accuracy), one row each,
+    #: their speaker-level tests on per-speaker scores of that metric.
+    other_metrics: list[SignificanceRow] = field(default_factory=list)
+
+    def with_other_metrics(self) -> list[SignificanceRow]:
+        """This row, then its :attr:`other_metrics` rows."""
+        return [self, *self.other_metrics]
 
 
 @dataclass
@@ -267,28 +275,52 @@ def corpus_label(data: ReportData) -> str:
     return f"{data.corpus} [SYNTHETIC]" if data.is_synthetic else data.corpus
 
 
-def compare_runs(a: RunResult, b: RunResult, metric: str = "accuracy") -> SignificanceRow:
-    """Paired fold tests on ``metric`` and McNemar on the pooled predictions of two runs.
+#: Fold-metric keys -> the metric the speaker-level test computes per speaker (UAR = macro sensitivity).
+_SPEAKER_METRIC: dict[str, str] = {"accuracy": "accuracy", "uar": "uar", "macro.sensitivity": "uar"}
+
+
+def compare_runs(
+    a: RunResult, b: RunResult, metric: str = "accuracy", *, also: Sequence[str] = ("uar",)
+) -> SignificanceRow:
+    """Paired fold tests, McNemar and the speaker-level test of two runs on ``metric`` (and ``also``).
 
     Parameters
     ----------
     a, b
         Runs under the same protocol and folds.
     metric
-        Dotted key into the fold metric dicts (``accuracy``, ``macro.sensitivity`` ...).
+        Dotted key into the fold metric dicts (``accuracy``, ``uar``, ``macro.sensitivity`` ...).
+    also
+        Further metrics compared the same way, kept in
+        :attr:`SignificanceRow.other_metrics` (skipped when a fold dict lacks one,
+        e.g. results computed before UAR was recorded).
 
     Returns
     -------
     SignificanceRow
         McNemar fields are None (with a note) when the pooled ``y_true`` (or
         ``sample_ids``, when both runs have them) differ, i.e. the samples cannot
-        be paired.
+        be paired. The speaker-level fields are None when the runs carry no
+        speakers or the metric is neither accuracy nor UAR.
 
     Raises
     ------
     DataError
-        Different fold counts or a missing metric key.
+        Different fold counts or a missing ``metric`` key.
     """
+    row = _compare_on(a, b, metric)
+    for extra in also:
+        if extra == metric:
+            continue
+        try:
+            row.other_metrics.append(_compare_on(a, b, extra))
+        except DataError:
+            row.notes.append(f"{extra} not in the fold metrics: not compared")
+    return row
+
+
+def _compare_on(a: RunResult, b: RunResult, metric: str) -> SignificanceRow:
+    """The comparison of two runs on one metric (see :func:`compare_runs`)."""
     if len(a.fold_metrics) != len(b.fold_metrics):
         raise DataError(None, f"{a.name} has {len(a.fold_metrics)} folds, {b.name} {len(b.fold_metrics)}")
     try:
@@ -320,16 +352,24 @@ def compare_runs(a: RunResult, b: RunResult, metric: str = "accuracy") -> Signif
         m = mcnemar(a.y_true, a.y_pred, b.y_pred)
         row.mcnemar_b, row.mcnemar_c = m["b"], m["c"]
         row.mcnemar_exact_p, row.mcnemar_chi2_p = m["exact_p"], m["chi2_p"]
-        if (
-            a.speakers
-            and len(a.speakers) == len(a.y_true)
-            and list(a.speakers) == list(b.speakers or a.speakers)
-        ):
-            sp = speaker_level_test(a.y_true, a.y_pred, b.y_pred, a.speakers)
-            row.n_speakers, row.speaker_mean_diff = sp["n_speakers"], sp["mean_diff"]
-            row.speaker_wilcoxon_p, row.speaker_wilcoxon_method = sp["wilcoxon_p"], sp["wilcoxon_method"]
-            row.speaker_diff_ci = sp["diff_ci"]
-            row.speakers_a_better, row.speakers_b_better = sp["a_better"], sp["b_better"]
+        _speaker_test(row, a, b, metric)
     else:
         row.notes.append("pooled test samples differ in order or content: McNemar skipped")
     return row
+
+
+def _speaker_test(row: SignificanceRow, a: RunResult, b: RunResult, metric: str) -> None:
+    """Fill the speaker-level fields of ``row`` when both runs carry the same speakers."""
+    if not (
+        a.speakers and len(a.speakers) == len(a.y_true) and list(a.speakers) == list(b.speakers or a.speakers)
+    ):
+        return
+    speaker_metric = _SPEAKER_METRIC.get(metric)
+    if speaker_metric is None:
+        row.notes.append(f"no speaker-level test for {metric} (only accuracy and UAR)")
+        return
+    sp = speaker_level_test(a.y_true, a.y_pred, b.y_pred, a.speakers, metric=speaker_metric)
+    row.n_speakers, row.speaker_mean_diff = sp["n_speakers"], sp["mean_diff"]
+    row.speaker_wilcoxon_p, row.speaker_wilcoxon_method = sp["wilcoxon_p"], sp["wilcoxon_method"]
+    row.speaker_diff_ci = sp["diff_ci"]
+    row.speakers_a_better, row.speakers_b_better = sp["a_better"], sp["b_better"]

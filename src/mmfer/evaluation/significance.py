@@ -229,6 +229,10 @@ def speaker_accuracy(
     return {spk: float(np.mean(t[s == spk] == p[s == spk])) for spk in sorted(set(s.tolist()))}
 
 
+#: Metrics the speaker-level test and the speaker bootstrap can compute from per-speaker counts.
+SPEAKER_METRICS: tuple[str, ...] = ("accuracy", "uar")
+
+
 def cluster_bootstrap_accuracy(
     y_true: Sequence[int],
     y_pred: Sequence[int],
@@ -243,11 +247,47 @@ def cluster_bootstrap_accuracy(
     Speakers, not clips, are the independent units of a speaker-independent
     evaluation, so the interval is as wide as the variation between people.
     """
-    per = _speaker_counts(y_true, [y_pred], speakers)  # (S, 2): correct, n
-    boots = _resample(per, n_boot, seed)  # (B, S) speaker indices
-    acc = per[boots, 0].sum(axis=1) / per[boots, 1].sum(axis=1)  # (B,)
-    lo, hi = np.quantile(acc, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    return cluster_bootstrap(
+        y_true, y_pred, speakers, metric="accuracy", n_boot=n_boot, seed=seed, level=level
+    )
+
+
+def cluster_bootstrap(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    speakers: Sequence[Hashable],
+    *,
+    metric: str = "accuracy",
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of a pooled metric (accuracy or UAR) over speakers resampled with replacement.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        ``(N,)`` true and predicted class indices.
+    speakers
+        ``(N,)`` speaker of each sample.
+    metric
+        One of :data:`SPEAKER_METRICS`; ``uar`` is recomputed on the pooled counts of
+        each resample (classes absent from a resample are left out of its mean).
+    n_boot, seed, level
+        Number of resamples, their seed and the interval's coverage.
+
+    Returns
+    -------
+    tuple[float, float]
+        ``(lo, hi)`` as fractions.
+    """
+    n, (correct,) = _class_counts(y_true, [y_pred], speakers)  # (S, C) each
+    boots = _resample(n, n_boot, seed)  # (B, S) speaker indices
+    if metric == "accuracy":
+        scores = correct.sum(axis=1)[boots].sum(axis=1) / n.sum(axis=1)[boots].sum(axis=1)  # (B,)
+    else:
+        scores = _score(correct[boots].sum(axis=1), n[boots].sum(axis=1), metric)  # (B,)
+    return _interval(scores, level)
 
 
 def speaker_level_test(
@@ -256,44 +296,75 @@ def speaker_level_test(
     y_pred_b: Sequence[int],
     speakers: Sequence[Hashable],
     *,
+    metric: str = "accuracy",
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, Any]:
     """Paired comparison of two models with the speaker as the unit.
 
-    Wilcoxon signed-rank on per-speaker accuracies (A − B, one pair per
-    speaker), and a cluster-bootstrap interval of the pooled accuracy
-    difference (speakers resampled with replacement).
+    Wilcoxon signed-rank on per-speaker scores (A − B, one pair per speaker), and a
+    cluster-bootstrap interval of the pooled difference (speakers resampled with
+    replacement).
+
+    Parameters
+    ----------
+    y_true, y_pred_a, y_pred_b
+        ``(N,)`` true classes and the two models' predictions of the same samples.
+    speakers
+        ``(N,)`` speaker of each sample.
+    metric
+        ``accuracy`` or ``uar`` (:data:`SPEAKER_METRICS`): each speaker's score is
+        computed on that speaker's samples (UAR over the classes the speaker has).
+    n_boot, seed, level
+        Bootstrap resamples, seed and interval coverage.
 
     Returns
     -------
     dict
-        ``n_speakers``, ``mean_diff`` (mean over speakers of A − B), ``wilcoxon_p``,
-        ``wilcoxon_method``, ``diff_ci`` ``(lo, hi)`` of the pooled difference,
-        ``a_better`` / ``b_better`` (speakers where one model is more accurate).
+        ``n_speakers``, ``metric``, ``mean_diff`` (mean over speakers of A − B),
+        ``wilcoxon_p``, ``wilcoxon_method``, ``diff_ci`` ``(lo, hi)`` of the pooled
+        difference, ``a_better`` / ``b_better`` (speakers where one model scores higher).
     """
-    per = _speaker_counts(y_true, [y_pred_a, y_pred_b], speakers)  # (S, 3): correct A, correct B, n
-    diff = (per[:, 0] - per[:, 1]) / per[:, 2]  # (S,) per-speaker accuracy difference
+    n, (ca, cb) = _class_counts(y_true, [y_pred_a, y_pred_b], speakers)  # (S, C) each
+    diff = _diff(ca, cb, n, metric)  # (S,) per-speaker difference
     _, p, method = _wilcoxon(np.round(diff, _DIFF_DECIMALS))
-    boots = _resample(per, n_boot, seed)  # (B, S)
-    d = (per[boots, 0].sum(axis=1) - per[boots, 1].sum(axis=1)) / per[boots, 2].sum(axis=1)  # (B,)
-    lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
+    boots = _resample(n, n_boot, seed)  # (B, S)
+    d = _diff(ca[boots].sum(axis=1), cb[boots].sum(axis=1), n[boots].sum(axis=1), metric)  # (B,)
     return {
-        "n_speakers": len(per),
+        "n_speakers": len(n),
+        "metric": metric,
         "mean_diff": float(diff.mean()),
         "wilcoxon_p": p,
         "wilcoxon_method": method,
-        "diff_ci": (float(lo), float(hi)),
+        "diff_ci": _interval(d, level),
         "a_better": int((diff > 0).sum()),
         "b_better": int((diff < 0).sum()),
     }
 
 
-def _speaker_counts(
+def _score(correct: np.ndarray, n: np.ndarray, metric: str) -> np.ndarray:
+    """Accuracy or UAR of per-class counts ``(..., C)`` (correct predictions, samples)."""
+    if metric == "accuracy":
+        return correct.sum(axis=-1) / n.sum(axis=-1)
+    if metric != "uar":
+        raise DataError(None, f"speaker-level metric must be one of {SPEAKER_METRICS}, got {metric!r}")
+    present = n > 0
+    recall = np.divide(correct, n, out=np.zeros_like(correct), where=present)
+    return recall.sum(axis=-1) / present.sum(axis=-1)
+
+
+def _diff(ca: np.ndarray, cb: np.ndarray, n: np.ndarray, metric: str) -> np.ndarray:
+    """Score of A minus score of B from per-class counts ``(..., C)``."""
+    if metric == "accuracy":  # one division: the difference of correct counts over the samples
+        return (ca.sum(axis=-1) - cb.sum(axis=-1)) / n.sum(axis=-1)
+    return _score(ca, n, metric) - _score(cb, n, metric)
+
+
+def _class_counts(
     y_true: Sequence[int], preds: Sequence[Sequence[int]], speakers: Sequence[Hashable]
-) -> np.ndarray:
-    """``(S, len(preds) + 1)``: per speaker, correct predictions of each model, then sample count."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per speaker (sorted) and true class: sample counts and each model's correct counts, all ``(S, C)``."""
     t = np.asarray(y_true)
     s = np.asarray([str(x) for x in speakers])
     ps = [np.asarray(p) for p in preds]
@@ -301,11 +372,23 @@ def _speaker_counts(
         raise DataError(None, "y_true, predictions and speakers must have the same length")
     if len(t) == 0:
         raise DataError(None, "no samples to compare")
-    rows = []
-    for spk in sorted(set(s.tolist())):
-        m = s == spk
-        rows.append([*(float((p[m] == t[m]).sum()) for p in ps), float(m.sum())])
-    return np.asarray(rows)
+    spk_ids, spk = np.unique(s, return_inverse=True)  # sorted speakers
+    cls_ids, cls = np.unique(t, return_inverse=True)
+    shape = (len(spk_ids), len(cls_ids))
+    n = np.zeros(shape)
+    np.add.at(n, (spk, cls), 1.0)
+    correct = []
+    for p in ps:
+        c = np.zeros(shape)
+        np.add.at(c, (spk, cls), (p == t).astype(np.float64))
+        correct.append(c)
+    return n, correct
+
+
+def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """Central percentile interval ``(lo, hi)`` holding ``level`` of the bootstrap ``draws`` ``(B,)``."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 def _resample(per: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
