@@ -25,7 +25,15 @@ from mmfer.features.extract import _extractors_for
 
 #: Key-material fields whose values come from the environment (installed files and versions).
 _ENV_FIELDS = frozenset(
-    {"weights_sha256", "model_sha256", "ctranslate2", "faster_whisper", "opensmile", "backend", "weights_bytes"}
+    {
+        "weights_sha256",
+        "model_sha256",
+        "weights_bytes",
+        "backend",
+        "ctranslate2",
+        "faster_whisper",
+        "opensmile",
+    }
 )
 _SENTENCE = "Kids are talking by the door!"
 
