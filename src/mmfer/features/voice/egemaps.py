@@ -15,14 +15,13 @@ extra, ``pip install 'mmfer[egemaps]'``, never a core dependency.
 from __future__ import annotations
 
 import importlib.metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmfer.config import AudioConfig
 from mmfer.errors import ConfigError, FeatureError
-from mmfer.features.voice.loading import as_mono, decoding_key, load_clip
+from mmfer.features.voice.loading import ClipExtractor, as_mono, decoding_key
 
 #: Bumped whenever the feature computation changes, so old cache entries are not reused.
 EGEMAPS_VERSION = 1
@@ -43,7 +42,7 @@ def _smile() -> Any:
     return _SMILE
 
 
-class EGeMAPSExtractor:
+class EGeMAPSExtractor(ClipExtractor):
     """88 eGeMAPSv02 functionals of a clip, as one ``(1, 88)`` frame.
 
     Parameters
@@ -111,19 +110,3 @@ class EGeMAPSExtractor:
         if not np.all(np.isfinite(feats)):
             raise FeatureError(None, "openSMILE returned NaN/inf functionals (clip too short?)")
         return feats
-
-    def extract(self, path: str | Path) -> np.ndarray:
-        """Decode ``path`` (same decoding and silence check as MFCC) -> ``(1, 88)`` float32.
-
-        Raises
-        ------
-        FeatureError
-            Unreadable/corrupt/empty file.
-        ModalityMissing
-            Silent clip or video without audio.
-        """
-        wave = load_clip(path, self.cfg)  # (n_samples,)
-        try:
-            return self.transform_wave(wave, self.cfg.sample_rate)
-        except FeatureError as e:
-            raise FeatureError(path, e.problem) from None

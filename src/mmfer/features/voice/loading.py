@@ -247,6 +247,41 @@ def load_clip(path: str | Path, cfg: AudioConfig, *, sample_rate: int | None = N
     return load_audio(path, sample_rate=sr, max_seconds=cfg.max_seconds, silence_dbfs=cfg.silence_dbfs)
 
 
+class ClipExtractor:
+    """Base of every voice backend: ``extract(path)`` = :func:`load_clip`, then ``transform_wave``.
+
+    Subclasses set ``cfg`` and implement :meth:`transform_wave`; :attr:`read_rate` is the
+    rate they read when it is not ``cfg.sample_rate`` (Whisper: 16 kHz). One decoding
+    path for all backends, so they mask the same clips for the same reasons.
+    """
+
+    cfg: AudioConfig
+    #: Sample rate the backend reads; ``None`` = ``cfg.sample_rate``.
+    read_rate: int | None = None
+
+    def transform_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:
+        """``(n_samples,)`` waveform at ``sr`` -> ``(T, D)`` float32 frames."""
+        raise NotImplementedError
+
+    def extract(self, path: str | Path) -> np.ndarray:
+        """Decode ``path`` (audio file or video with a sound track) -> ``(T, D)`` float32 frames.
+
+        Raises
+        ------
+        FeatureError
+            Unreadable/corrupt/empty file, or the backend failed (naming the file unless the
+            backend named another culprit, e.g. its model folder).
+        ModalityMissing
+            Silent clip or video without audio.
+        """
+        sr = self.cfg.sample_rate if self.read_rate is None else self.read_rate
+        wave = load_clip(path, self.cfg, sample_rate=sr)  # (n_samples,)
+        try:
+            return self.transform_wave(wave, sr)
+        except FeatureError as e:
+            raise FeatureError(e.path if e.path is not None else path, e.problem) from None
+
+
 def decoding_key(cfg: AudioConfig) -> dict[str, Any]:
     """The decoding settings of :func:`load_clip` as cache-key material.
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmfer.config import AudioConfig
-from mmfer.features.voice.loading import SILENCE_MEASURE, as_mono, load_clip
+from mmfer.features.voice.loading import SILENCE_MEASURE, ClipExtractor, as_mono
 
 #: Bumped whenever the feature computation changes, so old cache entries are not reused.
 MFCC_VERSION = 1
@@ -76,7 +75,7 @@ def _delta(m: np.ndarray, order: int) -> np.ndarray:
     return librosa.feature.delta(m, width=width, order=order, axis=-1)
 
 
-class MFCCExtractor:
+class MFCCExtractor(ClipExtractor):
     """MFCC (+ delta, delta-delta) frames of a clip, eqs. 6-7.
 
     Stateless (nothing is fitted): standardisation happens later in fusion,
@@ -164,15 +163,3 @@ class MFCCExtractor:
         if cfg.deltas:
             m = np.concatenate([m, _delta(m, 1), _delta(m, 2)], axis=0)  # (3 * n_mfcc, T)
         return np.ascontiguousarray(m.T, dtype=np.float32)  # (T, dim)
-
-    def extract(self, path: str | Path) -> np.ndarray:
-        """Decode ``path`` (audio file or video with a sound track) and return ``(T, dim)`` MFCCs.
-
-        Raises
-        ------
-        FeatureError
-            Unreadable/corrupt/empty file.
-        ModalityMissing
-            Silent clip or video without audio.
-        """
-        return self.transform_wave(load_clip(path, self.cfg), self.cfg.sample_rate)

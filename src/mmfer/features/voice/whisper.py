@@ -37,7 +37,7 @@ import numpy as np
 from mmfer.config import AudioConfig
 from mmfer.errors import ConfigError, FeatureError
 from mmfer.features.cache import file_digest
-from mmfer.features.voice.loading import as_mono, decoding_key, load_clip
+from mmfer.features.voice.loading import ClipExtractor, as_mono, decoding_key
 
 #: Bumped whenever the feature computation changes, so old cache entries are not reused.
 WHISPER_VERSION = 1
@@ -138,7 +138,7 @@ def _open_model(folder: Path, compute_type: str, threads: int) -> Any:
     return model
 
 
-class WhisperEncoderExtractor:
+class WhisperEncoderExtractor(ClipExtractor):
     """Frame sequence of the Whisper encoder's last layer, ``(T, d_model)`` at 50 frames/s.
 
     Stateless (nothing is fitted); pooling over frames happens in fusion.
@@ -166,6 +166,9 @@ class WhisperEncoderExtractor:
     >>> ext.extract("clip.wav").shape  # 3 s clip  # doctest: +SKIP
     (150, 384)
     """
+
+    #: Whisper always reads 16 kHz, whatever ``cfg.sample_rate`` says.
+    read_rate = SAMPLE_RATE
 
     def __init__(self, cfg: AudioConfig, *, threads: int | None = None) -> None:
         _require_runtime()
@@ -307,24 +310,3 @@ class WhisperEncoderExtractor:
         chunks = [wave[i : i + WINDOW_SAMPLES] for i in range(0, wave.size, WINDOW_SAMPLES)]
         frames = [self._encode_window(c) for c in chunks]  # each (T_i, d_model)
         return np.ascontiguousarray(np.concatenate(frames, axis=0))  # (T, d_model)
-
-    def extract(self, path: str | Path) -> np.ndarray:
-        """Decode ``path`` (audio file or video with a sound track) and return ``(T, d_model)`` frames.
-
-        Decoding, truncation to ``max_seconds`` and the silence check are those of the
-        MFCC path (:func:`mmfer.features.voice.loading.load_clip`), so both extractors mask the
-        same clips for the same reasons.
-
-        Raises
-        ------
-        FeatureError
-            Unreadable/corrupt/empty file, or the model cannot be loaded.
-        ModalityMissing
-            Silent clip or video without audio.
-        """
-        wave = load_clip(path, self.cfg, sample_rate=SAMPLE_RATE)  # (n_samples,) at 16 kHz
-        try:
-            return self.transform_wave(wave, SAMPLE_RATE)
-        except FeatureError as e:
-            # keep the model folder as the culprit when it is the model that failed
-            raise FeatureError(e.path if e.path is not None else path, e.problem) from None
