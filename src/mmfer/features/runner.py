@@ -61,6 +61,7 @@ def run_unit(unit: Unit, ex: Extractors) -> Outcome:
 
 
 def _pool_init(cfg: FeatureConfig, n_threads: int = 1) -> None:
+    """Pool worker start: size its thread pools, then build its extractors once."""
     # N workers x T threads <= free cores: the MFCC filterbank (OpenBLAS), torch and
     # CTranslate2 would otherwise each start one thread per core in every worker.
     from mmfer.runtime import configure_worker
@@ -70,10 +71,12 @@ def _pool_init(cfg: FeatureConfig, n_threads: int = 1) -> None:
 
 
 def _pool_unit(unit: Unit, cfg: FeatureConfig) -> Outcome:
+    """One unit in a local pool worker (its extractors were built by :func:`_pool_init`)."""
     return run_unit(unit, extractors_for(cfg, limit_threads=True))
 
 
 def _dask_unit(unit: Unit, cfg: FeatureConfig) -> Outcome:
+    """One unit in a dask worker (one task thread per worker process)."""
     from mmfer import runtime
 
     if runtime.current().workers != 1 or runtime.current().threads != 1:
@@ -82,6 +85,17 @@ def _dask_unit(unit: Unit, cfg: FeatureConfig) -> Outcome:
 
 
 def iter_local(todo: list[Unit], cfg: FeatureConfig, ex: Extractors) -> Iterator[Outcome]:
+    """Outcomes of ``todo`` in completion order: in-process, or a process pool of at most ``cfg.workers``.
+
+    Parameters
+    ----------
+    todo
+        Keyed units to compute.
+    cfg
+        Feature config (``workers``; shipped to pool workers).
+    ex
+        This process's extractors (used when one worker is planned).
+    """
     from mmfer.runtime import worker_plan
 
     # features.workers is an upper bound: on a busy machine fewer workers run (mmfer.runtime)
@@ -105,6 +119,16 @@ def iter_local(todo: list[Unit], cfg: FeatureConfig, ex: Extractors) -> Iterator
 
 
 def iter_dask(todo: list[Unit], cfg: FeatureConfig) -> Iterator[Outcome]:
+    """Outcomes of ``todo`` in completion order from a dask.distributed cluster.
+
+    ``cfg.dask_address`` names a running scheduler; otherwise a local cluster of
+    ``cfg.workers`` single-threaded processes is started and closed afterwards.
+
+    Raises
+    ------
+    ConfigError
+        dask[distributed] is not installed.
+    """
     try:
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_as_completed
@@ -138,5 +162,6 @@ def iter_dask(todo: list[Unit], cfg: FeatureConfig) -> Iterator[Outcome]:
 
 
 def error_from(outcome: Outcome, unit: Unit) -> FeatureError:
+    """The failure of ``outcome`` re-created as an exception naming ``unit``'s file."""
     cls = ModalityMissing if outcome.error_kind == "missing" else FeatureError
     return cls(unit.path, outcome.problem)

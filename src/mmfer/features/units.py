@@ -107,7 +107,7 @@ def _cell(row: pd.Series, col: str) -> str | None:
 
 
 def _looks_like_transcript_file(value: str) -> bool:
-    # A transcript cell holds the words themselves unless it is a path to a .txt file.
+    """Whether a transcript cell is a path to a ``.txt`` file (otherwise it holds the words)."""
     return value.lower().endswith(".txt") and not any(ch.isspace() for ch in value.strip())
 
 
