@@ -20,7 +20,7 @@ import soundfile as sf
 
 from mmfer.config import AudioConfig, FaceConfig, FeatureConfig, TextConfig
 from mmfer.data.table import make_table, write_table
-from mmfer.errors import FeatureError, ModalityMissing
+from mmfer.errors import ConfigError, FeatureError, ModalityMissing
 from mmfer.features import extractors
 from mmfer.features.cache import FeatureCache
 from mmfer.features.extract import extract_features
@@ -456,3 +456,17 @@ def test_dask_local_cluster_matches_single_process(tmp_path: Path) -> None:
     viadask = extract_features(table, cfg, tmp_path / "c2", modalities=AUDIO_TEXT, progress=False)
     assert_same(one, viadask)
     assert len(FeatureCache(tmp_path / "c2").keys()) == 6 + 3
+
+
+def test_every_modality_plugs_in_through_one_interface() -> None:
+    """Each wing is reached only through the UnitExtractor registry, built lazily (no model loaded)."""
+    from mmfer.config import MODALITIES
+
+    assert set(extractors.UNIT_EXTRACTORS) == set(MODALITIES)
+    ex = extractors.Extractors(FeatureConfig(audio=mfcc_audio()))
+    for modality in MODALITIES:
+        wing = ex.wing(modality)
+        assert all(callable(getattr(wing, m, None)) for m in ("config_for", "compute", "prefetch"))
+        assert ex.wing(modality) is wing  # built once
+    with pytest.raises(ConfigError, match="unknown modality"):
+        ex.wing("smell")
