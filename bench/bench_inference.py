@@ -105,18 +105,26 @@ class _OldPath:
             del f.face_frames_used
 
 
+def _wing(features_cfg: Any, modality: str) -> Any:
+    """The model-backed extractor behind a modality's unit extractor (face CNN, voice backend),
+    the one :func:`mmfer.features.extract.extract_sample` uses."""
+    from mmfer.features.extractors import extractors_for
+
+    return extractors_for(features_cfg, limit_threads=False).wing(modality).extractor
+
+
 def bench_stages(model: Any, clips: list[Path], runs: int) -> Timer:
     """Per-stage and end-to-end latency, old and new path alternately."""
-    from mmfer.features.audio import load_audio
-    from mmfer.features.extract import SampleFeatures, _extractors_for
+    from mmfer.features.units import SampleFeatures
     from mmfer.features.video import read_video_frames
+    from mmfer.features.voice.loading import load_audio
 
     parts = _parts(model)
     preds = [p for _, p in parts]
     face_p = next((p for p in preds if "face" in p.modalities), None)
     voice_p = next((p for p in preds if "audio" in p.modalities), None)
-    fext = None if face_p is None else _extractors_for(face_p.features_cfg, limit_threads=False).face()
-    aext = None if voice_p is None else _extractors_for(voice_p.features_cfg, limit_threads=False).audio()
+    fext = None if face_p is None else _wing(face_p.features_cfg, "face")
+    aext = None if voice_p is None else _wing(voice_p.features_cfg, "audio")
     t = Timer()
     model.predict(clips[0])  # warm-up: loads the CNN, the Whisper model, first-call costs
     with _OldPath(preds):
@@ -239,9 +247,9 @@ def bench_stream(model: Any, clip: Path) -> None:
 def bench_extractors(clips: list[Path]) -> None:
     """Throughput of every extractor over the clips (one pass after one warm-up clip)."""
     from mmfer.config import AudioConfig, FaceConfig, TextConfig
-    from mmfer.features.audio import MFCCExtractor
-    from mmfer.features.face import FaceFeatureExtractor
-    from mmfer.features.whisper import WhisperEncoderExtractor
+    from mmfer.features.face.extractor import FaceFeatureExtractor
+    from mmfer.features.voice.mfcc import MFCCExtractor
+    from mmfer.features.voice.whisper import WhisperEncoderExtractor
 
     dur = sum(_duration(c) for c in clips)
     print(f"\n== extractor throughput over {len(clips)} clips ({dur:.1f} s of video), every sampled frame")
@@ -274,7 +282,7 @@ def bench_extractors(clips: list[Path]) -> None:
             f"(CPU {1000 * cpu / len(clips):.1f} ms/clip, decode included)"
         )
     try:
-        from mmfer.features.sentence import SentenceEncoder
+        from mmfer.features.words.sentence import SentenceEncoder
 
         tc = TextConfig()
         enc = SentenceEncoder(tc.embedding_model, max_tokens=tc.embedding_max_tokens)

@@ -30,7 +30,8 @@ import pandas as pd
 from common import CACHE, RESULTS, header, require_data, set_threads
 from mmfer.config import FeatureConfig, FusionConfig, TextConfig
 from mmfer.data import load_corpus
-from mmfer.features.extract import SampleFeatures, extract_features
+from mmfer.features.extract import extract_features
+from mmfer.features.units import SampleFeatures
 from mmfer.fusion import Fuser
 
 #: Text representations compared: row label -> TextConfig.

@@ -32,8 +32,9 @@ import numpy as np
 import torch
 
 from mmfer.config import FaceConfig
-from mmfer.features.efficientnet import create_backbone
-from mmfer.features.face import FaceFeatureExtractor, HaarFaceDetector
+from mmfer.features.face.backbones import create_backbone
+from mmfer.features.face.detection import HaarFaceDetector
+from mmfer.features.face.extractor import FaceFeatureExtractor
 from mmfer.features.video import read_video_frames
 
 

@@ -6,7 +6,7 @@ against the pinned sha512 (the npm registry's ``dist.integrity``) and sha1
 (``dist.shasum``), then extract only ``package/model/face_expression_model.bin`` and its
 weights manifest, check their sha256, and move them into the weights folder:
 ``$MMFER_FACEAPI_DIR`` or ``${XDG_CACHE_HOME:-~/.cache}/mmfer/weights/faceapi-1.7.15``
-(the folder ``mmfer.features.faceapi`` reads). Run by ``make env``.
+(the folder ``mmfer.features.face.faceapi`` reads). Run by ``make env``.
 
 Exit status: 0 when the files are installed (or were already, with the pinned hashes),
 also 0 with a warning when ``npm`` is not on PATH (mmfer then falls back to the FER2013

@@ -78,8 +78,8 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_predict_wav_equals_pipeline_probabilities(assets: Assets, predictor: Predictor) -> None:
-    from mmfer.features.audio import MFCCExtractor
-    from mmfer.features.extract import SampleFeatures
+    from mmfer.features.units import SampleFeatures
+    from mmfer.features.voice.mfcc import MFCCExtractor
 
     path = assets.wavs["sad"]
     (p,) = predictor.predict(path)
@@ -275,9 +275,9 @@ def face_predictor(assets: Assets, tmp_path_factory: pytest.TempPathFactory) -> 
     """Face+audio model: fitted on random face vectors (running the CNN on a training set is slow),
     so predicting still runs the real face branch (frames -> EfficientNet) on new files."""
     from mmfer.config import FaceConfig
-    from mmfer.features.audio import MFCCExtractor
-    from mmfer.features.extract import SampleFeatures
-    from mmfer.features.face import FaceFeatureExtractor
+    from mmfer.features.face.extractor import FaceFeatureExtractor
+    from mmfer.features.units import SampleFeatures
+    from mmfer.features.voice.mfcc import MFCCExtractor
     from mmfer.pipeline import fit_recognizer
 
     fcfg = FeatureConfig(

@@ -16,7 +16,8 @@ import soundfile as sf
 
 from mmfer.config import AudioConfig
 from mmfer.errors import FeatureError, ModalityMissing
-from mmfer.features.audio import MFCCExtractor, load_audio, loud_level_dbfs, rms_dbfs
+from mmfer.features.voice.loading import load_audio, loud_level_dbfs, rms_dbfs
+from mmfer.features.voice.mfcc import MFCCExtractor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

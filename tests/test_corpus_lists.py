@@ -29,7 +29,8 @@ from mmfer.data.ravdess import load_ravdess
 from mmfer.data.savee import load_savee
 from mmfer.data.tess import load_tess
 from mmfer.errors import DataError
-from mmfer.features.extract import extract_features, masked_samples, unusable_samples
+from mmfer.features.extract import extract_features
+from mmfer.features.summary import masked_samples, unusable_samples
 
 PLACEHOLDER = b"RIFF\x00\x00\x00\x00WAVEfmt "  # not decodable audio; loaders only check the bytes exist
 LFS_POINTER = (

@@ -12,7 +12,7 @@ from mmfer.config import ExperimentConfig, FusionConfig, ModelConfig, TrainConfi
 from mmfer.errors import ConfigError
 from mmfer.estimators import create_estimator, list_estimators
 from mmfer.estimators.selection import Candidates, candidate_grid, model_seed, select, space_size
-from mmfer.features.extract import SampleFeatures
+from mmfer.features.units import SampleFeatures
 
 # late_<base> needs the Fuser's layout: its contract is tested in tests/test_late_fusion.py
 ALL = [n for n in list_estimators() if not n.startswith("late_")]

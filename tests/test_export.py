@@ -85,8 +85,8 @@ def test_export_checkpoint_with_metadata_and_cli(
         and int(meta["mmfer.in_features"]) == rec.fuser.n_features
     )
     # end to end: fused features of a real clip through ONNX Runtime == the Python predictor
-    from mmfer.features.audio import MFCCExtractor
-    from mmfer.features.extract import SampleFeatures
+    from mmfer.features.units import SampleFeatures
+    from mmfer.features.voice.mfcc import MFCCExtractor
 
     feats = [
         SampleFeatures(audio=MFCCExtractor(assets.features_cfg.audio).extract(w))

@@ -20,12 +20,14 @@ import soundfile as sf
 
 from mmfer.config import AudioConfig, FaceConfig, FeatureConfig, TextConfig
 from mmfer.data.table import make_table, write_table
-from mmfer.errors import FeatureError, ModalityMissing
-from mmfer.features import extract
-from mmfer.features.audio import MFCCExtractor
+from mmfer.errors import ConfigError, FeatureError, ModalityMissing
+from mmfer.features import extractors
 from mmfer.features.cache import FeatureCache
-from mmfer.features.extract import SampleFeatures, extract_features, summarise_issues
-from mmfer.features.text import clean_text
+from mmfer.features.extract import extract_features
+from mmfer.features.summary import summarise_issues
+from mmfer.features.units import SampleFeatures, Unit
+from mmfer.features.voice.mfcc import MFCCExtractor
+from mmfer.features.words.cleaning import clean_text
 
 SR = 16000
 EMOTIONS = ("happy", "sad", "angry")
@@ -46,24 +48,24 @@ def mfcc_audio() -> AudioConfig:
 @pytest.fixture(autouse=True)
 def fresh_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
     # Extractors are memoised per process; a fake face extractor must not leak between tests.
-    monkeypatch.setattr(extract, "_PROCESS_EXTRACTORS", {})
+    monkeypatch.setattr(extractors, "_PROCESS_EXTRACTORS", {})
 
 
-def before_compute(monkeypatch: pytest.MonkeyPatch, fn: Callable[[extract.Unit], None]) -> None:
+def before_compute(monkeypatch: pytest.MonkeyPatch, fn: Callable[[Unit], None]) -> None:
     """Call ``fn(unit)`` before each unit is computed, in whichever process computes it.
 
     Patches the class, so forked pool workers inherit it; a later call replaces
     the earlier spy (it wraps the original method, not the previous spy).
     """
-    current = extract._Extractors.compute
+    current = extractors.Extractors.compute
     original = getattr(current, "__wrapped__", current)
 
-    def spy(self: extract._Extractors, unit: extract.Unit) -> dict[str, np.ndarray]:
+    def spy(self: extractors.Extractors, unit: Unit) -> dict[str, np.ndarray]:
         fn(unit)
         return original(self, unit)
 
     spy.__wrapped__ = original  # type: ignore[attr-defined]
-    monkeypatch.setattr(extract._Extractors, "compute", spy)
+    monkeypatch.setattr(extractors.Extractors, "compute", spy)
 
 
 @pytest.fixture
@@ -207,7 +209,7 @@ def test_strict_raises_on_first_bad_file(tmp_path: Path) -> None:
 def test_unexpected_errors_are_masked_but_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = clip_table(tmp_path / "data", 3)
 
-    def boom(unit: extract.Unit) -> None:
+    def boom(unit: Unit) -> None:
         if unit.sample_id == "s01" and unit.modality == "audio":
             raise RuntimeError("decoder exploded")
 
@@ -259,9 +261,9 @@ class FakeFace:
 
 @pytest.fixture
 def fake_face(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeFace]]:
-    mod = types.ModuleType("mmfer.features.face")
+    mod = types.ModuleType("mmfer.features.face.extractor")
     mod.FaceFeatureExtractor = FakeFace  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "mmfer.features.face", mod)
+    monkeypatch.setitem(sys.modules, "mmfer.features.face.extractor", mod)
     FakeFace.calls = []
     yield FakeFace
 
@@ -317,7 +319,7 @@ def test_process_pool_matches_single_process(tmp_path: Path, monkeypatch: pytest
     )
     pids = tmp_path / "pids.txt"
 
-    def log_pid(unit: extract.Unit) -> None:
+    def log_pid(unit: Unit) -> None:
         with open(pids, "a") as fh:  # runs in the worker that computes the unit
             fh.write(f"{unit.modality} {os.getpid()}\n")
 
@@ -347,7 +349,7 @@ import os, signal, sys
 from pathlib import Path
 from mmfer.config import AudioConfig, FeatureConfig
 from mmfer.data.table import read_table
-from mmfer.features import extract
+from mmfer.features import extract, extractors
 import mmfer.io
 
 table_csv, cache_dir, marker, victim, where = sys.argv[1:]
@@ -358,7 +360,7 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # no cleanup handlers, no finally blocks
 
 
-compute = extract._Extractors.compute
+compute = extractors.Extractors.compute
 
 
 def compute_then_maybe_die(self, unit):
@@ -384,7 +386,7 @@ def replace_or_die(src, dst):
     return replace(src, dst)
 
 
-extract._Extractors.compute = compute_then_maybe_die
+extractors.Extractors.compute = compute_then_maybe_die
 mmfer.io.os.replace = replace_or_die
 extract.extract_features(
     read_table(table_csv), FeatureConfig(audio=AudioConfig(extractor="mfcc")), cache_dir,
@@ -454,3 +456,17 @@ def test_dask_local_cluster_matches_single_process(tmp_path: Path) -> None:
     viadask = extract_features(table, cfg, tmp_path / "c2", modalities=AUDIO_TEXT, progress=False)
     assert_same(one, viadask)
     assert len(FeatureCache(tmp_path / "c2").keys()) == 6 + 3
+
+
+def test_every_modality_plugs_in_through_one_interface() -> None:
+    """Each wing is reached only through the UnitExtractor registry, built lazily (no model loaded)."""
+    from mmfer.config import MODALITIES
+
+    assert set(extractors.UNIT_EXTRACTORS) == set(MODALITIES)
+    ex = extractors.Extractors(FeatureConfig(audio=mfcc_audio()))
+    for modality in MODALITIES:
+        wing = ex.wing(modality)
+        assert all(callable(getattr(wing, m, None)) for m in ("config_for", "compute", "prefetch"))
+        assert ex.wing(modality) is wing  # built once
+    with pytest.raises(ConfigError, match="unknown modality"):
+        ex.wing("smell")

@@ -19,8 +19,12 @@ from safetensors.torch import save_file
 
 from mmfer.config import FaceConfig
 from mmfer.errors import ConfigError, FeatureError
-from mmfer.features import efficientnet as E
-from mmfer.features.face import FaceFeatureExtractor, crop_face, detect_face, minmax_normalise
+from mmfer.features.face import backbones as B
+from mmfer.features.face import efficientnet as E
+from mmfer.features.face import efficientnet_weights as W
+from mmfer.features.face.crops import crop_face, minmax_normalise
+from mmfer.features.face.detection import detect_face
+from mmfer.features.face.extractor import FaceFeatureExtractor
 from mmfer.features.video import read_image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -125,9 +129,9 @@ def test_detect_face_on_drawn_face_and_none_on_noise() -> None:
 
 
 def test_lite0_loads_every_shipped_tensor_strictly() -> None:
-    shipped = torch.load(E.lite0_weights_path(), map_location="cpu", weights_only=True)
-    model = E.efficientnet_lite0(pretrained=True)
-    mapping = E.key_map(model, "lukemelas")
+    shipped = torch.load(W.lite0_weights_path(), map_location="cpu", weights_only=True)
+    model = B.efficientnet_lite0(pretrained=True)
+    mapping = W.key_map(model, "lukemelas")
     assert set(mapping.values()) == set(shipped)  # nothing missing, nothing left over
     own = model.state_dict()
     for native, foreign in mapping.items():
@@ -210,7 +214,7 @@ def test_b0_batchnorm_follows_its_conv_in_foreign_layouts() -> None:
     m = E.EfficientNet(E.B0_SPEC)
     timm_pairs = {"conv_pw": "bn1", "conv_dw": "bn2", "conv_pwl": "bn3"}  # InvertedResidual
     timm_ds_pairs = {"conv_dw": "bn1", "conv_pw": "bn2"}  # DepthwiseSeparableConv (stage 0)
-    tv, tm = E.key_map(m, "torchvision"), E.key_map(m, "timm")
+    tv, tm = W.key_map(m, "torchvision"), W.key_map(m, "timm")
     n_pairs = 0
     for name, mod in m.named_modules():
         if not isinstance(mod, E.ConvBNAct) or not name.startswith("blocks."):
@@ -249,14 +253,14 @@ def test_b0_architecture_matches_torchvision_parameter_count() -> None:
 )
 def test_b0_foreign_weights_roundtrip(tmp_path: Path, layout: str, expected, suffix: str) -> None:
     src = _randomised_b0()
-    exported = E.export_state_dict(src, layout)
+    exported = W.export_state_dict(src, layout)
     assert set(exported) == expected()
     path = tmp_path / f"b0_{layout}{suffix}"
     if suffix == ".pth":
         torch.save(exported, path)
     else:
         save_file({k: v.contiguous() for k, v in exported.items()}, str(path))
-    loaded = E.efficientnet_b0(str(path))
+    loaded = B.efficientnet_b0(str(path))
     assert loaded.pretrained
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
@@ -265,30 +269,30 @@ def test_b0_foreign_weights_roundtrip(tmp_path: Path, layout: str, expected, suf
 
 
 def test_b0_weights_with_missing_or_misshapen_tensors_are_rejected(tmp_path: Path) -> None:
-    sd = E.export_state_dict(_randomised_b0(), "timm")
+    sd = W.export_state_dict(_randomised_b0(), "timm")
     del sd["blocks.3.1.conv_dw.weight"]
     bad = tmp_path / "partial.pth"
     torch.save(sd, bad)
     with pytest.raises(ConfigError, match=r"partial\.pth.*missing.*blocks\.3\.1\.conv_dw\.weight"):
-        E.efficientnet_b0(str(bad))
-    sd = E.export_state_dict(_randomised_b0(), "torchvision")
+        B.efficientnet_b0(str(bad))
+    sd = W.export_state_dict(_randomised_b0(), "torchvision")
     sd["features.0.0.weight"] = torch.zeros(16, 3, 3, 3)
     torch.save({"state_dict": sd}, bad)  # wrapped checkpoints are unwrapped first
     with pytest.raises(ConfigError, match="shape"):
-        E.efficientnet_b0(str(bad))
+        B.efficientnet_b0(str(bad))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match=r"junk\.pth"):
-        E.efficientnet_b0(str(junk))
+        B.efficientnet_b0(str(junk))
     with pytest.raises(ConfigError, match="unrecognised"):
-        E.load_weights(E.EfficientNet(E.B0_SPEC), {"foo.weight": torch.zeros(1)})
+        W.load_weights(E.EfficientNet(E.B0_SPEC), {"foo.weight": torch.zeros(1)})
 
 
 def test_b0_random_init_is_seeded_finite_and_warns(caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="mmfer.features.efficientnet"):
-        a = E.efficientnet_b0(None)
+    with caplog.at_level(logging.WARNING, logger="mmfer.features.face.backbones"):
+        a = B.efficientnet_b0(None)
     assert any("RANDOMLY" in r.getMessage() for r in caplog.records)
-    b = E.efficientnet_b0(None)
+    b = B.efficientnet_b0(None)
     x = torch.rand(2, 3, 96, 96)
     with torch.inference_mode():
         fa, fb = a.forward_features(x), b.forward_features(x)
@@ -298,9 +302,9 @@ def test_b0_random_init_is_seeded_finite_and_warns(caplog) -> None:
 
 
 def test_backbone_registry() -> None:
-    assert set(E.BACKBONES.names()) == {"efficientnet_lite0", "efficientnet_b0", "fer2013"}
+    assert set(B.BACKBONES.names()) == {"efficientnet_lite0", "efficientnet_b0", "fer2013"}
     with pytest.raises(ConfigError, match="valid names"):
-        E.create_backbone("resnet50")
+        B.create_backbone("resnet50")
 
 
 # --------------------------------------------------------------------------- extractor
@@ -331,7 +335,7 @@ def test_batch_size_does_not_change_features(lite_extractor: FaceFeatureExtracto
 
 def test_no_face_falls_back_and_is_counted_once(lite_extractor: FaceFeatureExtractor, caplog) -> None:
     frames = noise_frames(3, seed=5)
-    with caplog.at_level(logging.WARNING, logger="mmfer.features.face"):
+    with caplog.at_level(logging.WARNING, logger="mmfer.features.face.extractor"):
         res = lite_extractor.run_frames(frames, source="clip42.mp4")
     assert res.no_face == 3 and res.boxes == [None, None, None] and res.frames == 3
     assert res.issue is not None and "3/3" in res.issue

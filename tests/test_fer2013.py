@@ -22,9 +22,10 @@ import torch
 from mmfer.config import FaceConfig, FeatureConfig
 from mmfer.data.table import make_table
 from mmfer.errors import ConfigError
-from mmfer.features import fer2013 as fer
 from mmfer.features.extract import extract_features
-from mmfer.features.face import FaceFeatureExtractor
+from mmfer.features.face import fer2013 as fer
+from mmfer.features.face import fer2013_finetune as ft
+from mmfer.features.face.extractor import FaceFeatureExtractor
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EPS = 1e-3
@@ -322,7 +323,7 @@ def test_finetune_lowers_the_loss_and_is_seeded(one_thread: None) -> None:
 
     def run(epochs: int) -> tuple[list[float], fer.FER2013Net]:
         losses: list[float] = []
-        model = fer.finetune_fer2013(
+        model = ft.finetune_fer2013(
             x, y, epochs=epochs, lr=3e-3, weight_decay=1e-4, seed=1, batch_size=8,
             classes=("up", "down"), on_epoch=lambda e, loss: losses.append(loss),
         )  # fmt: skip
@@ -332,7 +333,7 @@ def test_finetune_lowers_the_loss_and_is_seeded(one_thread: None) -> None:
     assert len(losses) == 4 and losses[-1] < 0.5 * losses[0], losses
     assert run(1)[0] == losses[:1]  # same seed, same data -> same first epoch
     assert model.classes == ("up", "down") and not model.training
-    proba = fer.predict_fer2013(model, x)  # flip TTA
+    proba = ft.predict_fer2013(model, x)  # flip TTA
     assert proba.shape == (len(x), 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
     assert (proba.argmax(1) == y).mean() >= 0.9
     with torch.no_grad():
@@ -342,8 +343,8 @@ def test_finetune_lowers_the_loss_and_is_seeded(one_thread: None) -> None:
 def test_finetune_rejects_bad_input() -> None:
     x, y = _toy_faces(4)
     with pytest.raises(ValueError, match="64, 64"):
-        fer.finetune_fer2013(x[:, :32], y, epochs=1, lr=1e-3, weight_decay=0.0, seed=0)
+        ft.finetune_fer2013(x[:, :32], y, epochs=1, lr=1e-3, weight_decay=0.0, seed=0)
     with pytest.raises(ValueError, match="integer labels"):
-        fer.finetune_fer2013(x, y.astype(float), epochs=1, lr=1e-3, weight_decay=0.0, seed=0)
+        ft.finetune_fer2013(x, y.astype(float), epochs=1, lr=1e-3, weight_decay=0.0, seed=0)
     with pytest.raises(ValueError, match="bad schedule"):
-        fer.finetune_fer2013(x, y, epochs=0, lr=1e-3, weight_decay=0.0, seed=0)
+        ft.finetune_fer2013(x, y, epochs=0, lr=1e-3, weight_decay=0.0, seed=0)

@@ -57,7 +57,9 @@ def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("package", ["mmfer.evaluation", "mmfer.training", "mmfer.data", "mmfer.demo"])
+@pytest.mark.parametrize(
+    "package", ["mmfer.evaluation", "mmfer.training", "mmfer.data", "mmfer.demo", "mmfer.features"]
+)
 def test_no_import_circle(package: str) -> None:
     graph = _import_graph()
     inside = [m for m in graph if m == package or m.startswith(package + ".")]

@@ -12,7 +12,8 @@ import mmfer
 from infer_assets import CLASSES, SR, Assets, tone, write_video
 from mmfer.config import AudioConfig, FaceConfig, FeatureConfig, FusionConfig, TextConfig
 from mmfer.errors import ConfigError
-from mmfer.features.extract import SampleFeatures, extract_features, extract_sample
+from mmfer.features.extract import extract_features, extract_sample
+from mmfer.features.units import SampleFeatures
 from mmfer.inference.compose import ComposedPredictor, Part, compose, fuse_scores, labelled_clips
 from mmfer.inference.predictor import Predictor
 
@@ -49,7 +50,7 @@ def test_extract_sample_equals_training_extraction(tmp_path: Path) -> None:
 def test_silence_test_is_the_same_for_files_and_windows(tmp_path: Path) -> None:
     """A short burst in silence: whole-clip RMS is below the threshold, the loud-frame level is not;
     the file path and the in-memory (stream) path must agree (both keep the audio)."""
-    from mmfer.features.audio import rms_dbfs
+    from mmfer.features.voice.loading import rms_dbfs
 
     wave = np.zeros(SR * 2, dtype=np.float32)
     wave[: SR // 5] = tone(300.0, 0.2, seed=0, amp=0.02)  # (n,) 0.2 s of quiet speech-like tone
@@ -71,8 +72,8 @@ def av_predictor(assets: Assets, tmp_path_factory: pytest.TempPathFactory) -> Pr
     import pandas as pd
 
     from mmfer.config import ModelConfig, TrainConfig
-    from mmfer.features.audio import MFCCExtractor
-    from mmfer.features.face import FaceFeatureExtractor
+    from mmfer.features.face.extractor import FaceFeatureExtractor
+    from mmfer.features.voice.mfcc import MFCCExtractor
     from mmfer.pipeline import fit_recognizer
 
     fcfg = FeatureConfig(
@@ -153,7 +154,7 @@ def norm_predictor(tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor,
     import pandas as pd
 
     from mmfer.config import ModelConfig, TrainConfig
-    from mmfer.features.audio import MFCCExtractor
+    from mmfer.features.voice.mfcc import MFCCExtractor
     from mmfer.pipeline import fit_recognizer
 
     root = tmp_path_factory.mktemp("norm")

@@ -12,8 +12,8 @@ import pytest
 
 from mmfer.config import FaceConfig
 from mmfer.errors import ConfigError
-from mmfer.features import landmarks as L
-from mmfer.features.face import FaceFeatureExtractor
+from mmfer.features.face import landmarks as L
+from mmfer.features.face.extractor import FaceFeatureExtractor
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CKPLUS = DATA / "ckplus48" / "CK+48"

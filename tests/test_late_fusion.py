@@ -13,7 +13,7 @@ import torch
 from mmfer.config import ExperimentConfig, FusionConfig, ModelConfig, TextConfig, TrainConfig
 from mmfer.errors import ConfigError, DataError
 from mmfer.estimators import create_estimator, list_estimators
-from mmfer.features.extract import SampleFeatures
+from mmfer.features.units import SampleFeatures
 from mmfer.fusion import FusedLayout, Fuser
 from mmfer.training import TensorData, Trainer, predict
 from mmfer.training.modality_dropout import ModalityDropout, drop_modalities

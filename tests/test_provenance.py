@@ -21,7 +21,7 @@ import mmfer
 import mmfer.experiment as ex
 from mmfer import provenance
 from mmfer.config import ExperimentConfig, FeatureConfig, FusionConfig, TrainConfig
-from mmfer.features.extract import SampleFeatures
+from mmfer.features.units import SampleFeatures
 
 SRC = Path(mmfer.__file__).resolve().parent
 

@@ -60,7 +60,7 @@ def test_configure_applies_to_torch_and_children(monkeypatch) -> None:
 
 
 def test_whisper_and_asr_follow_the_plan(monkeypatch) -> None:
-    from mmfer.features import whisper
+    from mmfer.features.voice import whisper
 
     monkeypatch.setenv("MMFER_THREADS", "1")
     runtime._CURRENT = None

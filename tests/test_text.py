@@ -12,7 +12,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mmfer.config import TextConfig
 from mmfer.errors import DataError, FeatureError, ModalityMissing
-from mmfer.features.text import TextTfidf, clean_text, read_transcript
+from mmfer.features.words.cleaning import clean_text, read_transcript
+from mmfer.features.words.tfidf import TextTfidf
 
 
 def test_clean_text_removes_punctuation_and_stop_words() -> None:

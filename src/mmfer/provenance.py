@@ -149,12 +149,14 @@ def feature_digest(
         64 hex digits.
     """
     from mmfer.features.cache import FeatureCache
-    from mmfer.features.extract import _extractors_for, _keyed, plan_units
+    from mmfer.features.extract import keyed_units
+    from mmfer.features.extractors import extractors_for
+    from mmfer.features.units import plan_units
 
     units = plan_units(table, tuple(modalities), asr=features.text.asr)
-    ex = _extractors_for(features, limit_threads=False)  # memoised: built once per process
+    ex = extractors_for(features, limit_threads=False)  # memoised: built once per process
     lines = []
-    for unit, err in _keyed(units, FeatureCache(cache_dir), ex):
+    for unit, err in keyed_units(units, FeatureCache(cache_dir), ex):
         token = unit.key if err is None else f"unreadable: {err.problem}"
         lines.append(f"{unit.sample_id}\t{unit.modality}\t{token}")
     h = hashlib.sha256(b"mmfer-features\0")

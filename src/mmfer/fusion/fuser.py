@@ -295,7 +295,7 @@ class Fuser:
             A requested modality is absent from every training sample, or ``speaker_norm``
             without speakers.
         """
-        from mmfer.features.text import fit_text_block
+        from mmfer.features.words.tfidf import fit_text_block
 
         self.fitted_on_: frozenset[str] = frozenset(str(i) for i in ids) if ids is not None else frozenset()
         frames = self._frames(feats, speakers)
@@ -356,7 +356,7 @@ class Fuser:
         valid = np.zeros(n, dtype=np.int64)  # (N,) steps carrying content
         text_rows = text_present = None
         if "text" in self.dims_:
-            from mmfer.features.text import text_block
+            from mmfer.features.words.tfidf import text_block
 
             # (N, D_text) TF-IDF and/or embedding rows, (N,) which samples have text
             text_rows, text_present = text_block(feats, self.text_cfg, self.tfidf_, self.dims_["text"])
@@ -438,7 +438,7 @@ class Fuser:
     def from_state(cls, state: dict[str, Any]) -> Fuser:
         """Rebuild a fitted Fuser from :meth:`get_state` output."""
         from mmfer.config import from_dict
-        from mmfer.features.text import TextTfidf
+        from mmfer.features.words.tfidf import TextTfidf
 
         cfg = FusionConfig(
             modalities=list(state["modalities"]),

@@ -30,14 +30,14 @@ def contact_sheet(source: str | Path, result: Any, face_cfg: Any, *, columns: in
         The video or image the crops came from (frames are decoded again with the
         checkpoint's ``fps``/``max_frames``, so they are the frames the CNN saw).
     result
-        Its :class:`~mmfer.features.face.FaceResult` (detected box per frame).
+        Its :class:`~mmfer.features.face.extractor.FaceResult` (detected box per frame).
     face_cfg
         The checkpoint's :class:`~mmfer.config.FaceConfig` (sampling, crop margin).
     """
     import cv2
 
-    from mmfer.features.face import crop_face, read_image
-    from mmfer.features.video import read_video_frames
+    from mmfer.features.face.crops import crop_face
+    from mmfer.features.video import read_image, read_video_frames
     from mmfer.inference.predictor import input_kind
 
     if input_kind(source) == "image":

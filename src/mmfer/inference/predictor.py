@@ -392,7 +392,7 @@ class Predictor:
     def predict_features(
         self, feats: Sequence[Any], names: Sequence[str], *, stats: dict[str, Any] | None = None
     ) -> list[Prediction]:
-        """Predict from already extracted :class:`~mmfer.features.extract.SampleFeatures`.
+        """Predict from already extracted :class:`~mmfer.features.units.SampleFeatures`.
 
         Used for streaming, where features of each window are computed in memory.
 
@@ -435,7 +435,7 @@ class Predictor:
         if kind == "text":
             text: str | None = None
             try:
-                from mmfer.features.text import read_transcript
+                from mmfer.features.words.cleaning import read_transcript
 
                 text = read_transcript(path)
             except FeatureError as e:
@@ -452,7 +452,7 @@ class Predictor:
         side = path.with_suffix(".txt")
         if "text" not in self.modalities or not side.is_file():
             return None
-        from mmfer.features.text import read_transcript
+        from mmfer.features.words.cleaning import read_transcript
 
         try:
             return read_transcript(side)
@@ -525,7 +525,7 @@ class Predictor:
         return out
 
     def _run(self, jobs: list[_Job]) -> list[Prediction]:
-        from mmfer.features.extract import SampleFeatures
+        from mmfer.features.units import SampleFeatures
 
         # Inputs with nothing of the model's modalities (e.g. an image for an audio model) skip extraction.
         runnable = [j for j in jobs if j.error is None and any(v is not None for v in j.row.values())]

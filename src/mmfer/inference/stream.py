@@ -44,7 +44,7 @@ class WindowPrediction(NamedTuple):
 
 def _audio_track(predictor: Predictor, path: Path) -> tuple[np.ndarray | None, str | None]:
     """The whole audio track at the model's rate, or ``(None, reason)``."""
-    from mmfer.features.audio import load_audio
+    from mmfer.features.voice.loading import load_audio
 
     cfg = predictor.features_cfg.audio
     try:
@@ -58,7 +58,7 @@ def _warm_up(face_ext: Any, mfcc: Any, sr: int, size: int) -> None:
     rng = np.random.default_rng(0)
     mfcc.transform_wave((0.1 * rng.standard_normal(sr // 4)).astype(np.float32), sr)  # (sr/4,)
     if face_ext is not None:
-        face_log = logging.getLogger("mmfer.features.face")
+        face_log = logging.getLogger("mmfer.features.face.extractor")
         level = face_log.level
         face_log.setLevel(logging.ERROR)  # the blank frame has no face: that warning is noise here
         try:
@@ -105,8 +105,11 @@ def stream_predictions(
     FeatureError
         No frame of the video can be decoded.
     """
-    from mmfer.features.extract import _extractors_for, extract_sample
+    from mmfer.features.extract import extract_sample
+    from mmfer.features.extractors import extractors_for
+    from mmfer.features.face.units import FaceUnitExtractor
     from mmfer.features.video import evenly_spaced, iter_video_windows
+    from mmfer.features.voice.units import VoiceUnitExtractor
 
     path = Path(video)
     if not path.is_file():
@@ -115,11 +118,13 @@ def stream_predictions(
         raise DataError(path, f"window ({window_s}) and hop ({hop_s}) must be positive seconds")
     cfg = predictor.features_cfg
     mods = set(predictor.modalities)
-    ex = _extractors_for(cfg, limit_threads=False)  # the extractors extract_sample uses
+    ex = extractors_for(cfg, limit_threads=False)  # the extractors extract_sample uses
     sr = cfg.audio.sample_rate
     wave, audio_reason = _audio_track(predictor, path) if "audio" in mods else (None, None)
     if warmup:
-        _warm_up(ex.face() if "face" in mods else None, ex.audio(), sr, cfg.face.image_size)
+        face, voice = (ex.wing("face") if "face" in mods else None), ex.wing("audio")
+        assert isinstance(voice, VoiceUnitExtractor) and (face is None or isinstance(face, FaceUnitExtractor))
+        _warm_up(None if face is None else face.extractor, voice.extractor, sr, cfg.face.image_size)
     offered = ["face", "audio"] + (["text"] if transcript is not None else [])
     ignored = [m for m in offered if m not in mods]
     running = RunningStats() if predictor.speaker_norm and predictor.enrolment is None else None

@@ -125,9 +125,7 @@ class MogrifierLSTMCell(nn.Module):
         # h_first swaps the roles, so it needs ceil(r/2) R's and floor(r/2) Q's.
         n_x = (rounds + 1) // 2 if gate_order == "x_first" else rounds // 2
         self.q = nn.ModuleList(GateProjection(hidden_size, input_size, rank) for _ in range(n_x))
-        self.r = nn.ModuleList(
-            GateProjection(input_size, hidden_size, rank) for _ in range(rounds - n_x)
-        )
+        self.r = nn.ModuleList(GateProjection(input_size, hidden_size, rank) for _ in range(rounds - n_x))
         bound = 1.0 / math.sqrt(hidden_size)  # torch.nn.LSTM's initialisation
         self.weight = nn.Parameter(
             torch.empty(4 * hidden_size, input_size + hidden_size).uniform_(-bound, bound)

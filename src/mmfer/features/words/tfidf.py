@@ -1,7 +1,8 @@
-"""Text branch: cleaning (eq. 2) and TF-IDF (eqs. 3-5), paper sections 2.2 and 2.3.2.
+"""TF-IDF (eqs. 3-5, paper section 2.3.2) and the text block of the fusion (TF-IDF and/or embedding).
 
 TF-IDF is *fitted*, so it lives in fusion and is fitted on the training fold
-only; per-sample extraction stops at the cleaned string (:func:`clean_text`).
+only; per-sample extraction stops at the cleaned string
+(:func:`mmfer.features.words.cleaning.clean_text`).
 
 Two idf variants are offered (``TextConfig.idf``):
 
@@ -16,110 +17,16 @@ Both optionally L2-normalise each row; an empty document gives a zero row.
 from __future__ import annotations
 
 import dataclasses
-import re
-import unicodedata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmfer.config import TextConfig, from_dict
-from mmfer.errors import DataError, FeatureError, ModalityMissing
+from mmfer.errors import DataError
+from mmfer.features.words.cleaning import clean_text, uses_embedding, uses_tfidf
 
-#: Bumped whenever cleaning changes, so cached cleaned transcripts are not reused.
-CLEAN_VERSION = 1
-
-# Apostrophes inside a word are dropped rather than split on, so "don't" -> "dont"
-# instead of the meaningless pair "don", "t".
-_APOSTROPHES = "'\u2019\u02bc\u2018"
-_INNER_APOSTROPHE = re.compile(rf"(?<=\w)[{_APOSTROPHES}](?=\w)")
 # Tokens are whitespace-separated after cleaning; keep every one (digits, 1-letter words).
 _TOKEN_PATTERN = r"(?u)\S+"
-
-
-def _is_punctuation(ch: str) -> bool:
-    # Unicode general category P* covers ASCII and e.g. « » — ¿ 、 。 alike.
-    return unicodedata.category(ch).startswith("P")
-
-
-def clean_text(text: str, *, lowercase: bool = True, remove_stop_words: bool = True) -> str:
-    """Remove punctuation and stop words (eq. 2) and normalise whitespace.
-
-    Parameters
-    ----------
-    text
-        Raw transcript.
-    lowercase
-        Case-fold the result.
-    remove_stop_words
-        Drop scikit-learn's ``ENGLISH_STOP_WORDS`` (compared case-insensitively).
-
-    Returns
-    -------
-    str
-        Space-joined tokens; ``""`` when nothing is left.
-
-    Examples
-    --------
-    >>> clean_text("Kids are talking by the door!")
-    'kids talking door'
-    >>> clean_text("Don't — «stop» now…", remove_stop_words=False)
-    'dont stop now'
-    """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    text = unicodedata.normalize("NFKC", text)
-    text = _INNER_APOSTROPHE.sub("", text)
-    text = "".join(" " if _is_punctuation(ch) else ch for ch in text)
-    if lowercase:
-        text = text.casefold()
-    tokens = text.split()
-    if remove_stop_words:
-        tokens = [t for t in tokens if t.casefold() not in ENGLISH_STOP_WORDS]
-    return " ".join(tokens)
-
-
-def text_representation(cfg: TextConfig) -> str:
-    """The text block ``cfg`` asks for: ``tfidf``, ``embedding`` or ``both``.
-
-    ``auto`` is normally resolved by ``FeatureConfig.profile``; a TextConfig
-    used on its own (or saved before the option existed) reads it as ``tfidf``.
-    """
-    return "tfidf" if cfg.representation == "auto" else cfg.representation
-
-
-def uses_tfidf(cfg: TextConfig) -> bool:
-    """Whether the text block holds TF-IDF weights of the cleaned transcript."""
-    return text_representation(cfg) in ("tfidf", "both")
-
-
-def uses_embedding(cfg: TextConfig) -> bool:
-    """Whether the text block holds the sentence embedding of the raw transcript."""
-    return text_representation(cfg) in ("embedding", "both")
-
-
-def read_transcript(path: str | Path) -> str:
-    """Read a UTF-8 transcript file (a byte-order mark is accepted and dropped).
-
-    Raises
-    ------
-    FeatureError
-        File missing/unreadable or not valid UTF-8.
-    ModalityMissing
-        File empty or whitespace only.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FeatureError(path, f"cannot read transcript: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise FeatureError(path, f"transcript is not valid UTF-8 (byte {e.start})") from None
-    if not text.strip():
-        raise ModalityMissing(path, "empty transcript")
-    return text.strip()
 
 
 class TextTfidf:

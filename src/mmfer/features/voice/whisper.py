@@ -1,4 +1,4 @@
-"""Whisper encoder features: frame-level speech embeddings from a pretrained ASR encoder.
+"""Whisper encoder features (CTranslate2): frame-level speech embeddings, the ``default`` voice backend.
 
 The encoder of OpenAI's Whisper (Radford et al. 2022), run with CTranslate2, turns
 a clip into ``(T, 384)`` frames at 50 frames/s (``tiny.en``). Its features carry
@@ -17,7 +17,9 @@ encoded at its own length (much faster on short clips, the encoder accepts it), 
 zero-padded to 30 s with ``AudioConfig.whisper_pad_30s`` (the training condition,
 ~1.5 points better on RAVDESS, ~10x slower on 3 s clips). Either way only the
 frames covering the clip are returned. Clips longer than 30 s are encoded in
-consecutive 30 s windows whose frames are concatenated.
+consecutive 30 s windows whose frames are concatenated. Inner layers
+(``AudioConfig.whisper_layer``) come from the PyTorch port in
+:mod:`mmfer.features.voice.whisper_torch`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import numpy as np
 
 from mmfer.config import AudioConfig
 from mmfer.errors import ConfigError, FeatureError
+from mmfer.features.cache import file_digest
+from mmfer.features.voice.loading import ClipExtractor, as_mono, decoding_key
 
 #: Bumped whenever the feature computation changes, so old cache entries are not reused.
 WHISPER_VERSION = 1
@@ -134,7 +138,7 @@ def _open_model(folder: Path, compute_type: str, threads: int) -> Any:
     return model
 
 
-class WhisperEncoderExtractor:
+class WhisperEncoderExtractor(ClipExtractor):
     """Frame sequence of the Whisper encoder's last layer, ``(T, d_model)`` at 50 frames/s.
 
     Stateless (nothing is fitted); pooling over frames happens in fusion.
@@ -162,6 +166,9 @@ class WhisperEncoderExtractor:
     >>> ext.extract("clip.wav").shape  # 3 s clip  # doctest: +SKIP
     (150, 384)
     """
+
+    #: Whisper always reads 16 kHz, whatever ``cfg.sample_rate`` says.
+    read_rate = SAMPLE_RATE
 
     def __init__(self, cfg: AudioConfig, *, threads: int | None = None) -> None:
         _require_runtime()
@@ -198,8 +205,6 @@ class WhisperEncoderExtractor:
         (the modality is masked), keyed by this value so that fixing the folder
         changes the cache key and the clips are extracted again.
         """
-        from mmfer.features.cache import file_digest
-
         try:
             return file_digest(self.model_dir)
         except FeatureError as e:
@@ -228,10 +233,8 @@ class WhisperEncoderExtractor:
             "ctranslate2": version("ctranslate2"),
             "faster_whisper": version("faster-whisper"),
             "sample_rate": SAMPLE_RATE,
-            "max_seconds": cfg.max_seconds,
-            "silence_dbfs": cfg.silence_dbfs,
-            # which clips are cached as "silent" depends on how silence is measured (as for MFCC)
-            "silence_measure": "p95_frame_rms_25ms",
+            # max_seconds, silence_dbfs and how silence is measured (which clips are cached as silent)
+            **decoding_key(cfg),
         }
 
     # ------------------------------------------------------------------ compute
@@ -264,7 +267,7 @@ class WhisperEncoderExtractor:
         mel = np.ascontiguousarray(mel[None], dtype=np.float32)  # (1, 80, M), M even
         layer = self.cfg.whisper_layer
         if layer >= 0:
-            from mmfer.features.whisper_torch import encode_layers, load_encoder
+            from mmfer.features.voice.whisper_torch import encode_layers, load_encoder
 
             states = encode_layers(load_encoder(self.model_dir, self._torch_threads), mel)  # L+1 x (M/2, D)
             if layer >= len(states) - 1:
@@ -298,11 +301,7 @@ class WhisperEncoderExtractor:
         FeatureError
             Empty waveform, or the model cannot be loaded.
         """
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim == 2:  # (n_samples, channels) -> mono
-            wave = wave.mean(axis=1)
-        if wave.ndim != 1 or wave.size == 0:
-            raise FeatureError(None, f"Whisper needs a non-empty mono waveform, got shape {wave.shape}")
+        wave = as_mono(wave, "Whisper")  # (n_samples,)
         if sr != SAMPLE_RATE:
             import librosa
 
@@ -311,29 +310,3 @@ class WhisperEncoderExtractor:
         chunks = [wave[i : i + WINDOW_SAMPLES] for i in range(0, wave.size, WINDOW_SAMPLES)]
         frames = [self._encode_window(c) for c in chunks]  # each (T_i, d_model)
         return np.ascontiguousarray(np.concatenate(frames, axis=0))  # (T, d_model)
-
-    def extract(self, path: str | Path) -> np.ndarray:
-        """Decode ``path`` (audio file or video with a sound track) and return ``(T, d_model)`` frames.
-
-        Decoding, truncation to ``max_seconds`` and the silence check are those of the
-        MFCC path (:func:`mmfer.features.audio.load_audio`), so both extractors mask the
-        same clips for the same reasons.
-
-        Raises
-        ------
-        FeatureError
-            Unreadable/corrupt/empty file, or the model cannot be loaded.
-        ModalityMissing
-            Silent clip or video without audio.
-        """
-        from mmfer.features.audio import load_audio
-
-        cfg = self.cfg
-        wave = load_audio(
-            path, sample_rate=SAMPLE_RATE, max_seconds=cfg.max_seconds, silence_dbfs=cfg.silence_dbfs
-        )
-        try:
-            return self.transform_wave(wave, SAMPLE_RATE)
-        except FeatureError as e:
-            # keep the model folder as the culprit when it is the model that failed
-            raise FeatureError(e.path if e.path is not None else path, e.problem) from None

@@ -1,4 +1,10 @@
-"""Face branch: detect and crop the face, normalise it, pool backbone features.
+"""The face extractor: frames, video, image or folder -> ``(T, D)`` features (detect, crop, embed).
+
+This module owns :class:`FaceFeatureExtractor` (validation, cache-key material, the
+per-frame pipeline) and :class:`FaceResult`; the steps live in
+:mod:`~mmfer.features.face.detection`, :mod:`~mmfer.features.face.crops`,
+:mod:`~mmfer.features.face.backbones` and :mod:`~mmfer.features.face.landmarks`, and
+decoding in :mod:`mmfer.features.video`.
 
 Per frame: face detector (OpenCV Haar cascade, or dlib's HOG detector) -> largest
 face box -> square crop with a margin, then per backbone:
@@ -7,12 +13,12 @@ face box -> square crop with a margin, then per backbone:
   RGB crop resized to ``image_size`` -> min-max normalisation to [0, 1] (paper eq. 1,
   ``x_n = (x - x_min) / (x_max - x_min)``) -> the backbone's own mean/std
   normalisation -> pooled features (1280-d);
-- ``fer2013`` (:mod:`mmfer.features.fer2013`): grayscale crop resized to 64x64,
+- ``fer2013`` (:mod:`mmfer.features.face.fer2013`): grayscale crop resized to 64x64,
   scaled to [-1, 1] as in FER2013 training -> the mini-Xception's pooled last block
   (128-d) and its 7 FER2013 logits: 135-d.
 
 With ``landmarks: true`` the 68 dlib landmarks of each frame, normalised for position,
-scale and roll (:mod:`mmfer.features.landmarks`), are appended (+136). Frames go
+scale and roll (:mod:`mmfer.features.face.landmarks`), are appended (+136). Frames go
 through the backbone in batches of ``cfg.batch_size`` under ``torch.inference_mode``.
 
 When no face is found in a frame, the crop falls back to the box found in the
@@ -45,261 +51,29 @@ import torch
 
 from mmfer.config import FaceConfig
 from mmfer.errors import ConfigError, FeatureError
-from mmfer.features.efficientnet import BACKBONES, EfficientNet, create_backbone
-from mmfer.features.fer2013 import FER2013Net, fer2013_weights_path, to_fer_input
-from mmfer.features.landmarks import N_LANDMARKS, LandmarkPredictor, normalise_landmarks, require_dlib
+from mmfer.features.face.backbones import BACKBONE_DIMS, BACKBONES, create_backbone
+from mmfer.features.face.crops import crop_face, minmax_normalise, to_backbone_input
+from mmfer.features.face.detection import (
+    DETECTORS,
+    Box,
+    DlibHogDetector,
+    HaarFaceDetector,
+    fallback_boxes,
+    fallback_boxes_of,
+)
+from mmfer.features.face.efficientnet import EfficientNet
+from mmfer.features.face.fer2013 import FER2013Net, fer2013_weights_path, to_fer_input
+from mmfer.features.face.landmarks import N_LANDMARKS, LandmarkPredictor, normalise_landmarks, require_dlib
 from mmfer.features.video import IMAGE_EXTENSIONS, evenly_spaced, read_image, read_video_frames
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "DETECTORS",
-    "DlibHogDetector",
-    "FaceFeatureExtractor",
-    "FaceResult",
-    "HaarFaceDetector",
-    "crop_face",
-    "detect_face",
-    "minmax_normalise",
-    "to_backbone_input",
-]
+__all__ = ["FEATURE_VERSION", "FaceFeatureExtractor", "FaceResult"]
 
-Box = tuple[int, int, int, int]
-DETECTORS: tuple[str, ...] = ("haar", "dlib_hog", "none")
-#: Per-frame feature width of each registered backbone's output.
-BACKBONE_DIMS: dict[str, int] = {
-    "efficientnet_lite0": 1280,
-    "efficientnet_b0": 1280,
-    "fer2013": FER2013Net.embedding_dim,
-}
 #: Bump when the preprocessing changes in a way that changes features (invalidates caches).
 #: 2: videos with non-increasing frame stamps (RAVDESS AV re-encodes) are sampled over their
 #: whole length; version-1 features of such clips came from their first frame only.
 FEATURE_VERSION = 2
-
-
-def _gray_for_detection(frame_rgb: np.ndarray, min_side: int, max_side: int) -> tuple[np.ndarray, float]:
-    """Grayscale copy rescaled so its short side lies in ``[min_side, max_side]``, and the scale.
-
-    Tiny crops (CK+ 48x48) are upsampled so the detector window fits; large frames are
-    downsampled for speed. Boxes found on the copy are divided by ``scale``.
-
-    Returns
-    -------
-    gray, scale
-        ``(H', W')`` uint8 and the factor ``H' / H``.
-    """
-    gray = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W)
-    short = min(gray.shape[:2])
-    scale = 1.0
-    if short < min_side:
-        scale = min_side / short
-    elif short > max_side:
-        scale = max_side / short
-    if scale != 1.0:
-        interp = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
-    return gray, scale
-
-
-class HaarFaceDetector:
-    """OpenCV frontal-face Haar cascade (shipped in the opencv-python wheel).
-
-    Detection runs on a grayscale, histogram-equalised copy rescaled so its short side
-    is between ``min_side`` and ``max_side`` pixels: tiny face crops (CK+ 48x48) are
-    upsampled so the 24x24 cascade window fits, large frames downsampled for speed.
-
-    Parameters
-    ----------
-    cascade
-        File name inside ``cv2.data.haarcascades`` or a path to a cascade XML.
-    min_face_frac
-        Smallest face searched, as a fraction of the short side of the frame.
-    """
-
-    def __init__(
-        self,
-        cascade: str = "haarcascade_frontalface_default.xml",
-        *,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 5,
-        min_face_frac: float = 0.1,
-        min_side: int = 96,
-        max_side: int = 360,
-    ) -> None:
-        path = Path(cascade)
-        if not path.is_file():
-            path = Path(cv2.data.haarcascades) / cascade
-        self.classifier = cv2.CascadeClassifier(str(path))
-        if self.classifier.empty():
-            raise ConfigError(f"{path}: cannot load the OpenCV Haar cascade")
-        self.cascade = path.name
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_face_frac = min_face_frac
-        self.min_side = min_side
-        self.max_side = max_side
-
-    def params(self) -> dict[str, Any]:
-        """Settings that change detections (part of the feature cache key)."""
-        return {
-            "cascade": self.cascade,
-            "scale_factor": self.scale_factor,
-            "min_neighbors": self.min_neighbors,
-            "min_face_frac": self.min_face_frac,
-            "min_side": self.min_side,
-            "max_side": self.max_side,
-        }
-
-    def __call__(self, frame_rgb: np.ndarray) -> Box | None:
-        """Largest face ``(x, y, w, h)`` in frame pixels, or ``None``.
-
-        Parameters
-        ----------
-        frame_rgb
-            ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grayscale).
-        """
-        gray, scale = _gray_for_detection(frame_rgb, self.min_side, self.max_side)
-        gray = cv2.equalizeHist(gray)
-        min_px = max(24, round(self.min_face_frac * min(gray.shape[:2])))
-        faces = self.classifier.detectMultiScale(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_px, min_px)
-        )
-        if len(faces) == 0:
-            return None
-        x, y, w, h = max(faces, key=lambda b: int(b[2]) * int(b[3]))  # largest face = the speaker
-        return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
-
-
-class DlibHogDetector:
-    """dlib's built-in HOG + linear SVM frontal face detector (no model file; needs dlib).
-
-    Like :class:`HaarFaceDetector`, detection runs on a grayscale copy rescaled so its
-    short side lies in ``[min_side, max_side]`` (dlib's HOG window is 80x80 px, so a
-    48x48 face crop must be upsampled).
-
-    Raises
-    ------
-    ConfigError
-        dlib is not installed (``pip install 'mmfer[landmarks]'``).
-    """
-
-    def __init__(self, *, upsample: int = 0, min_side: int = 192, max_side: int = 360) -> None:
-        dlib = require_dlib("face.detector=dlib_hog")
-        self._detector = dlib.get_frontal_face_detector()
-        self.upsample = upsample
-        self.min_side = min_side
-        self.max_side = max_side
-
-    def params(self) -> dict[str, Any]:
-        """Settings that change detections (part of the feature cache key)."""
-        return {
-            "detector": "dlib_hog",
-            "upsample": self.upsample,
-            "min_side": self.min_side,
-            "max_side": self.max_side,
-        }
-
-    def __call__(self, frame_rgb: np.ndarray) -> Box | None:
-        """Largest face ``(x, y, w, h)`` in frame pixels (clipped to the frame), or ``None``.
-
-        Parameters
-        ----------
-        frame_rgb
-            ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grayscale).
-        """
-        h_img, w_img = frame_rgb.shape[:2]
-        gray, scale = _gray_for_detection(frame_rgb, self.min_side, self.max_side)
-        rects = self._detector(np.ascontiguousarray(gray), self.upsample)
-        if len(rects) == 0:
-            return None
-        r = max(rects, key=lambda b: b.width() * b.height())  # largest face = the speaker
-        # dlib boxes may reach past the border; clip so crops and landmark boxes stay inside.
-        x0, y0 = max(0, round(r.left() / scale)), max(0, round(r.top() / scale))
-        x1, y1 = min(w_img, round((r.right() + 1) / scale)), min(h_img, round((r.bottom() + 1) / scale))
-        if x1 <= x0 or y1 <= y0:
-            return None
-        return (x0, y0, x1 - x0, y1 - y0)
-
-
-_default_detector: HaarFaceDetector | None = None
-
-
-def detect_face(frame_rgb: np.ndarray, detector: HaarFaceDetector | None = None) -> Box | None:
-    """Largest face ``(x, y, w, h)`` in ``frame_rgb`` ``(H, W, 3)`` uint8 RGB, or ``None``.
-
-    Uses a process-wide default :class:`HaarFaceDetector` unless one is given.
-    """
-    global _default_detector
-    if detector is None:
-        if _default_detector is None:
-            _default_detector = HaarFaceDetector()
-        detector = _default_detector
-    return detector(frame_rgb)
-
-
-def crop_face(frame: np.ndarray, box: Box | None, margin: float, size: int) -> np.ndarray:
-    """Square crop around ``box`` grown by ``margin`` (fraction of the box side per side), resized.
-
-    ``box=None`` takes the centre square of the frame. A crop reaching past the border
-    is shifted (and if needed shrunk) to stay inside the frame rather than padded, so
-    no artificial black pixels enter the min-max normalisation.
-
-    Parameters
-    ----------
-    frame
-        ``(H, W, 3)`` uint8.
-    box
-        ``(x, y, w, h)`` or ``None``.
-    margin
-        E.g. 0.2 adds 20% of the box side on every side.
-    size
-        Output side in pixels.
-
-    Returns
-    -------
-    np.ndarray
-        ``(size, size, 3)`` uint8.
-    """
-    h_img, w_img = frame.shape[:2]
-    if box is None:
-        side = min(h_img, w_img)
-        cx, cy = w_img / 2, h_img / 2
-    else:
-        x, y, w, h = box
-        side = round(max(w, h) * (1 + 2 * margin))
-        cx, cy = x + w / 2, y + h / 2
-    side = max(1, min(side, h_img, w_img))
-    x0 = int(np.clip(round(cx - side / 2), 0, w_img - side))
-    y0 = int(np.clip(round(cy - side / 2), 0, h_img - side))
-    crop = frame[y0 : y0 + side, x0 : x0 + side]  # (side, side, 3)
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
-
-
-def minmax_normalise(img: np.ndarray) -> np.ndarray:
-    """Paper eq. 1: ``(x - x_min) / (x_max - x_min)`` over the whole image, as float32 in [0, 1].
-
-    A constant image (``x_max == x_min``) maps to zeros instead of NaN.
-
-    Parameters
-    ----------
-    img
-        Any shape, any real dtype (e.g. ``(H, W, 3)`` uint8).
-    """
-    x = np.asarray(img, dtype=np.float32)
-    lo, hi = float(x.min()), float(x.max())
-    if hi <= lo:
-        return np.zeros_like(x)
-    return (x - lo) / (hi - lo)
-
-
-def to_backbone_input(crops01: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``(T, S, S, 3)`` float [0, 1] crops -> ``(T, 3, S, S)`` float32 tensor, ``(x - mean) / std``."""
-    m = np.asarray(mean, dtype=np.float32)
-    s = np.asarray(std, dtype=np.float32)
-    x = (crops01.astype(np.float32, copy=False) - m) / s  # (T, S, S, 3)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # (T, 3, S, S)
 
 
 @dataclass
@@ -526,65 +300,13 @@ class FaceFeatureExtractor:
 
     # -- core ---------------------------------------------------------------------------------
 
-    def _boxes_of(
-        self, frames: Sequence[np.ndarray], used: Sequence[int]
-    ) -> tuple[list[Box | None], list[Box | None], int]:
-        """:meth:`_boxes` for the frames ``used`` only, with the same crop boxes.
-
-        The fallback of a frame without a face is the nearest frame with one (the earlier
-        on a tie, as ``min`` in :meth:`_boxes`); it is searched outward from the frame, so
-        detection runs on other frames only when a used frame has no face.
-        """
-        det = self.detector
-        if det is None:
-            none: list[Box | None] = [None] * len(used)
-            return none, list(none), 0
-        memo: dict[int, Box | None] = {}
-
-        def found_at(j: int) -> Box | None:
-            if j not in memo:
-                memo[j] = det(frames[j])
-            return memo[j]
-
-        same_size = len({f.shape[:2] for f in frames}) == 1
-        found = [found_at(i) for i in used]
-        crop_boxes = list(found)
-        for k, i in enumerate(used):
-            if found[k] is not None or not same_size:
-                continue
-            for d in range(1, len(frames)):
-                hit = next(
-                    (found_at(j) for j in (i - d, i + d) if 0 <= j < len(frames) and found_at(j)), None
-                )
-                if hit is not None:
-                    crop_boxes[k] = hit
-                    break
-        return found, crop_boxes, sum(b is None for b in found)
-
-    def _boxes(self, frames: Sequence[np.ndarray]) -> tuple[list[Box | None], list[Box | None], int]:
-        """Detected boxes, crop boxes (with fallbacks filled in) and the no-face count."""
-        det = self.detector
-        if det is None:
-            none: list[Box | None] = [None] * len(frames)
-            return none, list(none), 0
-        found = [det(f) for f in frames]
-        hits = [i for i, b in enumerate(found) if b is not None]
-        crop_boxes: list[Box | None] = list(found)
-        same_size = len({f.shape[:2] for f in frames}) == 1
-        if hits and same_size:
-            # A face missed in one frame is almost always where it was in the nearest frame.
-            for i, b in enumerate(found):
-                if b is None:
-                    crop_boxes[i] = found[min(hits, key=lambda j: abs(j - i))]
-        return found, crop_boxes, len(found) - len(hits)
-
     def _prepare(
         self, frames: Sequence[np.ndarray] | np.ndarray
     ) -> tuple[list[np.ndarray], list[Box | None], list[Box | None], int]:
         """Validated frames, detected boxes, crop boxes (fallbacks filled in), no-face count."""
         frames = self._validated(frames)
-        found, crop_boxes, no_face = self._boxes(frames)
-        return frames, found, crop_boxes, no_face
+        found, boxes, no_face = fallback_boxes(self.detector, frames)
+        return frames, found, boxes, no_face
 
     @staticmethod
     def _validated(frames: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
@@ -710,7 +432,7 @@ class FaceFeatureExtractor:
             sampled = None
         else:
             frames = self._validated(frames)
-            boxes, crop_boxes, no_face = self._boxes_of(frames, used)
+            boxes, crop_boxes, no_face = fallback_boxes_of(self.detector, frames, used)
             sampled, frames = len(frames), [frames[i] for i in used]
         feats = self.embed(self._backbone_input(frames, crop_boxes))  # (T, D_backbone)
         if self.cfg.landmarks:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmfer.errors import ConfigError
-from mmfer.features.fer2013 import FER2013_CLASSES, fer2013_net, pad_same, to_fer_input
+from mmfer.features.face.fer2013 import FER2013_CLASSES, fer2013_net, pad_same, to_fer_input
 
 logger = logging.getLogger(__name__)
 

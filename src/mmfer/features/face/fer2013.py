@@ -25,6 +25,8 @@ row/column goes to the bottom/right (PyTorch's symmetric ``padding=1`` would shi
 pooling window up-left by one pixel and the port would drift). :func:`pad_same` does
 what TF does, padding max-pooling inputs with ``-inf`` (TF ignores padded cells).
 
+Fine-tuning on a corpus' crops: :mod:`mmfer.features.face.fer2013_finetune`.
+
 Examples
 --------
 >>> net = fer2013_net()  # doctest: +SKIP
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmfer.errors import ConfigError
+from mmfer.features.face.weights import listed, raise_if_problems
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +58,8 @@ __all__ = [
     "FER2013Net",
     "fer2013_net",
     "fer2013_weights_path",
-    "finetune_fer2013",
     "load_fer2013_weights",
     "pad_same",
-    "predict_fer2013",
     "read_keras_weights",
     "tf_same_padding",
     "to_fer_input",
@@ -355,13 +356,11 @@ def keras_state_dict(
             state[f"{mod}.running_var"] = torch.from_numpy(a["moving_variance"].copy())
             state[f"{mod}.num_batches_tracked"] = torch.tensor(0)
     unexpected = sorted(set(arrays) - {layer for layer, _ in names.values()})
-    problems = []
-    if missing:
-        problems.append(f"missing {', '.join(missing[:4])}")
-    if unexpected:
-        problems.append(f"unexpected layers {', '.join(unexpected[:4])}")
-    if problems:
-        raise ConfigError(f"{where}: not the FER2013 mini-Xception: {'; '.join(problems)}")
+    raise_if_problems(
+        f"{where}: not the FER2013 mini-Xception",
+        listed("missing {shown}", missing, 4),
+        listed("unexpected layers {shown}", unexpected, 4),
+    )
     return state
 
 
@@ -384,8 +383,9 @@ def load_fer2013_weights(model: FER2013Net, path: str | Path | None = None) -> P
     bad = [
         f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape
     ]
-    if bad:
-        raise ConfigError(f"{p}: not the FER2013 mini-Xception: shape mismatch {'; '.join(bad[:3])}")
+    raise_if_problems(
+        f"{p}: not the FER2013 mini-Xception", listed("shape mismatch {shown}", bad, 3, sep="; ")
+    )
     model.load_state_dict(state, strict=True)
     model.pretrained = True
     return p
@@ -410,140 +410,3 @@ def to_fer_input(gray: np.ndarray) -> torch.Tensor:
     x = np.asarray(gray, dtype=np.float32) / 255.0  # (T, 64, 64) in [0, 1]
     x = (x - 0.5) * 2.0  # (T, 64, 64) in [-1, 1]
     return torch.from_numpy(np.ascontiguousarray(x[:, None]))  # (T, 1, 64, 64)
-
-
-# --------------------------------------------------------------------------- fine-tuning
-
-
-def _check_images(images: np.ndarray, what: str = "images") -> np.ndarray:
-    x = np.asarray(images, dtype=np.float32)
-    if x.ndim != 3 or x.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
-        raise ValueError(f"{what} must be (N, {INPUT_SIZE}, {INPUT_SIZE}) float in [-1, 1], got {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{what} contain NaN or inf")
-    return x
-
-
-def finetune_fer2013(
-    images: np.ndarray,
-    y: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    weight_decay: float,
-    seed: int,
-    batch_size: int = 32,
-    num_classes: int | None = None,
-    classes: Sequence[str] | None = None,
-    freeze_bn: bool = True,
-    weights: str | Path | None = None,
-    on_epoch: Callable[[int, float], None] | None = None,
-) -> FER2013Net:
-    """Fine-tune the pretrained mini-Xception end to end on face crops (AdamW, random flips).
-
-    The FER2013 head is replaced by a fresh ``3x3 conv -> global average`` head with
-    ``num_classes`` outputs (the target label set rarely matches FER2013's), and the whole
-    network is trained with cross-entropy. Each training image is mirrored left-right with
-    probability 1/2 per epoch (expressions are near-symmetric). Choose ``epochs``/``lr``/
-    ``weight_decay`` on training subjects only (inner split), never on the test fold.
-
-    Parameters
-    ----------
-    images
-        ``(N, 64, 64)`` float32 grayscale in ``[-1, 1]`` (see :func:`to_fer_input`).
-    y
-        ``(N,)`` integer labels in ``[0, num_classes)``.
-    epochs, lr, weight_decay
-        AdamW schedule (constant learning rate).
-    seed
-        Seeds the new head, the shuffling and the flips (same inputs -> same model).
-    batch_size
-        Mini-batch size.
-    num_classes
-        Output width (default ``max(y) + 1``).
-    classes
-        Names stored in ``model.classes`` (default ``"0"``, ``"1"``, ...).
-    freeze_bn
-        Keep BatchNorm running statistics from FER2013 (their scale/shift still train):
-        batch statistics of a few hundred faces are noisier than FER2013's 28k.
-    weights
-        Keras ``.hdf5`` to start from (default: the file shipped by ``fer``).
-    on_epoch
-        Called after each epoch with ``(epoch, mean training loss)``.
-
-    Returns
-    -------
-    FER2013Net
-        In eval mode; ``forward``/``forward_head`` give ``num_classes`` logits,
-        ``forward_features`` the fine-tuned 128-d pooled features.
-    """
-    x = _check_images(images)
-    t = np.asarray(y)
-    if t.shape != (x.shape[0],) or not np.issubdtype(t.dtype, np.integer):
-        raise ValueError(f"y must be ({x.shape[0]},) integer labels, got {t.shape} {t.dtype}")
-    if epochs < 1 or not lr > 0 or weight_decay < 0 or batch_size < 1:
-        raise ValueError(
-            f"bad schedule: epochs={epochs}, lr={lr}, weight_decay={weight_decay}, batch={batch_size}"
-        )
-    n_cls = int(t.max()) + 1 if num_classes is None else int(num_classes)
-    if t.min() < 0 or t.max() >= n_cls:
-        raise ValueError(f"labels must lie in [0, {n_cls}), got [{t.min()}, {t.max()}]")
-    model = fer2013_net(weights)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.head = nn.Conv2d(128, n_cls, 3, bias=True)  # fresh head for the target label set
-    model.num_classes = n_cls
-    model.embedding_dim = 128 + n_cls
-    model.classes = tuple(classes) if classes is not None else tuple(str(i) for i in range(n_cls))
-    if len(model.classes) != n_cls:
-        raise ValueError(f"{len(model.classes)} class names for {n_cls} classes")
-    xt = torch.from_numpy(x[:, None])  # (N, 1, 64, 64)
-    yt = torch.from_numpy(t.astype(np.int64))  # (N,)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    for epoch in range(epochs):
-        model.train()
-        if freeze_bn:
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        order = torch.randperm(len(xt), generator=gen)
-        flip = torch.rand(len(xt), generator=gen) < 0.5  # (N,) per-image mirror this epoch
-        total = 0.0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            xb = xt[idx]  # (b, 1, 64, 64)
-            xb = torch.where(flip[idx].view(-1, 1, 1, 1), xb.flip(-1), xb)
-            loss = F.cross_entropy(model(xb), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        if on_epoch is not None:
-            on_epoch(epoch, total / len(xt))
-    return model.eval()
-
-
-def predict_fer2013(
-    model: FER2013Net, images: np.ndarray, *, tta: bool = True, batch_size: int = 128
-) -> np.ndarray:
-    """Class probabilities ``(N, C)``; with ``tta`` the logits of each image and its mirror are averaged.
-
-    Parameters
-    ----------
-    model
-        A (fine-tuned) :class:`FER2013Net`.
-    images
-        ``(N, 64, 64)`` float32 grayscale in ``[-1, 1]``.
-    """
-    x = torch.from_numpy(_check_images(images)[:, None])  # (N, 1, 64, 64)
-    out = []
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size]
-            logits = model(xb)  # (b, C)
-            if tta:
-                logits = (logits + model(xb.flip(-1))) / 2
-            out.append(torch.softmax(logits, dim=1))
-    return torch.cat(out).numpy()  # (N, C)

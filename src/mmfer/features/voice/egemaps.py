@@ -2,7 +2,7 @@
 
 Clip-level functionals (pitch, jitter/shimmer, formants, loudness, spectral
 slope, MFCC 1-4, rates of voiced segments, ...) designed for affective
-computing. Complements the Whisper encoder (mmfer.features.whisper): eGeMAPS
+computing. Complements the Whisper encoder (mmfer.features.voice.whisper): eGeMAPS
 is explicit prosody and voice quality, which an ASR encoder is trained to
 ignore.
 
@@ -15,13 +15,13 @@ extra, ``pip install 'mmfer[egemaps]'``, never a core dependency.
 from __future__ import annotations
 
 import importlib.metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmfer.config import AudioConfig
 from mmfer.errors import ConfigError, FeatureError
+from mmfer.features.voice.loading import ClipExtractor, as_mono, decoding_key
 
 #: Bumped whenever the feature computation changes, so old cache entries are not reused.
 EGEMAPS_VERSION = 1
@@ -42,7 +42,7 @@ def _smile() -> Any:
     return _SMILE
 
 
-class EGeMAPSExtractor:
+class EGeMAPSExtractor(ClipExtractor):
     """88 eGeMAPSv02 functionals of a clip, as one ``(1, 88)`` frame.
 
     Parameters
@@ -68,6 +68,7 @@ class EGeMAPSExtractor:
 
     @property
     def dim(self) -> int:
+        """Feature size per (single) frame: 88."""
         return N_FEATURES
 
     def config_dict(self) -> dict[str, Any]:
@@ -79,9 +80,7 @@ class EGeMAPSExtractor:
             "feature_set": "eGeMAPSv02/Functionals",
             "opensmile": importlib.metadata.version("opensmile"),
             "sample_rate": cfg.sample_rate,
-            "max_seconds": cfg.max_seconds,
-            "silence_dbfs": cfg.silence_dbfs,
-            "silence_measure": "p95_frame_rms_25ms",
+            **decoding_key(cfg),
         }
 
     def transform_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:
@@ -104,35 +103,10 @@ class EGeMAPSExtractor:
         FeatureError
             Empty waveform, or openSMILE returned non-finite values.
         """
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim == 2:  # (n_samples, channels) -> mono
-            wave = wave.mean(axis=1)
-        if wave.ndim != 1 or wave.size == 0:
-            raise FeatureError(None, f"eGeMAPS needs a non-empty mono waveform, got shape {wave.shape}")
+        wave = as_mono(wave, "eGeMAPS")  # (n_samples,)
         feats = _smile().process_signal(wave, sr).to_numpy(dtype=np.float32)  # (1, 88)
         if feats.shape != (1, N_FEATURES):
             raise FeatureError(None, f"openSMILE returned shape {feats.shape}, expected (1, {N_FEATURES})")
         if not np.all(np.isfinite(feats)):
             raise FeatureError(None, "openSMILE returned NaN/inf functionals (clip too short?)")
         return feats
-
-    def extract(self, path: str | Path) -> np.ndarray:
-        """Decode ``path`` (same decoding and silence check as MFCC) -> ``(1, 88)`` float32.
-
-        Raises
-        ------
-        FeatureError
-            Unreadable/corrupt/empty file.
-        ModalityMissing
-            Silent clip or video without audio.
-        """
-        from mmfer.features.audio import load_audio
-
-        cfg = self.cfg
-        wave = load_audio(
-            path, sample_rate=cfg.sample_rate, max_seconds=cfg.max_seconds, silence_dbfs=cfg.silence_dbfs
-        )
-        try:
-            return self.transform_wave(wave, cfg.sample_rate)
-        except FeatureError as e:
-            raise FeatureError(path, e.problem) from None
