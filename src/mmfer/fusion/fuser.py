@@ -20,13 +20,14 @@ speakers that speaker-independent protocols otherwise have to generalise over.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from mmfer.config import MODALITIES, FusionConfig, TextConfig
 from mmfer.errors import ConfigError, MmferError
+from mmfer.fusion.enrol import norm_condition
 from mmfer.fusion.layout import FusedLayout
 
 
@@ -150,7 +151,9 @@ class Fuser:
             )
         if cfg.steps < 1:
             raise ConfigError(f"fusion.steps: must be >= 1, got {cfg.steps}")
-        self.cfg = cfg
+        # The Fuser only needs on/off: where a test speaker's statistics come from
+        # (enrol, neutral_enrol, transductive) is the evaluation's business.
+        self.cfg = replace(cfg, speaker_norm=norm_condition(cfg) != "none")
         self.text_cfg = text_cfg
         self.dims_: dict[str, int] | None = None
         self.scalers_: dict[str, _Standardiser] = {}
