@@ -2,7 +2,15 @@
 
 Every function takes only the config sections it needs. The fold loop is the
 one place where fitting happens, and it fits only on training rows: the Fuser
-(TF-IDF vocabulary, standardisers) and the model never see a test sample.
+(TF-IDF vocabulary, standardisers) and the model never see a test sample
+(:mod:`mmfer.evaluation.verify` checks this by intervention).
+
+:func:`cross_validate` = :func:`prepare_cv` + :func:`run_fold` per outer fold:
+:func:`fit_fold` (nested selection, then the fit on all training rows), the
+optional ``on_fold_fit(fold, settings, recognizer)`` hook, then
+:func:`predict_fold` (speaker-normalisation condition, enrolment rows left out of
+scoring). :class:`~mmfer.recognizer.Recognizer` lives in :mod:`mmfer.recognizer`
+(re-exported here).
 """
 
 from __future__ import annotations

@@ -309,6 +309,11 @@ def audit_findings(
             )
         elif comp.fits == 0:
             info.append(f"{comp.component}: {comp.note or 'not fitted'}.")
+        elif comp.label_free:
+            info.append(
+                f"{comp.component}: label-free statistics computed {comp.fits} times from {comp.rows_fitted} "
+                "rows in all, 0 of them scored test rows of the same fold (counted from the recorded ids)."
+            )
         else:
             info.append(
                 f"{comp.component}: fitted {comp.fits} times on {comp.rows_fitted} rows in all, "
