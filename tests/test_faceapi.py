@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from mmfer.errors import ConfigError
-from mmfer.features import faceapi
+from mmfer.features.face import faceapi
 from mmfer.features.face.faceapi import (
     BIN_NAME,
     FACEAPI_CLASSES,

@@ -55,3 +55,34 @@ def test_leakage_audit_counts_what_happened(tmp_path: Path) -> None:
     audit = audit_folds(table, leaky, [FitRecord(0, "scaler", frozenset(ids))], hashes=hashes)
     assert audit.speaker_overlap == [1]
     assert [(c.component, c.test_rows_seen) for c in audit.leaking_components] == [("scaler", 1)]
+
+
+def test_audit_reads_the_recorded_speaker_independence_and_counts_transductive_statistics() -> None:
+    from mmfer.evaluation.audit import LeakageAudit, audit_findings, merge_audits, resolve_speaker_independent
+
+    table = pd.DataFrame({"id": [f"r{i}" for i in range(6)], "speaker": ["a", "a", "b", "b", "c", "c"]})
+    splits = [(np.array([0, 1, 2, 3]), np.array([4, 5]))]
+    records = [
+        FitRecord(0, "per-speaker statistics (training speakers)", frozenset({"r0", "r1", "r2", "r3"}), True),
+        FitRecord(0, "per-speaker statistics (test speakers, transductive)", frozenset({"r4", "r5"}), True),
+    ]
+    audit = audit_folds(table, splits, records, speaker_independent=False)
+    assert audit.speaker_independent is False
+    assert resolve_speaker_independent("some protocol text", None, audit) == (False, [])
+    # nothing declared or recorded: strict, with a note (no guessing from the text any more)
+    strict, notes = resolve_speaker_independent("stratified k-fold", None, LeakageAudit(speaker_overlap=[0]))
+    assert strict is True and notes
+    comps = {c.component: c for c in audit.components}
+    assert comps["per-speaker statistics (test speakers, transductive)"].transductive
+    assert not comps["per-speaker statistics (training speakers)"].leaked
+    leaks, info = audit_findings(audit, "p")
+    assert leaks == [
+        "LEAK (transductive, label-free): per-speaker statistics (test speakers, transductive) used 2 scored "
+        "test row(s) of its own fold (each test speaker normalised with its own scored clips)"
+    ]
+    assert any(s.startswith("per-speaker statistics (training speakers): label-free") for s in info)
+    merged = merge_audits([audit, audit])
+    assert merged is not None and merged.speaker_independent is False
+    assert merged.components[1].label_free and merged.components[1].test_rows_seen == 4
+    mixed = merge_audits([audit, audit_folds(table, splits, [], speaker_independent=True)])
+    assert mixed is not None and mixed.speaker_independent is None

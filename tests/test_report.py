@@ -102,7 +102,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportData, dict[s
     second = ProtocolResults(
         protocol=DEP_PROTOCOL,
         runs=dep_runs,
-        leakage=LeakageAudit(speaker_overlap=[3, 3, 3], duplicate_clips_across_splits=0),
+        # the flag is recorded when the split is made (no guessing from the protocol's text)
+        leakage=LeakageAudit(
+            speaker_overlap=[3, 3, 3], duplicate_clips_across_splits=0, speaker_independent=False
+        ),
     )
     data = _data(second=second)
     return data, write_report(data, tmp_path_factory.mktemp("report"))

@@ -293,9 +293,16 @@ class FusionConfig:
     #: A clip with fewer frames than steps has its extra steps masked (``mean``/``stats``).
     audio_pool: Literal["mean", "stats", "clipstats"] = "mean"
     #: Z-normalise each speaker's face/audio frames with that speaker's own mean/std
-    #: (label-free; the training fold at fit time, the transformed rows' own speakers
-    #: at transform time, so ``fit``/``transform`` need the speaker ids).
-    speaker_norm: bool = False
+    #: (label-free; training speakers from their own training rows, so ``fit``/``transform``
+    #: need the speaker ids). Where a *test* speaker's statistics come from (the
+    #: evaluation condition, :mod:`mmfer.fusion.enrol`): ``none`` (off), ``enrol``
+    #: (``enrol_k`` of the speaker's clips drawn without labels, excluded from scoring),
+    #: ``neutral_enrol`` (``enrol_k`` of its neutral/calm clips, what a user can record;
+    #: excluded from scoring) or ``transductive`` (all its test clips; comparison only).
+    #: ``true``/``false`` are kept as aliases of ``transductive``/``none``.
+    speaker_norm: bool | Literal["none", "enrol", "neutral_enrol", "transductive"] = False
+    #: Enrolment clips per test speaker under ``speaker_norm: enrol|neutral_enrol``.
+    enrol_k: int = 4
 
 
 @dataclass

@@ -2,20 +2,27 @@
 
 Every function takes only the config sections it needs. The fold loop is the
 one place where fitting happens, and it fits only on training rows: the Fuser
-(TF-IDF vocabulary, standardisers) and the model never see a test sample.
+(TF-IDF vocabulary, standardisers) and the model never see a test sample
+(:mod:`mmfer.evaluation.verify` checks this by intervention).
+
+:func:`cross_validate` = :func:`prepare_cv` + :func:`run_fold` per outer fold:
+:func:`fit_fold` (nested selection, then the fit on all training rows), the
+optional ``on_fold_fit(fold, settings, recognizer)`` hook, then
+:func:`predict_fold` (speaker-normalisation condition, enrolment rows left out of
+scoring). :class:`~mmfer.recognizer.Recognizer` lives in :mod:`mmfer.recognizer`
+(re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mmfer.config import (
     MODALITIES,
@@ -26,19 +33,47 @@ from mmfer.config import (
     ModelConfig,
     TextConfig,
     TrainConfig,
-    from_dict,
     to_dict,
 )
 from mmfer.emotions import label_order
-from mmfer.errors import ConfigError, DataError
+from mmfer.errors import ConfigError
 from mmfer.estimators import Estimator
 from mmfer.estimators.neural import NeuralEstimator
 from mmfer.estimators.selection import Selection
 from mmfer.evaluation.audit import FitRecord, LeakageAudit
+from mmfer.folds import FROZEN_COMPONENTS, CVSetup, FoldResult, OnFoldFit, fold_audit, run_result
 from mmfer.fusion import Fuser
+from mmfer.recognizer import Recognizer
 
 if TYPE_CHECKING:
     from mmfer.evaluation.results import RunResult
+
+__all__ = [
+    "FROZEN_COMPONENTS",
+    "CVSetup",
+    "FitOutcome",
+    "FoldResult",
+    "OnFoldFit",
+    "Recognizer",
+    "accuracy_on",
+    "available_modalities",
+    "cache_dir_for",
+    "cross_validate",
+    "extract",
+    "fit_fold",
+    "fit_fuser",
+    "fit_recognizer",
+    "fit_rows",
+    "load_corpus",
+    "make_estimator",
+    "media_hash",
+    "modality_subsets",
+    "predict_fold",
+    "prepare_cv",
+    "run_fold",
+    "search_space",
+    "select_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,124 +116,6 @@ def extract(
     from mmfer.features.extract import extract_features
 
     return extract_features(table, cfg, cache_dir, modalities=tuple(modalities), progress=progress)
-
-
-# ----------------------------------------------------------------------------- recogniser
-
-
-@dataclass
-class Recognizer:
-    """A fitted fuser + estimator + label set: everything prediction needs.
-
-    Saved as one safetensors file whose metadata carries the configs, labels,
-    the estimator's name and parameters, and the fuser state (TF-IDF
-    vocabulary, standardisers) as JSON; loading never unpickles anything.
-    """
-
-    fuser: Fuser
-    estimator: Estimator
-    labels: list[str]
-    features_cfg: FeatureConfig
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def modalities(self) -> list[str]:
-        return self.fuser.modalities
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The network of a neural estimator (ONNX export, benchmarks)."""
-        module = getattr(self.estimator, "module", None)
-        if module is None:
-            raise ConfigError(f"{self.estimator.name} is not a neural network (no torch module to use)")
-        return module
-
-    @property
-    def model_cfg(self) -> ModelConfig:
-        """Model config of a neural estimator; for other estimators only ``name`` is meaningful."""
-        cfg = getattr(self.estimator, "model_cfg", None)
-        return cfg if cfg is not None else ModelConfig(name=self.estimator.name)
-
-    def predict_proba(
-        self, feats: list[Any], *, speakers: list[str] | None = None, batch_size: int = 64
-    ) -> np.ndarray:
-        """Class probabilities ``(N, C)`` for per-sample features.
-
-        ``speakers`` (one id per sample) is needed when the fuser normalises per
-        speaker: each speaker is normalised with statistics of its own given clips.
-        """
-        fused = self.fuser.transform(feats, speakers=speakers)
-        return self.estimator.predict_proba(fused.x, fused.mask)
-
-    def save(self, path: str | Path) -> Path:
-        from mmfer.training.checkpoint import save_checkpoint
-
-        tensors, meta = self.to_state()
-        save_checkpoint(path, tensors, meta)
-        return Path(path)
-
-    def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Tensors and JSON metadata of the checkpoint (also embedded in composed models)."""
-        arrays, est_meta = self.estimator.state()
-        neural = isinstance(self.estimator, NeuralEstimator)
-        meta = {
-            "format": "mmfer-recognizer/1",
-            "labels": self.labels,
-            "model": to_dict(self.model_cfg),
-            "estimator": {
-                "name": self.estimator.name,
-                "neural": neural,
-                "params": self.estimator.get_params(),
-                "state": est_meta,
-            },
-            "features": to_dict(self.features_cfg),
-            "fuser": self.fuser.get_state(),
-            "in_features": self.fuser.n_features,
-            "extra": self.extra,
-        }
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-        return tensors, meta
-
-    @classmethod
-    def load(cls, path: str | Path) -> Recognizer:
-        from mmfer.training.checkpoint import load_checkpoint
-
-        tensors, meta = load_checkpoint(path)
-        return cls.from_state(tensors, meta, path)
-
-    @classmethod
-    def from_state(
-        cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path | None = None
-    ) -> Recognizer:
-        """Inverse of :meth:`to_state`; ``path`` is named in errors."""
-        from mmfer.estimators import create_estimator
-        from mmfer.models import create_model
-
-        if meta.get("format") != "mmfer-recognizer/1":
-            raise DataError(path, "not an mmfer model checkpoint (train one with `mmfer train`)")
-        labels = list(meta["labels"])
-        est_meta = meta.get("estimator") or {"neural": True, "params": {}}
-        estimator: Estimator
-        if est_meta.get("neural", True):
-            model_cfg = from_dict(ModelConfig, meta["model"])
-            model = create_model(
-                model_cfg.name, in_features=int(meta["in_features"]), num_classes=len(labels), cfg=model_cfg
-            )
-            model.load_state_dict(tensors)
-            params = {k: v for k, v in to_dict(model_cfg).items() if k != "name"}
-            params |= {k: v for k, v in est_meta.get("params", {}).items() if k not in params}
-            estimator = NeuralEstimator(model_cfg.name, **params).load_module(model, len(labels))
-        else:
-            estimator = create_estimator(est_meta["name"], **est_meta.get("params", {}))
-            arrays = {k: v.numpy() for k, v in tensors.items()}
-            estimator.load_state(arrays, est_meta.get("state", {}))
-        return cls(
-            fuser=Fuser.from_state(meta["fuser"]),
-            estimator=estimator,
-            labels=labels,
-            features_cfg=from_dict(FeatureConfig, meta["features"]),
-            extra=meta.get("extra", {}),
-        )
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -249,6 +166,20 @@ class FitOutcome:
     fit_ids: list[str]
 
 
+def fit_fuser(
+    table: pd.DataFrame,
+    feats: dict[str, Any],
+    rows: np.ndarray,
+    *,
+    fusion_cfg: FusionConfig,
+    text_cfg: TextConfig,
+) -> Fuser:
+    """A fresh Fuser fitted on ``rows`` only (``(n,)`` positional indices); ``fitted_on_`` = their ids."""
+    ids = table["id"].astype(str).to_numpy()[rows]
+    speakers = table["speaker"].astype(str).to_numpy()[rows]
+    return Fuser(fusion_cfg, text_cfg).fit([feats[i] for i in ids], speakers=speakers, ids=ids)
+
+
 def fit_rows(
     table: pd.DataFrame,
     feats: dict[str, Any],
@@ -263,7 +194,7 @@ def fit_rows(
     fold: int = 0,
     stage: str = "",
 ) -> Recognizer:
-    """Fit a fresh Fuser and a clone of ``estimator`` on ``rows`` only.
+    """Fit a fresh Fuser (:func:`fit_fuser`) and a clone of ``estimator`` on ``rows`` only.
 
     Parameters
     ----------
@@ -278,15 +209,17 @@ def fit_rows(
     ids = table["id"].astype(str).to_numpy()[rows]
     y = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()[rows].astype(np.int64)
     speakers = table["speaker"].astype(str).to_numpy()[rows]
-    rows_feats = [feats[i] for i in ids]
-    fuser = Fuser(fusion_cfg, text_cfg).fit(rows_feats, speakers=speakers, ids=ids)
-    fused = fuser.transform(rows_feats, speakers=speakers)  # x (n, T, F), mask (n, T)
+    fuser = fit_fuser(table, feats, rows, fusion_cfg=fusion_cfg, text_cfg=text_cfg)
+    fused = fuser.transform([feats[i] for i in ids], speakers=speakers)  # x (n, T, F), mask (n, T)
     est = estimator.clone().set_layout(fuser.layout())  # late fusion / modality dropout read it
     if hasattr(estimator, "out_dir"):
         est.out_dir = estimator.out_dir  # type: ignore[attr-defined]
     est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids)
     if records is not None:
         records.append(FitRecord(fold, f"{stage}fuser (TF-IDF, standardisers)", fuser.fitted_on_))
+        if fuser.cfg.speaker_norm:
+            comp = f"{stage}per-speaker statistics (training speakers)"
+            records.append(FitRecord(fold, comp, fuser.fitted_on_, label_free=True))
         records.append(FitRecord(fold, f"{stage}estimator {est.name}", est.fitted_on_))
     return Recognizer(fuser=fuser, estimator=est, labels=labels, features_cfg=features_cfg)
 
@@ -421,11 +354,167 @@ def media_hash(row: dict[str, Any]) -> str | None:
     return None
 
 
-#: Parts of the default and paper feature stacks that are never fitted on any fold.
-FROZEN_COMPONENTS: tuple[tuple[str, str], ...] = (
-    ("face encoder", "pretrained, frozen (not fitted on any fold)"),
-    ("voice encoder / MFCC", "pretrained or stateless (not fitted on any fold)"),
-)
+def prepare_cv(
+    table: pd.DataFrame,
+    feats: dict[str, Any],
+    cfg: ExperimentConfig,
+    *,
+    model_name: str,
+    modalities: list[str],
+    protocol: str | None = None,
+) -> tuple[CVSetup, list[tuple[np.ndarray, np.ndarray]]]:
+    """The shared fold context and the outer ``(train_idx, test_idx)`` splits of ``protocol``."""
+    from mmfer.data.splits import is_speaker_independent, make_splits
+    from mmfer.fusion.enrol import norm_condition
+
+    protocol = protocol or cfg.eval.protocol
+    splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)
+    setup = CVSetup(
+        table=table,
+        cfg=cfg,
+        model_name=model_name,
+        modalities=list(modalities),
+        protocol=protocol,
+        labels=label_order(set(table["emotion"])),
+        fusion_cfg=replace(cfg.fusion, modalities=list(modalities)),
+        base=make_estimator(model_name, cfg.model, cfg.train),
+        condition=norm_condition(cfg.fusion, announce=True),
+        speaker_independent=is_speaker_independent(protocol),
+    )
+    if cfg.eval.unusable == "count_wrong":
+        from mmfer.features.summary import unusable_samples
+
+        ids = setup.ids
+        setup.unusable = set(unusable_samples({i: feats[i] for i in ids})) & set(ids.tolist())
+    return setup, splits
+
+
+def fit_fold(
+    setup: CVSetup, feats: dict[str, Any], fold: int, train_idx: np.ndarray, records: list[FitRecord]
+) -> tuple[dict[str, Any], Recognizer, float, float]:
+    """Choose the settings of one outer fold on its training rows, then fit on all of them.
+
+    Returns
+    -------
+    tuple
+        ``(settings, recognizer, select_seconds, fit_seconds)``; ``settings`` is
+        ``{"params": {...}}`` plus, with ``eval.select``, ``inner_accuracy``,
+        ``candidates`` and ``inner_folds``.
+    """
+    cfg, t0 = setup.cfg, time.perf_counter()
+    settings: dict[str, Any] = {"params": {}}
+    est = setup.base
+    if cfg.eval.select:
+        sel = select_settings(
+            setup.table,
+            feats,
+            train_idx,
+            estimator=setup.base,
+            cfg=cfg,
+            labels=setup.labels,
+            fusion_cfg=setup.fusion_cfg,
+            protocol=setup.protocol,
+            records=records,
+            fold=fold,
+        )
+        est = setup.base.clone(**sel.params)
+        settings = {
+            "params": sel.params,
+            "inner_accuracy": sel.best_score,
+            "candidates": len(sel.candidates),
+            "inner_folds": sel.inner_folds,
+        }
+    t1 = time.perf_counter()
+    rec = fit_rows(
+        setup.table,
+        feats,
+        train_idx,
+        labels=setup.labels,
+        estimator=est,
+        fusion_cfg=setup.fusion_cfg,
+        text_cfg=cfg.features.text,
+        features_cfg=cfg.features,
+        records=records,
+        fold=fold,
+    )
+    return settings, rec, t1 - t0, time.perf_counter() - t1
+
+
+def predict_fold(
+    setup: CVSetup,
+    feats: dict[str, Any],
+    rec: Recognizer,
+    fold: int,
+    test_idx: np.ndarray,
+    records: list[FitRecord],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predict one fold's test rows under the speaker-normalisation condition.
+
+    Enrolment conditions first take each test speaker's enrolment clips
+    (:func:`mmfer.fusion.enrol.enrolment_rows`), compute its statistics from them
+    only and drop them from scoring; ``transductive`` normalises each test speaker
+    with all its test clips. What the test speakers' statistics came from is recorded.
+
+    Returns
+    -------
+    tuple
+        ``(scored_rows (n,), enrol_rows (m,), pred (n,))``.
+    """
+    from mmfer.fusion.enrol import enrolment_rows, enrolment_statistics
+
+    ids, spk = setup.ids, setup.speakers
+    k = setup.fusion_cfg.enrol_k
+    enrol = enrolment_rows(setup.table, test_idx, setup.condition, k, seed=setup.cfg.eval.seed + fold)
+    test_idx = np.asarray(test_idx)
+    scored = test_idx[~np.isin(test_idx, enrol)]  # the fold's order kept
+    stats = None
+    if len(enrol):
+        stats = enrolment_statistics(rec.fuser, [feats[i] for i in ids[enrol]], spk[enrol].tolist())
+    if setup.condition != "none":
+        used = ids[enrol] if setup.condition != "transductive" else ids[scored]
+        comp = f"per-speaker statistics (test speakers, {setup.condition})"
+        records.append(FitRecord(fold, comp, frozenset(used.tolist()), label_free=True))
+    proba = rec.predict_proba([feats[i] for i in ids[scored]], speakers=spk[scored].tolist(), stats=stats)
+    pred = proba.argmax(axis=1)
+    if setup.unusable:
+        # a sample with no evidence left is scored as an error (a conservative choice)
+        dead = np.isin(ids[scored], list(setup.unusable))
+        pred[dead] = (setup.y[scored][dead] + 1) % len(setup.labels)
+    return scored, enrol, pred
+
+
+def run_fold(
+    setup: CVSetup,
+    feats: dict[str, Any],
+    fold: int,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    on_fold_fit: OnFoldFit | None = None,
+    score: bool = True,
+) -> FoldResult | None:
+    """One outer fold: select and fit on ``train_idx``, call ``on_fold_fit``, score ``test_idx``.
+
+    ``feats`` may differ from fold to fold (:mod:`mmfer.evaluation.verify` perturbs the
+    test rows of one fold at a time). With ``score=False`` the fold stops after the hook
+    (nothing is predicted) and None is returned.
+    """
+    from mmfer.evaluation.metrics import classification_metrics
+
+    records: list[FitRecord] = []
+    settings, rec, select_s, fit_s = fit_fold(setup, feats, fold, train_idx, records)
+    if on_fold_fit is not None:
+        on_fold_fit(fold, settings, rec)
+    if not score:
+        return None
+    t0 = time.perf_counter()
+    scored, enrol, pred = predict_fold(setup, feats, rec, fold, test_idx, records)
+    test_s = time.perf_counter() - t0
+    y = setup.y[scored]
+    metrics = classification_metrics(y, pred, labels=list(range(len(setup.labels))), names=setup.labels)
+    selected = settings if setup.cfg.eval.select else None
+    history = list(getattr(rec.estimator, "history", []))
+    return FoldResult(fold, scored, enrol, pred, metrics, selected, select_s, fit_s, test_s, history, records)
 
 
 def cross_validate(
@@ -437,137 +526,42 @@ def cross_validate(
     modalities: list[str],
     protocol: str | None = None,
     hashes: list[str | None] | None = None,
+    on_fold_fit: OnFoldFit | None = None,
 ) -> tuple[RunResult, LeakageAudit]:
     """Run one estimator on one modality subset over every fold of ``protocol``.
 
     With ``eval.select`` (the default) the settings of each fold are chosen by
     :func:`select_settings` on inner splits of that fold's training rows;
     otherwise the fixed settings of the config are used (and the report says so).
+    Each fold is :func:`run_fold`; ``on_fold_fit(fold, settings, recognizer)`` is
+    called after a fold's model is fitted, before its test rows are predicted.
     """
-    from mmfer.data.splits import describe_protocol, make_splits
-    from mmfer.evaluation.audit import audit_folds
-    from mmfer.evaluation.metrics import classification_metrics
-    from mmfer.evaluation.results import RunResult
-
-    protocol = protocol or cfg.eval.protocol
-    splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)
-    labels = label_order(set(table["emotion"]))
-    y_all = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()
-    ids = table["id"].astype(str).to_numpy()
-    speakers = table["speaker"].astype(str).to_numpy()
-    fusion_cfg = replace(cfg.fusion, modalities=list(modalities))
-    base = make_estimator(model_name, cfg.model, cfg.train)
-    fold_metrics, y_true, y_pred, sample_ids, spk_out = [], [], [], [], []
-    train_s, select_s, test_s, n_test, histories, selected = [], [], 0.0, 0, [], []
-    records: list[FitRecord] = []
-    unusable: set[str] = set()
-    if cfg.eval.unusable == "count_wrong":
-        from mmfer.features.summary import unusable_samples
-
-        unusable = set(unusable_samples({i: feats[i] for i in ids})) & set(ids.tolist())
     from mmfer.progress import Heartbeat
 
+    setup, splits = prepare_cv(
+        table, feats, cfg, model_name=model_name, modalities=modalities, protocol=protocol
+    )
     beat = Heartbeat(len(splits), f"cv {model_name} {'+'.join(modalities)}")
+    folds: list[FoldResult] = []
     for k, (tr, te) in enumerate(splits):
-        t0 = time.perf_counter()
-        est = base
-        if cfg.eval.select:
-            sel = select_settings(
-                table,
-                feats,
-                tr,
-                estimator=base,
-                cfg=cfg,
-                labels=labels,
-                fusion_cfg=fusion_cfg,
-                protocol=protocol,
-                records=records,
-                fold=k,
-            )
-            est = base.clone(**sel.params)
-            selected.append(
-                {
-                    "params": sel.params,
-                    "inner_accuracy": sel.best_score,
-                    "candidates": len(sel.candidates),
-                    "inner_folds": sel.inner_folds,
-                }
-            )
-        t1 = time.perf_counter()
-        rec = fit_rows(
-            table,
-            feats,
-            tr,
-            labels=labels,
-            estimator=est,
-            fusion_cfg=fusion_cfg,
-            text_cfg=cfg.features.text,
-            features_cfg=cfg.features,
-            records=records,
-            fold=k,
-        )
-        t2 = time.perf_counter()
-        proba = rec.predict_proba([feats[i] for i in ids[te]], speakers=speakers[te].tolist())
-        test_s += time.perf_counter() - t2
-        n_test += len(te)
-        pred = proba.argmax(axis=1)
-        if cfg.eval.unusable == "count_wrong" and unusable:
-            # a sample with no evidence left is scored as an error (a conservative choice)
-            dead = np.isin(ids[te], list(unusable))
-            pred[dead] = (y_all[te][dead] + 1) % len(labels)
-        fold_metrics.append(
-            classification_metrics(y_all[te], pred, labels=list(range(len(labels))), names=labels)
-        )
-        y_true += y_all[te].tolist()
-        y_pred += pred.tolist()
-        sample_ids += ids[te].tolist()
-        spk_out += speakers[te].tolist()
-        select_s.append(t1 - t0)
-        train_s.append(t2 - t1)
-        histories.append(list(getattr(rec.estimator, "history", [])))
-        beat.tick(acc=round(float(fold_metrics[-1]["accuracy"]), 4))
+        res = run_fold(setup, feats, k, tr, te, on_fold_fit=on_fold_fit)
+        assert res is not None
+        folds.append(res)
+        acc = float(res.metrics["accuracy"])
+        beat.tick(acc=round(acc, 4))
+        params = res.selected["params"] if res.selected else {}
         log.info(
             "%s %s fold %d/%d acc=%.3f%s (select %.0fs, fit %.0fs)",
             model_name,
             "+".join(modalities),
             k + 1,
             len(splits),
-            fold_metrics[-1]["accuracy"],
-            f" {selected[-1]['params']}" if selected and selected[-1]["params"] else "",
-            t1 - t0,
-            t2 - t1,
+            acc,
+            f" {params}" if params else "",
+            res.select_seconds,
+            res.train_seconds,
         )
-    described = describe_protocol(protocol, len(splits))
-    if cfg.fusion.speaker_norm:
-        described += (
-            ", per-speaker normalisation (transductive: from each test speaker's own unlabelled clips)"
-        )
-    run = RunResult(
-        model=model_name,
-        modalities=tuple(modalities),
-        protocol=described,
-        fold_metrics=fold_metrics,
-        y_true=y_true,
-        y_pred=y_pred,
-        labels=labels,
-        train_seconds=train_s,
-        test_seconds_per_sample=test_s / max(n_test, 1),
-        history=histories,
-        sample_ids=sample_ids,
-        speakers=spk_out,
-        selected=selected,
-        select_seconds=select_s,
-    )
-    frozen = list(FROZEN_COMPONENTS)
-    if cfg.fusion.speaker_norm:
-        frozen.append(
-            (
-                "per-speaker statistics",
-                "training speakers from their own rows; each test speaker from its own unlabelled test "
-                "clips at prediction (transductive, no labels)",
-            )
-        )
-    return run, audit_folds(table, splits, records, hashes=hashes, frozen=frozen)
+    return run_result(setup, splits, folds), fold_audit(setup, splits, folds, hashes)
 
 
 def available_modalities(table: pd.DataFrame, feats: dict[str, Any]) -> list[str]:

@@ -7,10 +7,16 @@ intersects those ids with each fold's test ids, and counts speakers, recording
 sequences and identical files shared between train and test. Results are
 typed (:class:`ComponentFit`), not prose.
 
+Label-free statistics taken from the rows themselves (per-speaker
+normalisation) are fitted components too: their records carry ``label_free``,
+and when they used test rows of their own fold (a test speaker normalised with
+its own scored clips) the audit counts that as transductive use.
+
 The policy that turns an audit into report lines lives here too
 (:func:`audit_findings`): what counts as a ``LEAK`` depends on whether the
-protocol keeps speakers apart, declared by the caller or, for a free-text
-protocol description, guessed by :func:`guess_speaker_independent`.
+protocol keeps speakers apart, declared by the caller or recorded in the audit
+when the split was made (:attr:`LeakageAudit.speaker_independent`, from
+:func:`mmfer.data.splits.is_speaker_independent`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ __all__ = [
     "LeakageAudit",
     "audit_findings",
     "audit_folds",
-    "guess_speaker_independent",
     "merge_audits",
     "resolve_speaker_independent",
 ]
@@ -45,11 +50,15 @@ class FitRecord:
         What was fitted, e.g. ``"fuser"``, ``"estimator"``, ``"inner fuser"``.
     ids
         Ids of the rows it saw while fitting.
+    label_free
+        A label-free statistic of the rows themselves (per-speaker normalisation):
+        test rows among ``ids`` mean transductive use rather than fitting on labels.
     """
 
     fold: int
     component: str
     ids: frozenset[str]
+    label_free: bool = False
 
 
 @dataclass
@@ -69,6 +78,9 @@ class ComponentFit:
         Test rows of the same outer fold among them (must be 0).
     note
         For frozen parts: what they are (e.g. "pretrained, frozen").
+    label_free
+        Label-free statistics (per-speaker normalisation): test rows seen are
+        transductive use (see :attr:`transductive`).
     """
 
     component: str
@@ -76,10 +88,17 @@ class ComponentFit:
     rows_fitted: int
     test_rows_seen: int
     note: str = ""
+    label_free: bool = False
 
     @property
     def leaked(self) -> bool:
+        """Test rows of the same fold went into it (labels or not)."""
         return self.test_rows_seen > 0
+
+    @property
+    def transductive(self) -> bool:
+        """Label-free statistics computed from test rows of the same fold."""
+        return self.leaked and self.label_free
 
 
 @dataclass
@@ -100,6 +119,9 @@ class LeakageAudit:
         corpus has no sequence ids).
     notes
         Free-text remarks, shown verbatim.
+    speaker_independent
+        Whether the splitter keeps every speaker on one side of each fold, recorded
+        when the split was made (None = not recorded, e.g. an older saved audit).
     """
 
     speaker_overlap: list[int]
@@ -107,6 +129,7 @@ class LeakageAudit:
     duplicate_clips_across_splits: int = 0
     sequence_overlap: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    speaker_independent: bool | None = None
 
     @property
     def leaking_components(self) -> list[ComponentFit]:
@@ -120,6 +143,7 @@ def audit_folds(
     *,
     hashes: Sequence[str | None] | None = None,
     frozen: Sequence[tuple[str, str]] = (),
+    speaker_independent: bool | None = None,
 ) -> LeakageAudit:
     """Count, per fold, shared speakers / sequences / identical files and test rows fitted on.
 
@@ -137,6 +161,9 @@ def audit_folds(
     frozen
         ``(component, note)`` of parts that are not fitted at all (pretrained
         encoders, stateless MFCC), listed for completeness.
+    speaker_independent
+        Whether the splitter that made ``splits`` keeps speakers apart, kept in the
+        audit for :func:`audit_findings`.
     """
     from mmfer.data.splits import sequence_groups
 
@@ -153,7 +180,7 @@ def audit_folds(
             dups += sum(1 for i in te if hashes[i] and hashes[i] in tr_h)
     by_comp: dict[str, ComponentFit] = {}
     for r in records:
-        c = by_comp.setdefault(r.component, ComponentFit(r.component, 0, 0, 0))
+        c = by_comp.setdefault(r.component, ComponentFit(r.component, 0, 0, 0, label_free=r.label_free))
         c.fits += 1
         c.rows_fitted += len(r.ids)
         c.test_rows_seen += len(r.ids & test_ids[r.fold])
@@ -164,6 +191,7 @@ def audit_folds(
         duplicate_clips_across_splits=dups,
         sequence_overlap=seq_overlap,
         notes=[] if hashes is not None else ["duplicate-clip check skipped (no media hashes)"],
+        speaker_independent=speaker_independent,
     )
 
 
@@ -175,7 +203,7 @@ def merge_audits(audits: Sequence[LeakageAudit]) -> LeakageAudit | None:
     comps: dict[str, ComponentFit] = {}
     for a in audits:
         for c in a.components:
-            m = comps.setdefault(c.component, ComponentFit(c.component, 0, 0, 0, c.note))
+            m = comps.setdefault(c.component, ComponentFit(c.component, 0, 0, 0, c.note, c.label_free))
             m.fits += c.fits
             m.rows_fitted += c.rows_fitted
             m.test_rows_seen += c.test_rows_seen
@@ -189,51 +217,36 @@ def merge_audits(audits: Sequence[LeakageAudit]) -> LeakageAudit | None:
         duplicate_clips_across_splits=max(a.duplicate_clips_across_splits for a in audits),
         sequence_overlap=worst([a.sequence_overlap for a in audits]),
         notes=list(dict.fromkeys(n for a in audits for n in a.notes)),
+        speaker_independent=flags.pop()
+        if len(flags := {a.speaker_independent for a in audits}) == 1
+        else None,
     )
 
 
 # --------------------------------------------------------------------------- policy
 
 
-def guess_speaker_independent(description: str) -> bool | None:
-    """Guess from a free-text protocol description whether test speakers are unseen.
-
-    Not to be confused with :func:`mmfer.data.splits.is_speaker_independent`, which
-    answers for a *registered splitter name* from the splitter itself. This one
-    reads descriptions such as ``"speaker-independent leave-one-speaker-out (6 folds)"``.
-
-    Returns
-    -------
-    bool | None
-        True/False when the text says so, None when it does not.
-    """
-    p = description.lower().replace("_", "-")
-    if "independent" in p or "leave-one-speaker-out" in p or "loso" in p or "group-kfold" in p:
-        return True
-    if "dependent" in p or "stratified" in p:
-        return False
-    return None
-
-
-def resolve_speaker_independent(protocol: str, declared: bool | None) -> tuple[bool, list[str]]:
-    """Whether ``protocol`` keeps speakers apart: ``declared`` if given, else guessed.
+def resolve_speaker_independent(
+    protocol: str, declared: bool | None, audit: LeakageAudit | None = None
+) -> tuple[bool, list[str]]:
+    """Whether ``protocol`` keeps speakers apart: ``declared`` if given, else what the
+    audit recorded when the split was made.
 
     Returns
     -------
     tuple[bool, list[str]]
-        The answer and notes; an unrecognised description counts as speaker-independent
-        (strict), with a note saying so.
+        The answer and notes; when neither says, the protocol counts as
+        speaker-independent (strict), with a note saying so.
     """
     if declared is not None:
         return declared, []
-    guess = guess_speaker_independent(protocol)
-    if guess is None:
-        # Unknown: be strict, so a mislabelled speaker-dependent run cannot pass as independent.
-        return True, [
-            f"protocol {protocol!r} not recognised as speaker-dependent or -independent; "
-            "speaker overlap is treated as a leak"
-        ]
-    return guess, []
+    if audit is not None and audit.speaker_independent is not None:
+        return audit.speaker_independent, []
+    # Unknown: be strict, so a mislabelled speaker-dependent run cannot pass as independent.
+    return True, [
+        f"protocol {protocol!r}: speaker independence neither declared nor recorded with the split; "
+        "speaker overlap is treated as a leak"
+    ]
 
 
 def audit_findings(
@@ -248,7 +261,7 @@ def audit_findings(
     protocol
         Protocol description, named in the lines.
     speaker_independent
-        Whether the protocol keeps speakers apart; None = guessed from ``protocol``
+        Whether the protocol keeps speakers apart; None = as recorded in the audit
         (:func:`resolve_speaker_independent`).
 
     Returns
@@ -256,7 +269,7 @@ def audit_findings(
     tuple[list[str], list[str]]
         ``(leaks, info)``; every leak string starts with ``"LEAK"``.
     """
-    independent, info = resolve_speaker_independent(protocol, speaker_independent)
+    independent, info = resolve_speaker_independent(protocol, speaker_independent, audit)
     leaks: list[str] = []
     if audit is None:
         return [], [
@@ -285,12 +298,22 @@ def audit_findings(
     elif audit.sequence_overlap:
         info.append(f"Recording sequences split between train and test: 0 in all {len(overlap)} folds.")
     for comp in audit.components:
-        if comp.leaked:
+        if comp.transductive:
+            leaks.append(
+                f"LEAK (transductive, label-free): {comp.component} used {comp.test_rows_seen} scored test "
+                "row(s) of its own fold (each test speaker normalised with its own scored clips)"
+            )
+        elif comp.leaked:
             leaks.append(
                 f"LEAK: {comp.component} was fitted on {comp.test_rows_seen} test row(s) of its own fold"
             )
         elif comp.fits == 0:
             info.append(f"{comp.component}: {comp.note or 'not fitted'}.")
+        elif comp.label_free:
+            info.append(
+                f"{comp.component}: label-free statistics computed {comp.fits} times from {comp.rows_fitted} "
+                "rows in all, 0 of them scored test rows of the same fold (counted from the recorded ids)."
+            )
         else:
             info.append(
                 f"{comp.component}: fitted {comp.fits} times on {comp.rows_fitted} rows in all, "

@@ -158,7 +158,7 @@ class ProtocolResults:
     runs: list[RunResult]
     significance: list[SignificanceRow] = field(default_factory=list)
     leakage: LeakageAudit | None = None
-    #: None = inferred from ``protocol`` (see :func:`mmfer.evaluation.audit.guess_speaker_independent`).
+    #: None = as recorded in ``leakage`` when the split was made (:attr:`LeakageAudit.speaker_independent`).
     speaker_independent: bool | None = None
 
 

@@ -126,8 +126,8 @@ def table_protocols(data: ReportData) -> Table | None:
     if data.second is None:
         return None
     main, second = data.main(), data.second
-    main_ind, _ = resolve_speaker_independent(main.protocol, main.speaker_independent)
-    second_ind, _ = resolve_speaker_independent(second.protocol, second.speaker_independent)
+    main_ind, _ = resolve_speaker_independent(main.protocol, main.speaker_independent, main.leakage)
+    second_ind, _ = resolve_speaker_independent(second.protocol, second.speaker_independent, second.leakage)
     # Inflation = speaker-dependent minus speaker-independent score, whichever is the main protocol.
     sign = -1.0 if (main_ind is False and second_ind is True) else 1.0
     diff_name = "Inflation (pp)" if main_ind != second_ind else "Difference (pp)"

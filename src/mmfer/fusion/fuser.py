@@ -20,13 +20,14 @@ speakers that speaker-independent protocols otherwise have to generalise over.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from mmfer.config import MODALITIES, FusionConfig, TextConfig
 from mmfer.errors import ConfigError, MmferError
+from mmfer.fusion.enrol import norm_condition
 from mmfer.fusion.layout import FusedLayout
 
 
@@ -88,6 +89,28 @@ def pool_stats(frames: np.ndarray, steps: int) -> np.ndarray:
     )
 
 
+#: Floor on a standard deviation, so dimensions that are constant stay finite.
+STD_FLOOR = 1e-6
+
+
+def mean_std(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-dimension mean and floored standard deviation over all rows of ``arrays``.
+
+    Parameters
+    ----------
+    arrays
+        ``(T_i, D)`` frames (or pooled rows) of one or more samples.
+
+    Returns
+    -------
+    tuple
+        ``mean (D,)`` and ``std (D,)`` float64 (std at least :data:`STD_FLOOR`, so a
+        dimension constant over these rows stays finite), and the row count ``sum T_i``.
+    """
+    allf = np.concatenate(arrays, axis=0).astype(np.float64)  # (sum T_i, D)
+    return allf.mean(axis=0), np.maximum(allf.std(axis=0), STD_FLOOR), int(allf.shape[0])
+
+
 class _Standardiser:
     """Per-dimension mean/std over all frames of the training samples."""
 
@@ -96,10 +119,7 @@ class _Standardiser:
         self.std: np.ndarray | None = None
 
     def fit(self, arrays: list[np.ndarray]) -> _Standardiser:
-        allf = np.concatenate(arrays, axis=0).astype(np.float64)  # (sum T_i, D)
-        self.mean = allf.mean(axis=0)
-        # a floor keeps dimensions that are constant on the training fold finite
-        self.std = np.maximum(allf.std(axis=0), 1e-6)
+        self.mean, self.std, _ = mean_std(arrays)  # (D,), (D,)
         return self
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
@@ -131,7 +151,9 @@ class Fuser:
             )
         if cfg.steps < 1:
             raise ConfigError(f"fusion.steps: must be >= 1, got {cfg.steps}")
-        self.cfg = cfg
+        # The Fuser only needs on/off: where a test speaker's statistics come from
+        # (enrol, neutral_enrol, transductive) is the evaluation's business.
+        self.cfg = replace(cfg, speaker_norm=norm_condition(cfg) != "none")
         self.text_cfg = text_cfg
         self.dims_: dict[str, int] | None = None
         self.scalers_: dict[str, _Standardiser] = {}
@@ -220,12 +242,8 @@ class Fuser:
             arrays = [getattr(f, m) for f in feats if getattr(f, m, None) is not None]
             if not arrays:
                 continue
-            allf = np.concatenate(arrays, axis=0).astype(np.float64)  # (sum T, D)
-            out[m] = {
-                "mean": allf.mean(axis=0).tolist(),
-                "std": np.maximum(allf.std(axis=0), 1e-6).tolist(),
-                "frames": int(allf.shape[0]),
-            }
+            mu, sd, n = mean_std(arrays)  # (D,), (D,)
+            out[m] = {"mean": mu.tolist(), "std": sd.tolist(), "frames": n}
         return out
 
     def _frames(
@@ -263,13 +281,9 @@ class Fuser:
                 given = (stats or {}).get(who, {}).get(m)
                 if given is not None:
                     mu = np.asarray(given["mean"], dtype=np.float64)  # (D,)
-                    sd = np.maximum(np.asarray(given["std"], dtype=np.float64), 1e-6)  # (D,)
+                    sd = np.maximum(np.asarray(given["std"], dtype=np.float64), STD_FLOOR)  # (D,)
                 else:
-                    allf = np.concatenate([frames[i][m] for i in rows], axis=0).astype(
-                        np.float64
-                    )  # (sum T, D)
-                    mu = allf.mean(axis=0)  # (D,)
-                    sd = np.maximum(allf.std(axis=0), 1e-6)  # (D,) floor: constant dims stay finite
+                    mu, sd, _ = mean_std([frames[i][m] for i in rows])  # (D,), (D,)
                 for i in rows:
                     frames[i][m] = ((frames[i][m] - mu) / sd).astype(np.float32)
         return frames
@@ -334,10 +348,11 @@ class Fuser:
             Samples to fuse.
         speakers
             Speaker id of each sample, needed only with ``speaker_norm``: every speaker is
-            normalised with the statistics of *its own rows in this call*, unless
+            normalised with the statistics of *its own rows in this call*, unless ``stats``
+            gives that speaker's statistics.
         stats
-            ``{speaker: {modality: {"mean": (D,), "std": (D,)}}}`` gives them
-            (see :meth:`speaker_statistics`; enrolment at inference).
+            ``{speaker: {modality: {"mean": (D,), "std": (D,)}}}``: per-speaker statistics
+            to use instead (see :meth:`speaker_statistics`; enrolment).
 
         Notes
         -----
@@ -354,51 +369,67 @@ class Fuser:
         x = np.zeros((n, t, self.n_features), dtype=np.float32)  # (N, T, F)
         present = np.zeros((n, len(MODALITIES)), dtype=bool)  # (N, 3)
         valid = np.zeros(n, dtype=np.int64)  # (N,) steps carrying content
-        text_rows = text_present = None
-        if "text" in self.dims_:
-            from mmfer.features.words.tfidf import text_block
-
-            # (N, D_text) TF-IDF and/or embedding rows, (N,) which samples have text
-            text_rows, text_present = text_block(feats, self.text_cfg, self.tfidf_, self.dims_["text"])
         col = 0
         for m in self.modalities:
             d = self.dims_[m]
-            mi = MODALITIES.index(m)
-            for i in range(n):
-                if m == "text":
-                    assert text_rows is not None and text_present is not None
-                    if not text_present[i]:
-                        continue
-                    x[i, :, col : col + d] = text_rows[i]  # broadcast over T
-                    valid[i] = t
-                else:
-                    a = frames[i][m]
-                    if a is None:
-                        continue
-                    width = self._audio_width(a.shape[1]) if m == "audio" else a.shape[1]
-                    if width != d:
-                        raise MmferError(
-                            f"{m} features of width {a.shape[1]} do not match the fitted width {d}"
-                            " (extracted with a different config?)"
-                        )
-                    if m == "face":
-                        if m in self.scalers_:
-                            a = self.scalers_[m](a)
-                        a = resample_steps(a, t)  # (T, D)
-                    else:
-                        a = self._pool_audio(a)  # (n_a, D')
-                        if self._pooled(m) and m in self.scalers_:
-                            a = self.scalers_[m](a)
-                    if m in self.scalers_ and self.cfg.balance:
-                        a = a / np.float32(np.sqrt(d))
-                    if m == "audio" and self.cfg.audio_pool == "clipstats":
-                        x[i, :, col : col + d] = a  # (1, D') broadcast over T
-                        valid[i] = t
-                    else:
-                        x[i, : len(a), col : col + d] = a
-                        valid[i] = max(valid[i], len(a))
-                present[i, mi] = True
+            if m == "text":
+                self._fill_text(feats, x[:, :, col : col + d], present[:, MODALITIES.index(m)], valid)
+            else:
+                for i, fr in enumerate(frames):
+                    if fr[m] is not None:
+                        self._fill_sequence(m, fr[m], x[i, :, col : col + d], valid, i)
+                        present[i, MODALITIES.index(m)] = True
             col += d
+        return self._finish(x, present, valid, col)
+
+    def _fill_text(self, feats: list[Any], block: np.ndarray, present: np.ndarray, valid: np.ndarray) -> None:
+        """Broadcast each sample's text row over every step of ``block`` ``(N, T, D_text)`` (in place).
+
+        ``present`` ``(N,)`` and ``valid`` ``(N,)`` are updated for samples that have text.
+        """
+        from mmfer.features.words.tfidf import text_block
+
+        assert self.dims_ is not None
+        # (N, D_text) TF-IDF and/or embedding rows, (N,) which samples have text
+        rows, has = text_block(feats, self.text_cfg, self.tfidf_, self.dims_["text"])
+        block[has] = rows[has][:, None, :]  # broadcast over T
+        present[has] = True
+        valid[has] = self.cfg.steps
+
+    def _fill_sequence(self, m: str, a: np.ndarray, block: np.ndarray, valid: np.ndarray, i: int) -> None:
+        """Write face/audio frames ``a`` ``(T_in, D)`` of sample ``i`` into ``block`` ``(T, d)`` (in place).
+
+        Face frames are standardised then resampled to ``steps``; audio frames are pooled
+        (:meth:`_pool_audio`, pooled statistics standardised after pooling). ``valid[i]``
+        grows to the number of steps filled.
+        """
+        d, t = block.shape[1], self.cfg.steps
+        width = self._audio_width(a.shape[1]) if m == "audio" else a.shape[1]
+        if width != d:
+            raise MmferError(
+                f"{m} features of width {a.shape[1]} do not match the fitted width {d}"
+                " (extracted with a different config?)"
+            )
+        if m == "face":
+            if m in self.scalers_:
+                a = self.scalers_[m](a)
+            a = resample_steps(a, t)  # (T, D)
+        else:
+            a = self._pool_audio(a)  # (n_a, D')
+            if self._pooled(m) and m in self.scalers_:
+                a = self.scalers_[m](a)
+        if m in self.scalers_ and self.cfg.balance:
+            a = a / np.float32(np.sqrt(d))
+        if m == "audio" and self.cfg.audio_pool == "clipstats":
+            block[:] = a  # (1, D') broadcast over T
+            valid[i] = t
+        else:
+            block[: len(a)] = a
+            valid[i] = max(valid[i], len(a))
+
+    def _finish(self, x: np.ndarray, present: np.ndarray, valid: np.ndarray, col: int) -> FusedBatch:
+        """Presence flags into ``x[:, :, col:]``, the step mask from ``valid`` ``(N,)``, padding zeroed."""
+        t = self.cfg.steps
         flags = present[:, [MODALITIES.index(m) for m in self.modalities]].astype(np.float32)
         x[:, :, col:] = flags[:, None, :]  # presence flags, broadcast over T
         valid[valid == 0] = t  # a sample with no modality at all: all-zero steps, as before

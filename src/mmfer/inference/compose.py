@@ -390,7 +390,7 @@ class ComposedPredictor:
 
 def load_composed(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> ComposedPredictor:
     """Rebuild a :class:`ComposedPredictor` from what :meth:`ComposedPredictor.save` wrote."""
-    from mmfer.pipeline import Recognizer
+    from mmfer.recognizer import Recognizer
 
     if meta.get("format") != FORMAT:
         raise DataError(path, f"not a composed mmfer model (format {meta.get('format')!r})")

@@ -120,7 +120,7 @@ def example_inputs(batch: int, steps: int, in_features: int, *, seed: int = 0) -
 
 def _resolve(model: Any) -> tuple[nn.Module, int, int, dict[str, str]]:
     """``(model, steps, in_features, metadata)`` from a Recognizer, checkpoint path or bare model."""
-    from mmfer.pipeline import Recognizer
+    from mmfer.recognizer import Recognizer
 
     if isinstance(model, (str, Path)):
         from mmfer.inference.predictor import load

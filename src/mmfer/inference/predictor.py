@@ -636,7 +636,7 @@ def load(checkpoint: str | Path | None = None, *, cache_dir: str | Path | None =
     DataError
         Missing file, or not an mmfer model checkpoint.
     """
-    from mmfer.pipeline import Recognizer
+    from mmfer.recognizer import Recognizer
     from mmfer.training.checkpoint import load_checkpoint
 
     if checkpoint is None:

@@ -8,18 +8,10 @@ it twice.
 from __future__ import annotations
 
 from mmfer.training.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from mmfer.training.loop import (
-    LOG_COLUMNS,
-    CheckpointHook,
-    CSVLogger,
-    Hook,
-    TensorData,
-    Trainer,
-    TrainResult,
-    class_weights,
-    predict,
-    seed_everything,
-)
+from mmfer.training.data import TensorData, class_weights, seed_everything
+from mmfer.training.hooks import LOG_COLUMNS, CheckpointHook, CSVLogger, Hook, TrainResult
+from mmfer.training.loop import Trainer
+from mmfer.training.predict import predict
 
 __all__ = [
     "LOG_COLUMNS",

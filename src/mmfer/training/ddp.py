@@ -38,14 +38,16 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from mmfer.config import ExperimentConfig, load_config, to_dict
+from mmfer.config import ExperimentConfig, ModelConfig, TrainConfig, load_config, to_dict
 from mmfer.errors import ConfigError, MmferError
 from mmfer.io import atomic_write_text
 from mmfer.training.checkpoint import save_checkpoint, with_prefix
+from mmfer.training.data import TensorData, seed_everything
 
 # Re-exported: the distributed context lives in training/distributed.py (imported by the loop).
 from mmfer.training.distributed import DistContext, cleanup, init_distributed, launched_by_torchrun
-from mmfer.training.loop import Hook, TensorData, Trainer, seed_everything
+from mmfer.training.hooks import Hook, TrainResult
+from mmfer.training.loop import Trainer
 
 __all__ = [
     "DistContext",
@@ -139,6 +141,107 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig]:
+    """The config file's train/model sections with the command-line overrides on top."""
+    exp = load_config(args.config, list(args.set), cls=ExperimentConfig)
+    cli = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+    }
+    train_cfg = dataclasses.replace(exp.train, **{k: v for k, v in cli.items() if v is not None})
+    if not sys.stderr.isatty():
+        train_cfg = dataclasses.replace(train_cfg, progress=False)
+    model_cfg = exp.model if args.model is None else dataclasses.replace(exp.model, name=args.model)
+    return train_cfg, model_cfg
+
+
+def _load_data(args: argparse.Namespace, train_cfg: TrainConfig) -> tuple[TensorData, TensorData | None, int]:
+    """Training data, optional validation data (given or held out) and the class count."""
+    data = TensorData.from_npz(args.data)
+    if args.val is not None:
+        train, val = data, TensorData.from_npz(args.val)
+    else:
+        train, val = _split_val(data, train_cfg.val_fraction, train_cfg.seed)
+    labels_max = int(data.y.max()) if val is None else max(int(data.y.max()), int(val.y.max()))
+    return train, val, args.num_classes or labels_max + 1
+
+
+def _save_model(
+    out: Path,
+    model: nn.Module,
+    model_cfg: ModelConfig,
+    in_features: int,
+    num_classes: int,
+    result: TrainResult,
+    digest: str,
+) -> None:
+    """Write ``model.safetensors`` (with the weights' ``digest``) and ``result.json`` (rank 0 only)."""
+    save_checkpoint(
+        out / "model.safetensors",
+        with_prefix("model", model.state_dict()),
+        {
+            "kind": "mmfer.model",
+            "model": to_dict(model_cfg),
+            "in_features": in_features,
+            "num_classes": num_classes,
+            "best_epoch": result.best_epoch,
+            "sha256": digest,
+        },
+    )
+    atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    log.info("done: %d epochs, best epoch %s, weights %s", result.epochs_run, result.best_epoch, digest)
+
+
+def _write_rank_file(
+    out: Path, ctx: DistContext, digest: str, result: TrainResult, counter: _StepCounter, train_rows: int
+) -> None:
+    """``rank<r>.json``: what this rank saw (weights digest, steps per epoch, losses)."""
+    final = result.history[-1] if result.history else {}
+    info = {
+        "rank": ctx.rank,
+        "world_size": ctx.world_size,
+        "weights_sha256": digest,
+        "epochs_run": result.epochs_run,
+        "steps_per_epoch": counter.steps,
+        "train_rows": train_rows,
+        "first_train_loss": result.history[0]["train_loss"] if result.history else None,
+        "last_train_loss": final.get("train_loss"),
+    }
+    atomic_write_text(out / f"rank{ctx.rank}.json", json.dumps(info, indent=2) + "\n")
+
+
+def _run(args: argparse.Namespace, ctx: DistContext) -> None:
+    """Build, train and save one model as ``args`` say (every rank)."""
+    train_cfg, model_cfg = _train_config(args)
+    train, val, num_classes = _load_data(args, train_cfg)
+    in_features = int(train.x.shape[-1])
+    # Same seed on every rank; DDP would broadcast rank 0's weights anyway.
+    seed_everything(train_cfg.seed)
+    model = _model_factory(model_cfg.name)(in_features=in_features, num_classes=num_classes, cfg=model_cfg)
+    log.info(
+        "world_size=%d model=%s train=%d val=%d classes=%d",
+        ctx.world_size,
+        model_cfg.name,
+        len(train),
+        0 if val is None else len(val),
+        num_classes,
+    )
+    out = Path(args.out)
+    counter = _StepCounter()
+    result = Trainer(train_cfg, hooks=[counter]).fit(
+        model, train, val, num_classes=num_classes, out_dir=out, resume=not args.no_resume
+    )
+    digest = state_hash(model)
+    if ctx.is_main:
+        _save_model(out, model, model_cfg, in_features, num_classes, result, digest)
+    if args.rank_files:
+        _write_rank_file(out, ctx, digest, result, counter, len(train))
+    ctx.barrier()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m mmfer.training.ddp`` (with or without torchrun)."""
     args = build_parser().parse_args(argv)
@@ -148,77 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"%(asctime)s rank{ctx.rank} %(name)s: %(message)s",
     )
     try:
-        exp = load_config(args.config, list(args.set), cls=ExperimentConfig)
-        cli = {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "seed": args.seed,
-            "val_fraction": args.val_fraction,
-        }
-        train_cfg = dataclasses.replace(exp.train, **{k: v for k, v in cli.items() if v is not None})
-        if not sys.stderr.isatty():
-            train_cfg = dataclasses.replace(train_cfg, progress=False)
-        model_cfg = exp.model if args.model is None else dataclasses.replace(exp.model, name=args.model)
-
-        data = TensorData.from_npz(args.data)
-        if args.val is not None:
-            train, val = data, TensorData.from_npz(args.val)
-        else:
-            train, val = _split_val(data, train_cfg.val_fraction, train_cfg.seed)
-        labels_max = int(data.y.max()) if val is None else max(int(data.y.max()), int(val.y.max()))
-        num_classes = args.num_classes or labels_max + 1
-        in_features = int(data.x.shape[-1])
-
-        # Same seed on every rank; DDP would broadcast rank 0's weights anyway.
-        seed_everything(train_cfg.seed)
-        factory = _model_factory(model_cfg.name)
-        model = factory(in_features=in_features, num_classes=num_classes, cfg=model_cfg)
-        log.info(
-            "world_size=%d model=%s train=%d val=%d classes=%d",
-            ctx.world_size,
-            model_cfg.name,
-            len(train),
-            0 if val is None else len(val),
-            num_classes,
-        )
-        out = Path(args.out)
-        counter = _StepCounter()
-        result = Trainer(train_cfg, hooks=[counter]).fit(
-            model, train, val, num_classes=num_classes, out_dir=out, resume=not args.no_resume
-        )
-        digest = state_hash(model)
-        if ctx.is_main:
-            save_checkpoint(
-                out / "model.safetensors",
-                with_prefix("model", model.state_dict()),
-                {
-                    "kind": "mmfer.model",
-                    "model": to_dict(model_cfg),
-                    "in_features": in_features,
-                    "num_classes": num_classes,
-                    "best_epoch": result.best_epoch,
-                    "sha256": digest,
-                },
-            )
-            atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
-            log.info(
-                "done: %d epochs, best epoch %s, weights %s", result.epochs_run, result.best_epoch, digest
-            )
-        if args.rank_files:
-            final = result.history[-1] if result.history else {}
-            info = {
-                "rank": ctx.rank,
-                "world_size": ctx.world_size,
-                "weights_sha256": digest,
-                "epochs_run": result.epochs_run,
-                "steps_per_epoch": counter.steps,
-                "train_rows": len(train),
-                "first_train_loss": result.history[0]["train_loss"] if result.history else None,
-                "last_train_loss": final.get("train_loss"),
-            }
-            atomic_write_text(out / f"rank{ctx.rank}.json", json.dumps(info, indent=2) + "\n")
-        ctx.barrier()
+        _run(args, ctx)
     except MmferError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
