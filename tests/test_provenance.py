@@ -60,14 +60,16 @@ def test_code_version_follows_the_hashed_sources(pkg_copy: Path) -> None:
     assert provenance.code_version() == v0
 
     # a one-line change to a feature source file does
-    _edit(pkg_copy / "features" / "audio.py")
+    _edit(pkg_copy / "features" / "voice" / "mfcc.py")
     v1 = provenance.code_version()
     assert v1 != v0
 
     # a file moved into a new subpackage is picked up by the glob (no code change needed)
-    (pkg_copy / "features" / "voice").mkdir()
-    shutil.move(pkg_copy / "features" / "audio.py", pkg_copy / "features" / "voice" / "audio.py")
-    assert "features/voice/audio.py" in [p.relative_to(pkg_copy).as_posix() for p in provenance.code_files()]
+    voice = pkg_copy / "features" / "voice"
+    (voice / "mel").mkdir()
+    shutil.move(voice / "mfcc.py", voice / "mel" / "mfcc.py")
+    hashed = [p.relative_to(pkg_copy).as_posix() for p in provenance.code_files()]
+    assert "features/voice/mel/mfcc.py" in hashed
     assert provenance.code_version() not in (v0, v1)
 
 
@@ -205,7 +207,7 @@ def test_report_recomputes_after_a_source_edit_and_reuses_same_code(
     p = _prov(cfg)
     assert (p["computed"], p["reused"], p["reused_from"], calls) == (0, 2, {v0: 2}, [])
 
-    _edit(pkg_copy / "features" / "audio.py")  # one line in a feature source file
+    _edit(pkg_copy / "features" / "voice" / "mfcc.py")  # one line in a feature source file
     v1 = provenance.code_version()
     ex.report(cfg)
     p = _prov(cfg)

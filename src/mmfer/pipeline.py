@@ -299,7 +299,9 @@ def select_settings(
     from mmfer.estimators.selection import candidate_grid, select
 
     space = search_space(estimator, cfg.eval.search)
-    cands = candidate_grid(space, cfg.eval.select_budget, seed=cfg.eval.seed)
+    # Each model draws with its own seed (and each fold anew), so models with the same space
+    # do not all try the same settings; the budget is the same for every model.
+    cands = candidate_grid(space, cfg.eval.select_budget, seed=cfg.eval.seed + fold, model=estimator.name)
     if len(cands) <= 1:
         return select(cands, lambda p: 0.0)
     inner = inner_splits(
@@ -422,6 +424,8 @@ def fit_fold(
             "params": sel.params,
             "inner_accuracy": sel.best_score,
             "candidates": len(sel.candidates),
+            "tried": sel.tried,
+            "space_size": sel.space_size,
             "inner_folds": sel.inner_folds,
         }
     t1 = time.perf_counter()

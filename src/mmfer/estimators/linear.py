@@ -8,18 +8,19 @@ standardised with statistics of the training rows only.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
 from mmfer.estimators.base import Estimator, pool_time, register_estimator
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 __all__ = ["LogRegEstimator", "MajorityEstimator", "SVMEstimator"]
+
+# scikit-learn is imported where it is used: registering these estimators (every import of
+# mmfer.estimators, inference included) must not pull sklearn.metrics and scipy.stats.
 
 
 class _SklearnEstimator(Estimator):
@@ -32,6 +33,9 @@ class _SklearnEstimator(Estimator):
         raise NotImplementedError
 
     def _fit(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None) -> None:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         z = pool_time(x, mask, self.params["time_pool"])  # (N, F')
         self._pipe = make_pipeline(StandardScaler(), self._make())
         self._pipe.fit(z, y)
@@ -57,6 +61,8 @@ class LogRegEstimator(_SklearnEstimator):
         return {"C": 0.01, "time_pool": "meanstd", "max_iter": 3000, "seed": 0, "threads": 0}
 
     def _make(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
         p = self.params
         return LogisticRegression(
             C=p["C"], max_iter=p["max_iter"], class_weight="balanced", random_state=p["seed"]
@@ -77,6 +83,9 @@ class LogRegEstimator(_SklearnEstimator):
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Estimator:
         """Inverse of :meth:`state`."""
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         scaler = StandardScaler()
         scaler.mean_, scaler.scale_ = arrays["mean"], arrays["scale"]
         scaler.var_ = arrays["scale"] ** 2
@@ -107,25 +116,15 @@ class SVMEstimator(_SklearnEstimator):
         return {"C": 1.0, "gamma_scale": 1.0, "time_pool": "meanstd", "seed": 0, "threads": 0}
 
     def _make(self) -> Any:
-        svc = _ScaledGammaSVC(
+        from sklearn.calibration import CalibratedClassifierCV
+
+        from mmfer.estimators.svc import ScaledGammaSVC
+
+        svc = ScaledGammaSVC(
             C=self.params["C"], gamma_scale=self.params["gamma_scale"], class_weight="balanced"
         )
         # Platt scaling on internal folds of the training rows (what SVC(probability=True) did).
         return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
-
-
-class _ScaledGammaSVC(SVC):
-    """SVC whose gamma is a multiple of scikit-learn's ``"scale"`` heuristic (set at fit time)."""
-
-    def __init__(self, *, gamma_scale: float = 1.0, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.gamma_scale = gamma_scale
-
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> _ScaledGammaSVC:
-        """Set ``gamma`` from the data's variance, then fit as :class:`~sklearn.svm.SVC`."""
-        var = float(np.asarray(X).var()) or 1.0
-        self.gamma = self.gamma_scale / (X.shape[1] * var)
-        return super().fit(X, y, sample_weight)  # type: ignore[return-value]
 
 
 @register_estimator("majority")
