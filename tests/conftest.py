@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infer_assets import Assets, shared_assets
-from mmfer.inference.predictor import Predictor, load
+from mmfer.inference.loader import load
+from mmfer.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="session")

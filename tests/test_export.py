@@ -69,7 +69,7 @@ def test_export_checkpoint_with_metadata_and_cli(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from mmfer.inference.cli import main
-    from mmfer.inference.predictor import load
+    from mmfer.inference.loader import load
 
     assets: Assets = shared_assets(tmp_path_factory)
     out = tmp_path / "model.onnx"

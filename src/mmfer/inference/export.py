@@ -123,7 +123,7 @@ def _resolve(model: Any) -> tuple[nn.Module, int, int, dict[str, str]]:
     from mmfer.pipeline import Recognizer
 
     if isinstance(model, (str, Path)):
-        from mmfer.inference.predictor import load
+        from mmfer.inference.loader import load
 
         model = load(model).recognizer
     if isinstance(model, Recognizer):
