@@ -129,20 +129,16 @@ def _write_timeline(model: Any, args: argparse.Namespace, video: Path, windows: 
 
     if windows is None:
         tl = build_timeline(
-            model, video, window_s=args.window, hop_s=args.hop, transcript=args.transcript, asr=args.asr
-        )
+            model, video, window_s=args.window, hop_s=args.hop, transcript=args.transcript, asr=args.asr,
+            caption=args.caption,
+        )  # fmt: skip
     else:
         from mmfer.inference.timeline import timeline_words
 
         words, note = timeline_words(video, args.transcript, args.asr)
+        caption = " ".join(c for c in (args.caption, f"({note})" if note else "") if c)
         tl = timeline_from_windows(
-            model,
-            windows,
-            source=video,
-            window_s=args.window,
-            hop_s=args.hop,
-            words=words,
-            caption=note or "",
+            model, windows, source=video, window_s=args.window, hop_s=args.hop, words=words, caption=caption
         )
     html_path, png_path = write_timeline(tl, args.timeline)
     print(f"timeline of {len(tl.t_start)} windows written to {html_path} and {png_path}", file=sys.stderr)
@@ -208,10 +204,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:  # pragma: no cover - optional extra
         raise MmferError(f"mmfer serve needs the serve extra (pip install 'mmfer[serve]'): {e}") from None
 
+    from mmfer.inference.loader import load
+
     _set_threads(args)
+    model = load(args.model)  # None = the shipped default model; a bad file fails here, before serving
     what = args.model or "the shipped default model"
     print(f"serving {what} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
-    run(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    run(model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
     return 0
 
 
@@ -272,13 +271,14 @@ def _timeline_options(p: argparse.ArgumentParser, *, windows: bool) -> None:
         "--asr", action="store_true",
         help="timeline: show the words recognised in the audio at their times (faster-whisper tiny.en)",
     )  # fmt: skip
+    p.add_argument("--caption", default="", help="timeline: text under the figure (e.g. the data source)")
     if windows:
         p.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds")
         p.add_argument("--hop", type=float, default=0.5, help="timeline hop between windows in seconds")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``predict``, ``serve``, ``export`` and ``stream`` to a subparsers object (sets ``func``)."""
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    """The ``predict`` subcommand."""
     p = sub.add_parser("predict", help="predict emotions of video/audio/image/transcript files")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or glob patterns")
     p.add_argument(
@@ -303,6 +303,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _timeline_options(p, windows=True)
     p.set_defaults(func=cmd_predict)
 
+
+def _add_compose(sub: argparse._SubParsersAction) -> None:
+    """The ``compose`` subcommand."""
     p = sub.add_parser("compose", help="fuse unimodal checkpoints (different corpora) at the decision level")
     p.add_argument(
         "parts", nargs="+", metavar="NAME=CHECKPOINT", help="e.g. face=ck.safetensors voice=rav.safetensors"
@@ -327,6 +330,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_compose)
 
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    """The ``serve`` subcommand."""
     p = sub.add_parser("serve", help="REST service + web page for predictions")
     p.add_argument(
         "-m", "--model", default=None, type=Path,
@@ -340,6 +346,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_serve)
 
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` subcommand."""
     p = sub.add_parser("export", help="export the model to ONNX (checked against PyTorch)")
     p.add_argument("-m", "--model", required=True, type=Path, help="model checkpoint (.safetensors)")
     p.add_argument("--out", required=True, type=Path, help="destination .onnx file")
@@ -347,6 +356,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
     p.set_defaults(func=cmd_export)
 
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    """The ``stream`` subcommand."""
     p = sub.add_parser("stream", help="sliding-window predictions over a video (per-window latency)")
     p.add_argument("video", type=Path, help="video file")
     p.add_argument(
@@ -362,6 +374,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _timeline_options(p, windows=False)
     p.set_defaults(func=cmd_stream)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``predict``, ``serve``, ``export`` and ``stream`` to a subparsers object (sets ``func``)."""
+    _add_predict(sub)
+    _add_compose(sub)
+    _add_serve(sub)
+    _add_export(sub)
+    _add_stream(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

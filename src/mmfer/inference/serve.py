@@ -442,11 +442,15 @@ def _version() -> str:
 
 
 def run(
-    checkpoint: str | Path | None, *, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 50.0
+    checkpoint: str | Path | Any | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: float = 50.0,
 ) -> None:
     """Serve ``checkpoint`` (``None`` = the shipped model) with uvicorn until interrupted."""
     import uvicorn
 
     app = create_app(checkpoint, max_upload_mb=max_upload_mb)
-    log.info("serving %s on http://%s:%d/", checkpoint or "the shipped default model", host, port)
+    log.info("serving on http://%s:%d/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -142,6 +142,8 @@ def _warm_up(face_ext: Any, audio_ext: Any, sr: int, size: int) -> None:
 
 def _check_video(path: Path, window_s: float, hop_s: float) -> None:
     """Clear errors for a missing, non-video file or bad window/hop (before anything is decoded)."""
+    if path.is_dir():
+        raise DataError(path, "is a folder: streaming reads one video file")
     if not path.is_file():
         raise DataError(path, "video file not found")
     kind = input_kind(path)
