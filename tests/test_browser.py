@@ -185,8 +185,11 @@ def test_shipped_model_timeline_of_a_real_clip(driver: object, tmp_path: Path) -
         assert _submit_and_wait(driver, url, file=ACTOR05_CLIP) == "done"
         assert _wait_timeline(driver, 120) == "done"
         shot = Path(os.environ.get("MMFER_DOCS_SCREENSHOT") or tmp_path / "serve_timeline.png")
-        driver.execute_script("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
-        height = driver.execute_script("return document.body.scrollHeight")  # type: ignore[attr-defined]
-        driver.set_window_size(1100, int(height) + 120)  # type: ignore[attr-defined]
-        assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+        height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
+        metrics = {"width": 1100, "height": int(height), "deviceScaleFactor": 1, "mobile": False}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # type: ignore[attr-defined]
+        try:
+            assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
         assert shot.stat().st_size > 10_000
