@@ -125,7 +125,13 @@ def _resolve(model: Any) -> tuple[nn.Module, int, int, dict[str, str]]:
     if isinstance(model, (str, Path)):
         from mmfer.inference.loader import load
 
-        model = load(model).recognizer
+        loaded = load(model)
+        if not hasattr(loaded, "recognizer"):
+            raise ConfigError(
+                f"{model}: a composed model (decision-level fusion in Python) has no single graph; "
+                "export each part's checkpoint instead"
+            )
+        model = loaded.recognizer
     if isinstance(model, Recognizer):
         meta = {
             "mmfer.labels": json.dumps(list(model.labels)),

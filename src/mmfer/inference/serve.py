@@ -320,10 +320,12 @@ class _Runner:
         self.lock = threading.Lock()
 
     def _locked(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` under the lock (in the worker thread)."""
         with self.lock:
             return fn(*args, **kwargs)
 
     async def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` run in the thread pool, one call at a time."""
         return await run_in_threadpool(self._locked, fn, *args, **kwargs)
 
 

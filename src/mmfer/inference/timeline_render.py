@@ -49,6 +49,7 @@ _WORDS_IN = 0.55  # inches of the words row
 
 
 def _colour(label: str, labels: list[str]) -> str:
+    """Colour of an emotion: :data:`COLOURS`, else one of a spare palette by its position in ``labels``."""
     if label in COLOURS:
         return COLOURS[label]
     return _EXTRA[labels.index(label) % len(_EXTRA)] if label in labels else "#444444"
