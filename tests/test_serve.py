@@ -205,6 +205,7 @@ def test_timeline_endpoint(client: TestClient, predictor: Predictor, tmp_path: P
     assert got["t_start"] == list(ref.t_start)
     np.testing.assert_allclose(got["series"][0]["probabilities"], ref.series[0].probabilities, atol=1e-6)
     assert [w["text"] for w in got["words"]] == ["lonely", "grey", "tears"]
+    assert "mmfer-upload" not in resp.text  # the temporary path never leaks
     wav = io.BytesIO()
     sf.write(wav, tone(440.0, 0.5, seed=1), SR, format="WAV")
     _error(
@@ -214,9 +215,8 @@ def test_timeline_endpoint(client: TestClient, predictor: Predictor, tmp_path: P
     _error(
         client.post("/timeline", files={"file": ("b.mp4", bad, "video/mp4")}), 422, "b.mp4", "cannot decode"
     )
-    assert (
-        "upload" not in client.post("/timeline", files={"file": ("b.mp4", bad, "video/mp4")}).json()["detail"]
-    )
+    detail = client.post("/timeline", files={"file": ("b.mp4", bad, "video/mp4")}).json()["detail"]
+    assert "upload" not in detail and detail.startswith("b.mp4: cannot decode")  # named once
     _error(client.post("/timeline", files={"file": ("c.mp4", b"", "video/mp4")}), 400, "empty")
     _error(
         client.post("/timeline", files={"file": ("d.mp4", vid.read_bytes())}, data={"hop": "0"}), 422, "hop"

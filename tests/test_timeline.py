@@ -73,6 +73,7 @@ def test_missing_modality_is_a_gap_with_its_reason(av_predictor: Predictor, tmp_
     _check_structure(tl)
     voice = tl.series_named("voice")
     assert not voice.present.any() and all(voice.missing)
+    assert not any(str(silent) in m for m in voice.missing if m)  # the reason, without "<video>@t0-t1s: "
     assert tl.series_named("face").present.all() and tl.series_named("fused").present.all()
 
 

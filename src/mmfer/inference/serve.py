@@ -329,6 +329,23 @@ class _Runner:
         return await run_in_threadpool(self._locked, fn, *args, **kwargs)
 
 
+def _upload_error(e: MmferError, dst: Path, name: str) -> HTTPException:
+    """A 422 naming the uploaded file (never the temporary path), once."""
+    text = str(e).replace(str(dst), name)
+    return HTTPException(422, text if text.startswith(f"{name}:") else f"{name}: {text}")
+
+
+def _renamed(obj: Any, tmp_path: str, name: str) -> Any:
+    """``obj`` (JSON-able) with every occurrence of the temporary upload path replaced by ``name``."""
+    if isinstance(obj, str):
+        return obj.replace(tmp_path, name)
+    if isinstance(obj, list):
+        return [_renamed(v, tmp_path, name) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _renamed(v, tmp_path, name) for k, v in obj.items()}
+    return obj
+
+
 def _answer(pred: Prediction, tmp_path: str | None, name: str) -> Any:
     """The prediction as JSON, or a 422 carrying it when no modality could be read."""
     out = _public(pred, tmp_path, name)
@@ -355,7 +372,7 @@ def _add_predict_routes(app: FastAPI, predictor: Any, run: _Runner, limits: _Lim
             try:
                 (pred,) = await run(predictor.predict, dst, transcript=text)
             except MmferError as e:
-                raise HTTPException(422, f"{name}: {e}".replace(str(dst), name)) from None
+                raise _upload_error(e, dst, name) from None
             return _answer(pred, str(dst), name)
 
     @app.post("/predict/text", response_model=PredictionOut, responses=_ERRORS)
@@ -396,13 +413,13 @@ def _add_timeline_route(app: FastAPI, predictor: Any, run: _Runner, limits: _Lim
             def work() -> dict[str, Any]:
                 tl = build_timeline(predictor, dst, window_s=window, hop_s=hop, transcript=text)
                 tl.source = name
-                return {**tl.to_dict(), "png": base64.b64encode(render_png(tl)).decode("ascii")}
+                data = _renamed(tl.to_dict(), str(dst), name)
+                return {**data, "png": base64.b64encode(render_png(tl)).decode("ascii")}
 
             try:
-                out = await run(work)
+                return await run(work)
             except MmferError as e:
-                raise HTTPException(422, f"{name}: {e}".replace(str(dst), name)) from None
-        return out
+                raise _upload_error(e, dst, name) from None
 
 
 def create_app(checkpoint: str | Path | Any | None = None, *, max_upload_mb: float = 50.0) -> FastAPI:

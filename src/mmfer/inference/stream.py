@@ -278,6 +278,9 @@ def iter_windows(
             ex = _extractors_for(cfg, limit_threads=False)  # the extractors extract_sample uses
             face, audio = (ex.face() if "face" in mods else None), (ex.audio() if "audio" in mods else None)
             _warm_up(face, audio, cfg.audio.sample_rate, cfg.face.image_size)
+    for _, p in parts:  # decode the audio track up front: a live feed has it in its buffer
+        if "audio" in p.modalities:
+            feed.wave(p.features_cfg.audio.sample_rate)
     offered = ["face", "audio"] + (["text"] if transcript is not None else [])
     ignored = [m for m in offered if m not in model.modalities]
     running = {n: RunningStats() if p.speaker_norm and p.enrolment is None else None for n, p in parts}

@@ -38,6 +38,7 @@ import numpy as np
 
 from mmfer.errors import FeatureError
 from mmfer.inference.stream import PartWindow, WindowDetail, iter_windows, model_parts
+from mmfer.inference.types import without_path
 
 __all__ = [
     "MODALITY_SERIES",
@@ -262,6 +263,7 @@ def _series_rows(model: Any, windows: Sequence[WindowDetail]) -> list[Series]:
         for d in windows:
             pw = next(p for p in d.parts if p.name == part)
             reason = pw.features.issues.get(m) if getattr(pw.features, m, None) is None else None
+            reason = reason and without_path(reason, pw.prediction.path)  # no "<video>@t0-t1s: " prefix
             pred = None if reason else _modality_prediction(pw, m)
             if pred is None or pred.error is not None:
                 rows.append(np.full(len(labels), np.nan))
