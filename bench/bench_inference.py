@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         f"threads {plan.threads} (mmfer.runtime); python {platform.python_version()}, {platform.machine()}"
     )
     w0 = time.perf_counter()
-    from mmfer.inference.predictor import load
+    from mmfer.inference.loader import load
 
     model = load(args.checkpoint)
     print(f"model load (imports included): {time.perf_counter() - w0:.2f} s wall")

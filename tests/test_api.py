@@ -25,7 +25,10 @@ import mmfer
 from infer_assets import CLASSES, SR, Assets, tone, write_video
 from mmfer.config import FeatureConfig, FusionConfig, ModelConfig, TextConfig, TrainConfig
 from mmfer.errors import DataError
-from mmfer.inference.predictor import Prediction, Predictor, load, resolve_inputs, to_csv, to_json, to_table
+from mmfer.inference.loader import load
+from mmfer.inference.output import to_csv, to_json, to_table
+from mmfer.inference.predictor import Predictor
+from mmfer.inference.types import Prediction, resolve_inputs
 
 
 def _check_valid(p: Prediction, labels: list[str]) -> None:

@@ -6,6 +6,8 @@ Skipped when /usr/bin/chromium or /usr/bin/chromedriver is missing
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import tempfile
 import threading
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from infer_assets import Assets
+from infer_assets import CLASSES, Assets, write_video
 from mmfer.inference.predictor import Predictor
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,8 +33,8 @@ if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
 webdriver = pytest.importorskip("selenium.webdriver")
 
 
-@pytest.fixture(scope="module")
-def server_url(predictor: Predictor) -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(model: object) -> Iterator[str]:
     """The real app under uvicorn in a background thread, on a free localhost port."""
     import uvicorn
 
@@ -42,9 +44,7 @@ def server_url(predictor: Predictor) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))  # bound here and handed over: no race for the port
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(predictor, max_upload_mb=5), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(create_app(model, max_upload_mb=5), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -59,6 +59,13 @@ def server_url(predictor: Predictor) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def server_url(predictor: Predictor) -> Iterator[str]:
+    """The app serving the tiny test model."""
+    with _serve(predictor) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +88,7 @@ def driver() -> Iterator[object]:
         f"--user-data-dir={profile.name}",
     ):
         opts.add_argument(flag)
+    opts.add_argument("--window-size=1100,1500")
     drv = webdriver.Chrome(options=opts, service=Service(executable_path=str(CHROMEDRIVER)))
     try:
         yield drv
@@ -136,3 +144,52 @@ def test_transcript_only_and_error_display(
     message = driver.find_element(By.ID, "error").text  # type: ignore[attr-defined]
     assert "422" in message and "broken.mp4" in message
     assert not driver.find_element(By.ID, "result").is_displayed()  # type: ignore[attr-defined]
+
+
+def _wait_timeline(drv: object, timeout: float) -> str:
+    """Wait until the page's timeline request is over; its final state (done/error)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    body = (By.TAG_NAME, "body")
+    WebDriverWait(drv, timeout).until(
+        lambda d: d.find_element(*body).get_attribute("data-timeline") in ("done", "error")
+    )
+    return drv.find_element(*body).get_attribute("data-timeline")  # type: ignore[attr-defined]
+
+
+def test_video_upload_shows_the_timeline(driver: object, server_url: str, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    vid = write_video(tmp_path / "clip.mp4", freq=CLASSES["happy"][0], seconds=2.0)
+    assert _submit_and_wait(driver, server_url, file=vid) == "done"
+    assert _wait_timeline(driver, 60) == "done"
+    img = driver.find_element(By.ID, "timeline-img")  # type: ignore[attr-defined]
+    assert img.is_displayed() and img.get_attribute("src").startswith("data:image/png;base64,")
+    assert driver.execute_script("return arguments[0].naturalWidth", img) > 500  # type: ignore[attr-defined]
+    assert "series: fused, voice, words" in driver.find_element(By.ID, "timeline-notes").text  # type: ignore[attr-defined]
+
+
+ACTOR05_CLIP = (
+    Path(__file__).resolve().parents[1].parent / "shared/data/ravdess-av-actor05/01-01-03-01-01-02-05.mp4"
+)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not ACTOR05_CLIP.is_file(), reason="RAVDESS actor-05 videos not available")
+def test_shipped_model_timeline_of_a_real_clip(driver: object, tmp_path: Path) -> None:
+    """Shipped model, real RAVDESS clip; the screenshot is kept at $MMFER_DOCS_SCREENSHOT if set."""
+    import mmfer
+
+    with _serve(mmfer.load(None)) as url:
+        assert _submit_and_wait(driver, url, file=ACTOR05_CLIP) == "done"
+        assert _wait_timeline(driver, 120) == "done"
+        shot = Path(os.environ.get("MMFER_DOCS_SCREENSHOT") or tmp_path / "serve_timeline.png")
+        height = driver.execute_script("return document.documentElement.scrollHeight")  # type: ignore[attr-defined]
+        metrics = {"width": 1100, "height": int(height), "deviceScaleFactor": 1, "mobile": False}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # type: ignore[attr-defined]
+        try:
+            assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
+        assert shot.stat().st_size > 10_000

@@ -110,7 +110,7 @@ def test_torchrun_two_process_train(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from mmfer.inference.predictor import load
+    from mmfer.inference.loader import load
 
     overrides = [a for a in _tiny(tmp_path) if not a.startswith("eval.")]
     cmd = [

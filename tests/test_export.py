@@ -69,7 +69,7 @@ def test_export_checkpoint_with_metadata_and_cli(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from mmfer.inference.cli import main
-    from mmfer.inference.predictor import load
+    from mmfer.inference.loader import load
 
     assets: Assets = shared_assets(tmp_path_factory)
     out = tmp_path / "model.onnx"
@@ -121,3 +121,13 @@ def test_torchscript_fallback_when_onnx_export_fails(tmp_path: Path, monkeypatch
     for x, mask in _batches():
         with torch.inference_mode():
             np.testing.assert_allclose(scripted(x, mask).numpy(), model(x, mask).numpy(), atol=1e-5)
+
+
+def test_composed_checkpoint_is_refused_clearly(tmp_path: Path) -> None:
+    """The shipped model is composed (fusion in Python): a ConfigError, not an AttributeError."""
+    from mmfer.errors import ConfigError
+    from mmfer.inference.default import default_model_path
+    from mmfer.inference.export import export_onnx
+
+    with pytest.raises(ConfigError, match="composed"):
+        export_onnx(default_model_path(), tmp_path / "m.onnx")

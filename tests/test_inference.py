@@ -10,7 +10,7 @@ import soundfile as sf
 
 import mmfer
 from infer_assets import CLASSES, SR, Assets, tone, write_video
-from mmfer.config import AudioConfig, FaceConfig, FeatureConfig, FusionConfig, TextConfig
+from mmfer.config import AudioConfig, FeatureConfig, FusionConfig, TextConfig
 from mmfer.errors import ConfigError
 from mmfer.features.extract import extract_features, extract_sample
 from mmfer.features.units import SampleFeatures
@@ -64,39 +64,6 @@ def test_silence_test_is_the_same_for_files_and_windows(tmp_path: Path) -> None:
     np.testing.assert_allclose(from_file.audio, from_wave.audio, atol=1e-5)
     silent = extract_sample(cfg, modalities=("audio",), wave=np.zeros(SR, np.float32), sample_rate=SR)
     assert silent.audio is None and "silent audio" in silent.issues["audio"]
-
-
-@pytest.fixture(scope="module")
-def av_predictor(assets: Assets, tmp_path_factory: pytest.TempPathFactory) -> Predictor:
-    """Face+audio model on random face vectors (the real face branch runs on new files)."""
-    import pandas as pd
-
-    from mmfer.config import ModelConfig, TrainConfig
-    from mmfer.features.face.extractor import FaceFeatureExtractor
-    from mmfer.features.voice.mfcc import MFCCExtractor
-    from mmfer.pipeline import fit_recognizer
-
-    fcfg = FeatureConfig(
-        face=FaceConfig(image_size=64, fps=2.0, max_frames=3, detector="haar"),
-        audio=assets.features_cfg.audio,
-    )
-    dim = FaceFeatureExtractor(fcfg.face).dim
-    mfcc = MFCCExtractor(fcfg.audio)
-    rng = np.random.default_rng(0)
-    records, feats = [], {}
-    for ci, (emo, (freq, _)) in enumerate(CLASSES.items()):
-        for k in range(3):
-            sid = f"{emo}{k}"
-            records.append({"id": sid, "speaker": f"s{k}", "emotion": emo})
-            face = rng.normal(loc=ci, size=(3, dim)).astype(np.float32)  # (T_v, D_v)
-            feats[sid] = SampleFeatures(face=face, audio=mfcc.transform_wave(tone(freq, 0.5, seed=k), SR))
-    out = fit_recognizer(
-        pd.DataFrame(records), feats, np.arange(len(records)), labels=list(CLASSES),
-        model_cfg=ModelConfig(name="lstm", hidden_size=8, num_layers=1, input_proj=16, dropout=0.0),
-        fusion_cfg=FusionConfig(modalities=["face", "audio"], steps=4), text_cfg=TextConfig(),
-        train_cfg=TrainConfig(epochs=1, progress=False, patience=0), features_cfg=fcfg,
-    )  # fmt: skip
-    return mmfer.load(out.recognizer.save(tmp_path_factory.mktemp("av") / "av.safetensors"))
 
 
 def test_stream_over_whole_clip_equals_predict(av_predictor: Predictor, tmp_path: Path) -> None:

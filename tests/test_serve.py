@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from infer_assets import SR, Assets, tone
+from infer_assets import CLASSES, SR, Assets, tone, write_video
 from mmfer.inference.predictor import Predictor
 from mmfer.inference.serve import create_app
 
@@ -45,7 +45,7 @@ def test_info_endpoints_page_and_openapi(client: TestClient, assets: Assets) -> 
         assert element in html
     assert "<script src" not in html and "https://" not in html and "http://" not in html  # no CDN
     spec = client.get("/openapi.json").json()
-    assert {"/predict", "/predict/text", "/health", "/labels"} <= set(spec["paths"])
+    assert {"/predict", "/predict/text", "/health", "/labels", "/timeline"} <= set(spec["paths"])
     form = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in form
     assert {"413", "415", "422"} <= set(spec["paths"]["/predict"]["post"]["responses"])
@@ -185,3 +185,39 @@ def test_create_app_rejects_bad_inputs(tmp_path: Path, predictor: Predictor) -> 
         create_app(tmp_path / "missing.safetensors")
     with pytest.raises(MmferError, match="max_upload_mb"):
         create_app(predictor, max_upload_mb=0)
+
+
+def test_timeline_endpoint(client: TestClient, predictor: Predictor, tmp_path: Path) -> None:
+    """POST /timeline: the timeline of an uploaded video (PNG + data); 4xx for what is not a video."""
+    import base64
+
+    from mmfer.inference.timeline import build_timeline
+
+    vid = write_video(tmp_path / "clip.mp4", freq=CLASSES["sad"][0], seconds=2.0)
+    form = {"transcript": "lonely grey tears", "window": "1.0", "hop": "0.5"}
+    resp = client.post("/timeline", files={"file": ("mine.mp4", vid.read_bytes(), "video/mp4")}, data=form)
+    assert resp.status_code == 200, resp.text
+    got = resp.json()
+    assert got["source"] == "mine.mp4" and got["window_s"] == 1.0 and got["hop_s"] == 0.5
+    assert [s["name"] for s in got["series"]] == ["fused", "voice", "words"]
+    assert base64.b64decode(got["png"]).startswith(b"\x89PNG\r\n\x1a\n")
+    ref = build_timeline(predictor, vid, window_s=1.0, hop_s=0.5, transcript="lonely grey tears")
+    assert got["t_start"] == list(ref.t_start)
+    np.testing.assert_allclose(got["series"][0]["probabilities"], ref.series[0].probabilities, atol=1e-6)
+    assert [w["text"] for w in got["words"]] == ["lonely", "grey", "tears"]
+    assert "mmfer-upload" not in resp.text  # the temporary path never leaks
+    wav = io.BytesIO()
+    sf.write(wav, tone(440.0, 0.5, seed=1), SR, format="WAV")
+    _error(
+        client.post("/timeline", files={"file": ("a.wav", wav.getvalue(), "audio/wav")}), 415, "needs a video"
+    )
+    bad = b"\x00not a video" * 100
+    _error(
+        client.post("/timeline", files={"file": ("b.mp4", bad, "video/mp4")}), 422, "b.mp4", "cannot decode"
+    )
+    detail = client.post("/timeline", files={"file": ("b.mp4", bad, "video/mp4")}).json()["detail"]
+    assert "upload" not in detail and detail.startswith("b.mp4: cannot decode")  # named once
+    _error(client.post("/timeline", files={"file": ("c.mp4", b"", "video/mp4")}), 400, "empty")
+    _error(
+        client.post("/timeline", files={"file": ("d.mp4", vid.read_bytes())}, data={"hop": "0"}), 422, "hop"
+    )

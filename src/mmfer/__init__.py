@@ -10,8 +10,8 @@ __all__ = ["__version__", "load"]
 def load(checkpoint: str | None = None):
     """Load a trained or composed model for prediction (``None`` = the model shipped with mmfer).
 
-    See :func:`mmfer.inference.predictor.load`.
+    See :func:`mmfer.inference.loader.load`.
     """
-    from mmfer.inference.predictor import load as _load
+    from mmfer.inference.loader import load as _load
 
     return _load(checkpoint)

@@ -64,7 +64,9 @@ def about_text(model: Any) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``mmfer predict PATH... [--model M]``: print predictions; 1 if any input failed."""
-    from mmfer.inference.predictor import Predictor, load, to_csv, to_json, to_table
+    from mmfer.inference.loader import load
+    from mmfer.inference.output import to_csv, to_json, to_table
+    from mmfer.inference.predictor import Predictor
 
     _set_threads(args)
     model = load(args.model, cache_dir=args.cache_dir)  # None = the shipped default model
@@ -116,7 +118,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = [p for p in preds if p.error is not None]
     for p in failed:
         print(f"mmfer predict: error: {p.error}", file=sys.stderr)
+    if args.timeline is not None:
+        _predict_timeline(model, args)  # after the predictions, so a bad video is reported first
     return 1 if failed else 0
+
+
+def _write_timeline(model: Any, args: argparse.Namespace, video: Path, windows: list[Any] | None) -> None:
+    """Build (or finish, from ``windows`` already streamed) the timeline and write HTML + PNG."""
+    from mmfer.inference.timeline import build_timeline, timeline_from_windows, write_timeline
+
+    if windows is None:
+        tl = build_timeline(
+            model, video, window_s=args.window, hop_s=args.hop, transcript=args.transcript, asr=args.asr,
+            caption=args.caption,
+        )  # fmt: skip
+    else:
+        from mmfer.inference.timeline import timeline_words
+
+        words, note = timeline_words(video, args.transcript, args.asr)
+        caption = " ".join(c for c in (args.caption, f"({note})" if note else "") if c)
+        tl = timeline_from_windows(
+            model, windows, source=video, window_s=args.window, hop_s=args.hop, words=words, caption=caption
+        )
+    html_path, png_path = write_timeline(tl, args.timeline)
+    print(f"timeline of {len(tl.t_start)} windows written to {html_path} and {png_path}", file=sys.stderr)
+
+
+def _predict_timeline(model: Any, args: argparse.Namespace) -> None:
+    """``--timeline``: the one video among the inputs (an error otherwise)."""
+    from mmfer.inference.types import input_kind, resolve_inputs
+
+    videos = [p for p in resolve_inputs(args.paths) if input_kind(p) == "video"]
+    if len(videos) != 1:
+        raise MmferError(f"--timeline: give exactly one video (got {len(videos)} among the inputs)")
+    _write_timeline(model, args, videos[0], None)
 
 
 def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
@@ -163,15 +198,19 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """``mmfer serve --model M``: run the REST service + web page with uvicorn."""
+    """``mmfer serve [--model M]``: run the REST service + web page with uvicorn."""
     try:
         from mmfer.inference.serve import run
     except ImportError as e:  # pragma: no cover - optional extra
         raise MmferError(f"mmfer serve needs the serve extra (pip install 'mmfer[serve]'): {e}") from None
 
+    from mmfer.inference.loader import load
+
     _set_threads(args)
-    print(f"serving {args.model} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
-    run(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    model = load(args.model)  # None = the shipped default model; a bad file fails here, before serving
+    what = args.model or "the shipped default model"
+    print(f"serving {what} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    run(model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
     return 0
 
 
@@ -185,31 +224,61 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _window_line(t0: float, t1: float, pred: Any, latency: float, fmt: str) -> str:
+    """One window as ``mmfer stream`` prints it (text or a JSON line)."""
+    if fmt == "jsonl":
+        row = {"t_start": t0, "t_end": t1, "latency_ms": round(latency * 1000, 2), **pred.to_dict()}
+        return json.dumps(row)
+    if pred.error is not None:
+        return f"{t0:7.2f}-{t1:7.2f}s  ERROR {pred.error}  {latency * 1000:7.1f} ms"
+    probs = " ".join(f"{k}={v:.2f}" for k, v in pred.probabilities.items())
+    note = f"  (missing: {', '.join(pred.modalities_missing)})" if pred.partial else ""
+    return f"{t0:7.2f}-{t1:7.2f}s  {pred.label:<10} {probs}  {latency * 1000:7.1f} ms{note}"
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
-    """``mmfer stream VIDEO --model M``: one line per sliding window with label, probabilities, latency."""
-    from mmfer.inference.predictor import load
-    from mmfer.inference.stream import stream_predictions
+    """``mmfer stream VIDEO [--model M] [--timeline OUT.html]``: one line per sliding window."""
+    from mmfer.inference.loader import load
+    from mmfer.inference.stream import iter_windows
 
     _set_threads(args)
-    predictor = load(args.model)
-    for t0, t1, pred, latency in stream_predictions(
-        predictor, args.video, window_s=args.window, hop_s=args.hop, transcript=args.transcript
+    predictor = load(args.model)  # None = the shipped default model
+    keep = args.timeline is not None
+    windows = []
+    for d in iter_windows(
+        predictor,
+        args.video,
+        window_s=args.window,
+        hop_s=args.hop,
+        transcript=args.transcript,
+        keep_crops=keep,
     ):
-        if args.format == "jsonl":
-            row = {"t_start": t0, "t_end": t1, "latency_ms": round(latency * 1000, 2), **pred.to_dict()}
-            print(json.dumps(row), flush=True)
-            continue
-        if pred.error is not None:
-            print(f"{t0:7.2f}-{t1:7.2f}s  ERROR {pred.error}  {latency * 1000:7.1f} ms", flush=True)
-            continue
-        probs = " ".join(f"{k}={v:.2f}" for k, v in pred.probabilities.items())
-        note = f"  (missing: {', '.join(pred.modalities_missing)})" if pred.partial else ""
-        print(f"{t0:7.2f}-{t1:7.2f}s  {pred.label:<10} {probs}  {latency * 1000:7.1f} ms{note}", flush=True)
+        print(_window_line(d.t_start, d.t_end, d.prediction, d.latency_s, args.format), flush=True)
+        if keep:
+            windows.append(d)
+    if keep:
+        _write_timeline(predictor, args, Path(args.video), windows)
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``predict``, ``serve``, ``export`` and ``stream`` to a subparsers object (sets ``func``)."""
+def _timeline_options(p: argparse.ArgumentParser, *, windows: bool) -> None:
+    """``--timeline``, ``--asr`` (and ``--window``/``--hop`` when the command has none)."""
+    p.add_argument(
+        "--timeline", type=Path, default=None, metavar="OUT.html",
+        help="write the emotion timeline of the video: OUT.html (self-contained) and OUT.png",
+    )  # fmt: skip
+    p.add_argument(
+        "--asr", action="store_true",
+        help="timeline: show the words recognised in the audio at their times (faster-whisper tiny.en)",
+    )  # fmt: skip
+    p.add_argument("--caption", default="", help="timeline: text under the figure (e.g. the data source)")
+    if windows:
+        p.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds")
+        p.add_argument("--hop", type=float, default=0.5, help="timeline hop between windows in seconds")
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    """The ``predict`` subcommand."""
     p = sub.add_parser("predict", help="predict emotions of video/audio/image/transcript files")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or glob patterns")
     p.add_argument(
@@ -231,8 +300,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=int, default=0, help="threads (0 = the cores free at start, mmfer/runtime.py)"
     )
+    _timeline_options(p, windows=True)
     p.set_defaults(func=cmd_predict)
 
+
+def _add_compose(sub: argparse._SubParsersAction) -> None:
+    """The ``compose`` subcommand."""
     p = sub.add_parser("compose", help="fuse unimodal checkpoints (different corpora) at the decision level")
     p.add_argument(
         "parts", nargs="+", metavar="NAME=CHECKPOINT", help="e.g. face=ck.safetensors voice=rav.safetensors"
@@ -257,8 +330,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_compose)
 
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    """The ``serve`` subcommand."""
     p = sub.add_parser("serve", help="REST service + web page for predictions")
-    p.add_argument("-m", "--model", required=True, type=Path, help="model checkpoint (.safetensors)")
+    p.add_argument(
+        "-m", "--model", default=None, type=Path,
+        help="model checkpoint (.safetensors); default: the model shipped with mmfer",
+    )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload")
@@ -267,6 +346,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_serve)
 
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` subcommand."""
     p = sub.add_parser("export", help="export the model to ONNX (checked against PyTorch)")
     p.add_argument("-m", "--model", required=True, type=Path, help="model checkpoint (.safetensors)")
     p.add_argument("--out", required=True, type=Path, help="destination .onnx file")
@@ -274,9 +356,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
     p.set_defaults(func=cmd_export)
 
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    """The ``stream`` subcommand."""
     p = sub.add_parser("stream", help="sliding-window predictions over a video (per-window latency)")
     p.add_argument("video", type=Path, help="video file")
-    p.add_argument("-m", "--model", required=True, type=Path, help="model checkpoint (.safetensors)")
+    p.add_argument(
+        "-m", "--model", default=None, type=Path,
+        help="model checkpoint (.safetensors); default: the model shipped with mmfer",
+    )  # fmt: skip
     p.add_argument("--window", type=float, default=2.0, help="window length in seconds")
     p.add_argument("--hop", type=float, default=0.5, help="hop between windows in seconds")
     p.add_argument("--transcript", default=None, help="words spoken (same for every window)")
@@ -284,7 +372,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=int, default=0, help="threads (0 = the cores free at start, mmfer/runtime.py)"
     )
+    _timeline_options(p, windows=False)
     p.set_defaults(func=cmd_stream)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``predict``, ``serve``, ``export`` and ``stream`` to a subparsers object (sets ``func``)."""
+    _add_predict(sub)
+    _add_compose(sub)
+    _add_serve(sub)
+    _add_export(sub)
+    _add_stream(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,8 +32,8 @@ loads it like any checkpoint. No pickle.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,8 @@ import numpy as np
 
 from mmfer.emotions import CANONICAL, canonical_emotion, label_order
 from mmfer.errors import ConfigError, DataError
-from mmfer.inference.predictor import Prediction, Predictor, resolve_inputs
+from mmfer.inference.predictor import Predictor, predictor_from_state, read_checkpoint
+from mmfer.inference.types import Prediction, input_kind, resolve_inputs
 
 __all__ = ["FORMAT", "ComposedPredictor", "Part", "compose", "labelled_clips", "load_composed"]
 
@@ -249,10 +250,10 @@ class ComposedPredictor:
             p.predictor.debug = self.debug
             per_part.append(p.predictor.predict(paths, transcript=transcript))
             self.face_results.update(p.predictor.face_results)
-        return [self._fuse([pp[i] for pp in per_part]) for i in range(len(paths))]
+        return [self.fuse_predictions([pp[i] for pp in per_part]) for i in range(len(paths))]
 
-    def _fuse(self, preds: list[Prediction]) -> Prediction:
-        """One input's fused prediction from its part predictions."""
+    def fuse_predictions(self, preds: list[Prediction]) -> Prediction:
+        """One input's fused prediction from its part predictions (one per part, in part order)."""
         path = preds[0].path
         out = Prediction(path=path)
         for part, pr in zip(self.parts, preds, strict=True):
@@ -390,7 +391,6 @@ class ComposedPredictor:
 
 def load_composed(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> ComposedPredictor:
     """Rebuild a :class:`ComposedPredictor` from what :meth:`ComposedPredictor.save` wrote."""
-    from mmfer.recognizer import Recognizer
 
     if meta.get("format") != FORMAT:
         raise DataError(path, f"not a composed mmfer model (format {meta.get('format')!r})")
@@ -398,11 +398,12 @@ def load_composed(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any
     for i, pm in enumerate(meta["parts"]):
         prefix = f"part{i}."
         t = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        rec = Recognizer.from_state(t, pm["checkpoint"], path)
+        predictor = predictor_from_state(Path(path), t, pm["checkpoint"])
+        predictor.source = f"{path}#{pm['name']}"
         parts.append(
             Part(
                 name=pm["name"],
-                predictor=Predictor(rec, source=f"{path}#{pm['name']}"),
+                predictor=predictor,
                 label_map=dict(pm["label_map"]),
                 weight=float(pm["weight"]),
                 about=dict(pm.get("about", {})),
@@ -455,16 +456,10 @@ def compose(
     >>> m = compose({"face": "ck.safetensors", "voice": "ravdess.safetensors"})  # doctest: +SKIP
     >>> m.save("composed.safetensors")  # doctest: +SKIP
     """
-    from mmfer.inference.predictor import load
-
     parts = []
     for name, ck in checkpoints.items():
-        pred = ck if isinstance(ck, Predictor) else load(ck)
-        if not isinstance(pred, Predictor):
-            raise ConfigError(f"compose: part {name!r} is itself a composed model; give its unimodal parts")
+        pred = ck if isinstance(ck, Predictor) else _load_part(name, ck)
         if face_detector is not None and "face" in pred.modalities:
-            import dataclasses
-
             rec = pred.recognizer
             face = dataclasses.replace(rec.features_cfg.face, detector=face_detector)
             rec.features_cfg = dataclasses.replace(rec.features_cfg, face=face)  # saved with the part
@@ -477,6 +472,14 @@ def compose(
             Part(name, pred, lmap, float((weights or {}).get(name, 1.0)), dict((about or {}).get(name, {})))
         )
     return ComposedPredictor(parts, labels=labels, mode=mode)
+
+
+def _load_part(name: str, checkpoint: str | Path) -> Predictor:
+    """A single checkpoint as a part (a composed file is refused: give its unimodal parts)."""
+    path, tensors, meta = read_checkpoint(checkpoint)
+    if meta.get("format") == FORMAT:
+        raise ConfigError(f"compose: part {name!r} is itself a composed model; give its unimodal parts")
+    return predictor_from_state(path, tensors, meta)
 
 
 def labelled_clips(folder: str | Path) -> tuple[list[Path], list[str]]:
@@ -492,8 +495,6 @@ def labelled_clips(folder: str | Path) -> tuple[list[Path], list[str]]:
         No labelled clip found, naming the folder.
     """
     import csv
-
-    from mmfer.inference.predictor import input_kind
 
     root = Path(folder)
     if not root.is_dir():
@@ -523,8 +524,3 @@ def labelled_clips(folder: str | Path) -> tuple[list[Path], list[str]]:
     if not paths:
         raise DataError(root, "no labelled clip (labels.csv, emotion sub-folders or RAVDESS names)")
     return paths, labels
-
-
-def dumps_info(model: ComposedPredictor | Predictor) -> str:
-    """``info()`` as indented JSON."""
-    return json.dumps(model.info(), indent=2, ensure_ascii=False)

@@ -38,7 +38,7 @@ def contact_sheet(source: str | Path, result: Any, face_cfg: Any, *, columns: in
 
     from mmfer.features.face.crops import crop_face
     from mmfer.features.video import read_image, read_video_frames
-    from mmfer.inference.predictor import input_kind
+    from mmfer.inference.types import input_kind
 
     if input_kind(source) == "image":
         frames = [read_image(source)]

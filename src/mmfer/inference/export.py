@@ -123,9 +123,15 @@ def _resolve(model: Any) -> tuple[nn.Module, int, int, dict[str, str]]:
     from mmfer.recognizer import Recognizer
 
     if isinstance(model, (str, Path)):
-        from mmfer.inference.predictor import load
+        from mmfer.inference.loader import load
 
-        model = load(model).recognizer
+        loaded = load(model)
+        if not hasattr(loaded, "recognizer"):
+            raise ConfigError(
+                f"{model}: a composed model (decision-level fusion in Python) has no single graph; "
+                "export each part's checkpoint instead"
+            )
+        model = loaded.recognizer
     if isinstance(model, Recognizer):
         meta = {
             "mmfer.labels": json.dumps(list(model.labels)),

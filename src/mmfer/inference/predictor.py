@@ -5,19 +5,12 @@
 >>> for p in model.predict("clips/*.mp4"):  # doctest: +SKIP
 ...     print(p.path, p.label, p.probabilities)
 
-The kind of each input is read from its extension:
-
-=========  ==================================  =====================================
-kind       extensions                          modalities it can give
-=========  ==================================  =====================================
-video      mp4 avi flv mkv webm mov m4v        face frames, its audio track, text*
-audio      wav flac ogg mp3 m4a                audio, text*
-image      png jpg jpeg bmp tif tiff webp      face, text*
-text       txt                                 text
-=========  ==================================  =====================================
-
-\\* text comes from the ``transcript`` argument, else from a sidecar ``.txt``
-file with the same stem next to the input (``clip.mp4`` + ``clip.txt``).
+:class:`Predictor` wraps one trained checkpoint; :func:`mmfer.inference.load`
+(:mod:`mmfer.inference.loader`) returns it, or a
+:class:`~mmfer.inference.compose.ComposedPredictor` for a composed file. Input
+kinds and :class:`~mmfer.inference.types.Prediction` live in
+:mod:`mmfer.inference.types`, output formats in :mod:`mmfer.inference.output`
+(both re-exported here).
 
 Only the modalities the checkpoint was trained on are extracted. A modality
 the input lacks, or whose extraction fails (silent audio, no face, corrupt
@@ -29,11 +22,7 @@ rest of the batch is still predicted.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import glob
-import io
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +33,21 @@ import numpy as np
 
 from mmfer.config import MODALITIES
 from mmfer.errors import DataError, FeatureError
+from mmfer.inference.output import to_csv, to_json, to_table
+from mmfer.inference.types import (
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    KIND_MODALITIES,
+    SUPPORTED_EXTENSIONS,
+    TEXT_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Prediction,
+    has_glob,
+    input_kind,
+    resolve_inputs,
+    supported_list,
+    without_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,100 +60,15 @@ __all__ = [
     "Prediction",
     "Predictor",
     "input_kind",
-    "load",
+    "predictor_from_state",
+    "read_checkpoint",
     "resolve_inputs",
     "to_csv",
     "to_json",
     "to_table",
 ]
 
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".flv", ".mkv", ".webm", ".mov", ".m4v"})
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a"})
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-TEXT_EXTENSIONS: frozenset[str] = frozenset({".txt"})
-SUPPORTED_EXTENSIONS: frozenset[str] = (
-    VIDEO_EXTENSIONS | AUDIO_EXTENSIONS | IMAGE_EXTENSIONS | TEXT_EXTENSIONS
-)
-
-#: Modalities each input kind can provide (text only when a transcript is found/given).
-KIND_MODALITIES: dict[str, tuple[str, ...]] = {
-    "video": ("face", "audio", "text"),
-    "audio": ("audio", "text"),
-    "image": ("face", "text"),
-    "text": ("text",),
-}
-
 _KIND_NOUN = {"video": "a video", "audio": "an audio file", "image": "an image", "text": "a transcript"}
-
-
-def input_kind(path: str | Path) -> str | None:
-    """``"video"``, ``"audio"``, ``"image"``, ``"text"`` from the extension, ``None`` if unsupported."""
-    ext = Path(path).suffix.lower()
-    for kind, exts in (
-        ("video", VIDEO_EXTENSIONS),
-        ("audio", AUDIO_EXTENSIONS),
-        ("image", IMAGE_EXTENSIONS),
-        ("text", TEXT_EXTENSIONS),
-    ):
-        if ext in exts:
-            return kind
-    return None
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class Prediction:
-    """The prediction for one input.
-
-    Attributes
-    ----------
-    path
-        The input file (or ``"<text>"`` for :meth:`Predictor.predict_text`).
-    label
-        Most probable emotion; ``None`` when ``error`` is set.
-    probabilities
-        Emotion -> probability (sums to 1), in the checkpoint's label order; empty on error.
-    modalities_used
-        Modalities of the model that this input provided (e.g. ``["audio", "text"]``).
-    modalities_missing
-        Modality of the model -> why it was masked for this input.
-    modalities_ignored
-        Modalities the input has but the model was not trained on (not extracted).
-    partial
-        Some modality of the model was masked (the prediction rests on fewer cues).
-    error
-        Why no prediction could be made (names the file), else ``None``.
-    notes
-        Remarks that do not mask anything: ``face`` -> detection outcome ("face found
-        in 14/16 frames"), ``speaker_norm`` -> which statistics normalised the clip,
-        ``fusion`` -> how a composed model combined its parts.
-    """
-
-    path: str
-    label: str | None = None
-    probabilities: dict[str, float] = field(default_factory=dict)
-    modalities_used: list[str] = field(default_factory=list)
-    modalities_missing: dict[str, str] = field(default_factory=dict)
-    modalities_ignored: list[str] = field(default_factory=list)
-    partial: bool = False
-    error: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """A prediction was made (``error`` is ``None``)."""
-        return self.error is None
-
-    @property
-    def confidence(self) -> float | None:
-        """Probability of :attr:`label`, ``None`` on error."""
-        return None if self.label is None else self.probabilities[self.label]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict of every field."""
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -164,80 +83,13 @@ class _Job:
     error: str | None = None
 
 
-def _problem(message: str, path: str | Path | None) -> str:
-    """Drop a leading ``"<path>: "`` from an error message (the Prediction already names the file)."""
-    if path is not None:
-        prefix = f"{path}: "
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _has_glob(text: str) -> bool:
-    return any(ch in text for ch in "*?[")
-
-
-def _folder_files(folder: Path) -> list[Path]:
-    """Supported files of a folder (not recursive), minus ``.txt`` sidecars of media files."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and input_kind(p) is not None)
-    media_stems = {p.with_suffix("") for p in files if input_kind(p) != "text"}
-    return [p for p in files if input_kind(p) != "text" or p.with_suffix("") not in media_stems]
-
-
-def resolve_inputs(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Expand inputs into a list of files.
-
-    Parameters
-    ----------
-    inputs
-        A path, a folder (its supported files, sidecar transcripts excluded), a
-        glob pattern (``"clips/*.mp4"``, ``"**"`` recursive), or a list of these.
-
-    Returns
-    -------
-    list[pathlib.Path]
-        Files in the given order (each folder/glob sorted), duplicates removed.
-        Paths that do not exist, and patterns or folders that match nothing, are
-        kept as they are so that :meth:`Predictor.predict` reports them as errors.
-
-    Raises
-    ------
-    DataError
-        No input at all.
-    """
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    if not items:
-        raise DataError(None, "no input given: pass a file, a folder, a glob pattern or a list of them")
-    out: list[Path] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            out += _folder_files(p) or [p]
-        elif not p.exists() and _has_glob(str(item)):
-            matched = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
-            files = [m for m in matched if m.is_file() and input_kind(m) is not None]
-            # a pattern like *.* also picks up sidecar transcripts: drop those beside media
-            media_stems = {m.with_suffix("") for m in files if input_kind(m) != "text"}
-            files = [m for m in files if input_kind(m) != "text" or m.with_suffix("") not in media_stems]
-            out += files or [p]
-        else:
-            out.append(p)
-    return list(dict.fromkeys(out))
-
-
-# --------------------------------------------------------------------------- predictor
-
-
 class Predictor:
     """A loaded model ready to predict on files and transcripts.
 
     Parameters
     ----------
     recognizer
-        A fitted :class:`mmfer.pipeline.Recognizer` (fuser + model + labels + configs).
+        A fitted :class:`mmfer.recognizer.Recognizer` (fuser + model + labels + configs).
     cache_dir
         Feature cache for predictions; ``None`` (default) = features are extracted in
         memory (:func:`mmfer.features.extract.extract_sample`, the same per-unit code as
@@ -418,15 +270,15 @@ class Predictor:
         """Classify one input and prepare its sample-table row (or its error)."""
         kind = input_kind(path)
         job = _Job(path=str(path), kind=kind or "unknown")
-        if not path.exists() and _has_glob(str(path)):
+        if not path.exists() and has_glob(str(path)):
             job.error = f"{path}: no supported file matches this pattern"
             return job
         if kind is None:
             if path.is_dir():
-                job.error = f"{path}: folder holds no supported file ({_ext_list()})"
+                job.error = f"{path}: folder holds no supported file ({supported_list()})"
             else:
                 ext = path.suffix or "(no extension)"
-                job.error = f"{path}: unsupported file type {ext!r} ({_ext_list()})"
+                job.error = f"{path}: unsupported file type {ext!r} ({supported_list()})"
             return job
         if not path.is_file():
             job.error = f"{path}: file not found"
@@ -439,7 +291,7 @@ class Predictor:
 
                 text = read_transcript(path)
             except FeatureError as e:
-                job.missing["text"] = _problem(str(e), path)
+                job.missing["text"] = without_path(str(e), path)
         elif transcript is not None:
             text = transcript
         else:
@@ -457,7 +309,7 @@ class Predictor:
         try:
             return read_transcript(side)
         except FeatureError as e:
-            job.missing["text"] = f"sidecar transcript {side.name}: {_problem(str(e), side)}"
+            job.missing["text"] = f"sidecar transcript {side.name}: {without_path(str(e), side)}"
             return None
 
     def _fill(self, job: _Job, offered: set[str], *, transcript: str | None) -> None:
@@ -554,7 +406,7 @@ class Predictor:
         missing = dict(missing)
         for m, msg in getattr(f, "issues", {}).items():
             if m in self.modalities:
-                missing[m] = _problem(msg, path)
+                missing[m] = without_path(msg, path)
         used = [m for m in self.modalities if getattr(f, m, None) is not None]
         missing = {m: missing.get(m, "not extracted") for m in self.modalities if m not in used}
         pred = Prediction(
@@ -614,29 +466,21 @@ class Predictor:
             p.label = labels[int(np.argmax(row))]
 
 
-def _ext_list() -> str:
-    return "supported: " + " ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTENSIONS))
-
-
-def load(checkpoint: str | Path | None = None, *, cache_dir: str | Path | None = None) -> Any:
-    """Load a model checkpoint for prediction.
+def read_checkpoint(checkpoint: str | Path | None) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint file: ``(path, tensors, metadata)``.
 
     Parameters
     ----------
     checkpoint
-        A ``.safetensors`` file written by ``mmfer train`` (a :class:`Predictor`) or by
-        ``mmfer compose`` (a :class:`~mmfer.inference.compose.ComposedPredictor`, same
-        interface); ``None`` = the default model shipped with the package
+        A ``.safetensors`` file written by ``mmfer train`` or ``mmfer compose``;
+        ``None`` = the default model shipped with the package
         (:mod:`mmfer.inference.default`). Read with safetensors + JSON metadata: no pickle.
-    cache_dir
-        Optional persistent feature cache (default: features are extracted in memory).
 
     Raises
     ------
     DataError
         Missing file, or not an mmfer model checkpoint.
     """
-    from mmfer.recognizer import Recognizer
     from mmfer.training.checkpoint import load_checkpoint
 
     if checkpoint is None:
@@ -647,91 +491,13 @@ def load(checkpoint: str | Path | None = None, *, cache_dir: str | Path | None =
     if not path.is_file():
         raise DataError(path, "model checkpoint not found (train one with `mmfer train`)")
     tensors, meta = load_checkpoint(path)
-    if meta.get("format") == "mmfer-composed/1":
-        from mmfer.inference.compose import load_composed
+    return path, tensors, meta
 
-        model = load_composed(path, tensors, meta)
-        for part in model.parts:
-            part.predictor.cache_dir = None if cache_dir is None else Path(cache_dir)
-        return model
+
+def predictor_from_state(
+    path: Path, tensors: dict[str, Any], meta: dict[str, Any], *, cache_dir: str | Path | None = None
+) -> Predictor:
+    """A :class:`Predictor` from a single (not composed) checkpoint read by :func:`read_checkpoint`."""
+    from mmfer.recognizer import Recognizer
+
     return Predictor(Recognizer.from_state(tensors, meta, path), cache_dir=cache_dir, source=str(path))
-
-
-# --------------------------------------------------------------------------- output
-
-
-def to_json(preds: Sequence[Prediction], *, indent: int | None = 2) -> str:
-    """Predictions as a JSON array of objects (every :class:`Prediction` field)."""
-    return json.dumps([p.to_dict() for p in preds], indent=indent, ensure_ascii=False)
-
-
-def _labels_of(preds: Sequence[Prediction]) -> list[str]:
-    labels: dict[str, None] = {}
-    for p in preds:
-        labels.update(dict.fromkeys(p.probabilities))
-    return list(labels)
-
-
-def _missing_text(p: Prediction) -> str:
-    return "; ".join(f"{m}: {r}" for m, r in p.modalities_missing.items())
-
-
-def to_csv(preds: Sequence[Prediction]) -> str:
-    """Predictions as CSV: ``path, label, confidence, partial, modalities_used,
-    modalities_missing, error`` then one ``p_<label>`` column per emotion."""
-    labels = _labels_of(preds)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        [
-            "path",
-            "label",
-            "confidence",
-            "partial",
-            "modalities_used",
-            "modalities_missing",
-            "error",
-            *(f"p_{lab}" for lab in labels),
-        ]
-    )
-    for p in preds:
-        conf = "" if p.confidence is None else f"{p.confidence:.6f}"
-        probs = [f"{p.probabilities[lab]:.6f}" if lab in p.probabilities else "" for lab in labels]
-        w.writerow(
-            [
-                p.path,
-                p.label or "",
-                conf,
-                str(p.partial).lower(),
-                "+".join(p.modalities_used),
-                _missing_text(p),
-                p.error or "",
-                *probs,
-            ]
-        )
-    return buf.getvalue()
-
-
-def to_table(preds: Sequence[Prediction], *, top: int = 3) -> str:
-    """Human-readable aligned table: file, label, top-``top`` probabilities, modalities, notes."""
-    header = ("FILE", "LABEL", "PROBABILITIES", "MODALITIES", "NOTES")
-    rows: list[tuple[str, ...]] = []
-    for p in preds:
-        name = p.path if len(p.path) <= 60 else "..." + p.path[-57:]
-        if p.error is not None:
-            rows.append((name, "-", "-", "-", f"ERROR: {_problem(p.error, p.path)}"))
-            continue
-        best = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
-        probs = " ".join(f"{lab}={v:.2f}" for lab, v in best)
-        notes = []
-        if p.partial:
-            notes.append("partial (" + _missing_text(p) + ")")
-        if p.modalities_ignored:
-            notes.append("unused: " + "+".join(p.modalities_ignored))
-        rows.append((name, p.label or "-", probs, "+".join(p.modalities_used), "; ".join(notes)))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    lines = []
-    for r in [header, *rows]:
-        cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)]
-        lines.append("  ".join([*cells, r[-1]]).rstrip())
-    return "\n".join(lines) + "\n"

@@ -14,6 +14,11 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
     optional ``transcript`` field -> a prediction (see :class:`PredictionOut`).
 ``POST /predict/text``
     JSON ``{"text": "..."}`` -> a prediction from the words alone.
+``POST /timeline``
+    ``multipart/form-data`` with a video ``file`` (+ optional ``transcript``,
+    ``window``, ``hop`` seconds) -> the emotion timeline
+    (:meth:`mmfer.inference.timeline.Timeline.to_dict`) plus ``png``, the drawn
+    figure base64-encoded; the web page shows it under the prediction.
 
 Errors are JSON ``{"detail": "<message>"}`` with a 4xx status: 400 empty or
 malformed upload, 413 upload larger than ``max_upload_mb`` (checked on the
@@ -30,9 +35,11 @@ loop keeps accepting requests and the CPU is not oversubscribed.
 
 from __future__ import annotations
 
+import base64
 import logging
 import tempfile
 import threading
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +52,8 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmfer.errors import MmferError
-from mmfer.inference.predictor import SUPPORTED_EXTENSIONS, Prediction, Predictor, input_kind, load
+from mmfer.inference.loader import load
+from mmfer.inference.types import Prediction, input_kind, supported_list
 
 log = logging.getLogger(__name__)
 
@@ -225,29 +233,15 @@ def _summarise_validation(exc: RequestValidationError) -> str:
 # --------------------------------------------------------------------------- app
 
 
-def create_app(checkpoint: str | Path | Predictor, *, max_upload_mb: float = 50.0) -> FastAPI:
-    """Build the FastAPI app serving one model.
+def _model(checkpoint: str | Path | Any | None) -> Any:
+    """A loaded model: ``checkpoint`` itself when already loaded, else :func:`load` (``None`` = shipped)."""
+    if checkpoint is None or isinstance(checkpoint, (str, Path)):
+        return load(checkpoint)
+    return checkpoint
 
-    Parameters
-    ----------
-    checkpoint
-        Model checkpoint (``.safetensors``) or an already loaded
-        :class:`~mmfer.inference.predictor.Predictor`.
-    max_upload_mb
-        Largest accepted upload, in MB (2**20 bytes).
 
-    Raises
-    ------
-    DataError
-        The checkpoint is missing or not an mmfer model.
-    """
-    predictor = checkpoint if isinstance(checkpoint, Predictor) else load(checkpoint)
-    if not max_upload_mb > 0:
-        raise MmferError(f"max_upload_mb must be positive, got {max_upload_mb}")
-    file_limit = int(max_upload_mb * 2**20)
-    lock = threading.Lock()
-    info = predictor.info()
-
+def _new_app(info: dict[str, Any], file_limit: int, max_upload_mb: float) -> FastAPI:
+    """The FastAPI app with its body limit and its JSON validation errors."""
     app = FastAPI(
         title="mmfer",
         summary="Multimodal emotion recognition (face, voice, words)",
@@ -258,15 +252,16 @@ def create_app(checkpoint: str | Path | Predictor, *, max_upload_mb: float = 50.
         version=_version(),
     )
     app.add_middleware(_BodyLimit, max_bytes=file_limit + _MULTIPART_OVERHEAD, limit_mb=max_upload_mb)
-    app.state.predictor = predictor
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _summarise_validation(exc)}, status_code=422)
 
-    def run_locked(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return fn(*args, **kwargs)
+    return app
+
+
+def _add_info_routes(app: FastAPI, info: dict[str, Any]) -> None:
+    """``GET /``, ``/health`` and ``/labels``."""
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -285,6 +280,83 @@ def create_app(checkpoint: str | Path | Predictor, *, max_upload_mb: float = 50.
     async def labels() -> dict[str, Any]:
         return {"labels": info["labels"]}
 
+
+def _checked_name(file: UploadFile) -> tuple[str, str]:
+    """``(file name, input kind)`` of an upload; 415 for an unsupported type or content type."""
+    name = Path(file.filename or "").name or "upload"
+    kind = input_kind(name)
+    if kind is None:
+        ext = Path(name).suffix or "(no extension)"
+        raise HTTPException(415, f"{name}: unsupported file type {ext!r} ({supported_list()})")
+    _check_content_type(kind, file.content_type, name)
+    return name, kind
+
+
+async def _save_upload(file: UploadFile, dst: Path, name: str, limits: _Limits) -> None:
+    """Copy the upload to ``dst`` chunk by chunk: 413 past the limit, 400 when empty."""
+    size = 0
+    with open(dst, "wb") as fh:
+        while chunk := await file.read(_CHUNK):
+            size += len(chunk)
+            if size > limits.file_bytes:
+                raise _TooLarge(limits.mb)
+            fh.write(chunk)
+    if size == 0:
+        raise HTTPException(400, f"{name}: empty file")
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """Upload limit in bytes and as given (MB, for messages)."""
+
+    file_bytes: int
+    mb: float
+
+
+class _Runner:
+    """Runs model calls one at a time in a worker thread (the event loop stays free)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def _locked(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` under the lock (in the worker thread)."""
+        with self.lock:
+            return fn(*args, **kwargs)
+
+    async def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` run in the thread pool, one call at a time."""
+        return await run_in_threadpool(self._locked, fn, *args, **kwargs)
+
+
+def _upload_error(e: MmferError, dst: Path, name: str) -> HTTPException:
+    """A 422 naming the uploaded file (never the temporary path), once."""
+    text = str(e).replace(str(dst), name)
+    return HTTPException(422, text if text.startswith(f"{name}:") else f"{name}: {text}")
+
+
+def _renamed(obj: Any, tmp_path: str, name: str) -> Any:
+    """``obj`` (JSON-able) with every occurrence of the temporary upload path replaced by ``name``."""
+    if isinstance(obj, str):
+        return obj.replace(tmp_path, name)
+    if isinstance(obj, list):
+        return [_renamed(v, tmp_path, name) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _renamed(v, tmp_path, name) for k, v in obj.items()}
+    return obj
+
+
+def _answer(pred: Prediction, tmp_path: str | None, name: str) -> Any:
+    """The prediction as JSON, or a 422 carrying it when no modality could be read."""
+    out = _public(pred, tmp_path, name)
+    if pred.error is not None:
+        return JSONResponse({"detail": out["error"], "prediction": out}, status_code=422)
+    return out
+
+
+def _add_predict_routes(app: FastAPI, predictor: Any, run: _Runner, limits: _Limits) -> None:
+    """``POST /predict`` (an uploaded file) and ``POST /predict/text``."""
+
     @app.post("/predict", response_model=PredictionOut, responses=_ERRORS)
     async def predict(
         file: Annotated[UploadFile, File(description="Video, audio, image or .txt transcript")],
@@ -292,33 +364,16 @@ def create_app(checkpoint: str | Path | Predictor, *, max_upload_mb: float = 50.
             str | None, Form(max_length=MAX_TRANSCRIPT_CHARS, description="Words spoken")
         ] = None,
     ) -> Any:
-        name = Path(file.filename or "").name or "upload"
-        kind = input_kind(name)
-        if kind is None:
-            ext = Path(name).suffix or "(no extension)"
-            supported = " ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTENSIONS))
-            raise HTTPException(415, f"{name}: unsupported file type {ext!r} (supported: {supported})")
-        _check_content_type(kind, file.content_type, name)
+        name, _ = _checked_name(file)
         with tempfile.TemporaryDirectory(prefix="mmfer-upload-") as tmp:
             dst = Path(tmp) / f"upload{Path(name).suffix.lower()}"
-            size = 0
-            with open(dst, "wb") as fh:
-                while chunk := await file.read(_CHUNK):
-                    size += len(chunk)
-                    if size > file_limit:
-                        raise _TooLarge(max_upload_mb)
-                    fh.write(chunk)
-            if size == 0:
-                raise HTTPException(400, f"{name}: empty file")
+            await _save_upload(file, dst, name, limits)
             text = transcript if transcript and transcript.strip() else None
             try:
-                (pred,) = await run_in_threadpool(run_locked, predictor.predict, dst, transcript=text)
+                (pred,) = await run(predictor.predict, dst, transcript=text)
             except MmferError as e:
-                raise HTTPException(422, f"{name}: {e}".replace(str(dst), name)) from None
-            out = _public(pred, str(dst), name)
-        if pred.error is not None:
-            return JSONResponse({"detail": out["error"], "prediction": out}, status_code=422)
-        return out
+                raise _upload_error(e, dst, name) from None
+            return _answer(pred, str(dst), name)
 
     @app.post("/predict/text", response_model=PredictionOut, responses=_ERRORS)
     async def predict_text(body: TextIn) -> Any:
@@ -327,14 +382,75 @@ def create_app(checkpoint: str | Path | Predictor, *, max_upload_mb: float = 50.
                 422, f"this model does not use text (its modalities: {', '.join(predictor.modalities)})"
             )
         try:
-            pred = await run_in_threadpool(run_locked, predictor.predict_text, body.text)
+            pred = await run(predictor.predict_text, body.text)
         except MmferError as e:
             raise HTTPException(422, str(e)) from None
-        out = _public(pred, None, "<text>")
-        if pred.error is not None:
-            return JSONResponse({"detail": out["error"], "prediction": out}, status_code=422)
-        return out
+        return _answer(pred, None, "<text>")
 
+
+def _add_timeline_route(app: FastAPI, predictor: Any, run: _Runner, limits: _Limits) -> None:
+    """``POST /timeline``: the emotion timeline of an uploaded video (:mod:`mmfer.inference.timeline`)."""
+
+    @app.post("/timeline", responses=_ERRORS)
+    async def timeline(
+        file: Annotated[UploadFile, File(description="Video file")],
+        transcript: Annotated[
+            str | None, Form(max_length=MAX_TRANSCRIPT_CHARS, description="Words spoken")
+        ] = None,
+        window: Annotated[float, Form(gt=0, le=60, description="Window length (s)")] = 2.0,
+        hop: Annotated[float, Form(gt=0, le=60, description="Hop between windows (s)")] = 0.5,
+    ) -> Any:
+        from mmfer.inference.timeline import build_timeline, render_png
+
+        name, kind = _checked_name(file)
+        if kind != "video":
+            raise HTTPException(415, f"{name}: the timeline needs a video (got {kind} file)")
+        with tempfile.TemporaryDirectory(prefix="mmfer-upload-") as tmp:
+            dst = Path(tmp) / f"upload{Path(name).suffix.lower()}"
+            await _save_upload(file, dst, name, limits)
+            text = transcript if transcript and transcript.strip() else None
+
+            def work() -> dict[str, Any]:
+                tl = build_timeline(predictor, dst, window_s=window, hop_s=hop, transcript=text)
+                tl.source = name
+                data = _renamed(tl.to_dict(), str(dst), name)
+                return {**data, "png": base64.b64encode(render_png(tl)).decode("ascii")}
+
+            try:
+                return await run(work)
+            except MmferError as e:
+                raise _upload_error(e, dst, name) from None
+
+
+def create_app(checkpoint: str | Path | Any | None = None, *, max_upload_mb: float = 50.0) -> FastAPI:
+    """Build the FastAPI app serving one model.
+
+    Parameters
+    ----------
+    checkpoint
+        Model checkpoint (``.safetensors``), an already loaded model
+        (:class:`~mmfer.inference.predictor.Predictor` or
+        :class:`~mmfer.inference.compose.ComposedPredictor`), or ``None`` for the
+        model shipped with mmfer.
+    max_upload_mb
+        Largest accepted upload, in MB (2**20 bytes).
+
+    Raises
+    ------
+    DataError
+        The checkpoint is missing or not an mmfer model.
+    """
+    predictor = _model(checkpoint)
+    if not max_upload_mb > 0:
+        raise MmferError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    limits = _Limits(int(max_upload_mb * 2**20), max_upload_mb)
+    info = predictor.info()
+    app = _new_app(info, limits.file_bytes, max_upload_mb)
+    app.state.predictor = predictor
+    run = _Runner()
+    _add_info_routes(app, info)
+    _add_predict_routes(app, predictor, run, limits)
+    _add_timeline_route(app, predictor, run, limits)
     return app
 
 
@@ -345,11 +461,15 @@ def _version() -> str:
 
 
 def run(
-    checkpoint: str | Path, *, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 50.0
+    checkpoint: str | Path | Any | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: float = 50.0,
 ) -> None:
-    """Serve ``checkpoint`` with uvicorn until interrupted (``mmfer serve``)."""
+    """Serve ``checkpoint`` (``None`` = the shipped model) with uvicorn until interrupted."""
     import uvicorn
 
     app = create_app(checkpoint, max_upload_mb=max_upload_mb)
-    log.info("serving %s on http://%s:%d/", checkpoint, host, port)
+    log.info("serving on http://%s:%d/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info")
