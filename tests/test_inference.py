@@ -11,6 +11,7 @@ import soundfile as sf
 import mmfer
 from infer_assets import CLASSES, SR, Assets, tone, write_video
 from mmfer.config import AudioConfig, FeatureConfig, FusionConfig, TextConfig
+from mmfer.emotions import label_order
 from mmfer.errors import ConfigError
 from mmfer.features.extract import extract_features, extract_sample
 from mmfer.features.units import SampleFeatures
@@ -208,12 +209,58 @@ def test_fuse_scores_missing_classes_and_missing_parts() -> None:
     qf, qv = np.array([0.6, 0.3, 0.1]), np.array([0.2, 0.2, 0.6])
     p, known = fuse_scores([qf, qv], [face, voice], labels, "log")
     assert known.all() and p.sum() == pytest.approx(1.0)
-    # neutral: voice only (log 0.2); happy: mean of log 0.6 and log 0.2; contempt: face only (log 0.1)
-    s = np.array([np.log(0.2), (np.log(0.6) + np.log(0.2)) / 2, (np.log(0.3) + np.log(0.6)) / 2, np.log(0.1)])
+    # a class a part does not know gets that part's mean log-probability (no evidence either way)
+    lf, lv = np.log(qf), np.log(qv)
+    s = np.array(
+        [
+            (lf.mean() + lv[0]) / 2,  # neutral: face does not know it
+            (lf[0] + lv[1]) / 2,  # happy
+            (lf[1] + lv[2]) / 2,  # sad
+            (lf[2] + lv.mean()) / 2,  # contempt: voice does not know it
+        ]
+    )
     np.testing.assert_allclose(p, np.exp(s) / np.exp(s).sum())
     p, known = fuse_scores([qf, None], [face, voice], labels, "prob")  # silent audio: face only
     assert list(known) == [False, True, True, True] and p[0] == 0.0
     np.testing.assert_allclose(p[1:], qf)
+
+
+class _Labels:  # the fusion only reads .labels of a part's predictor
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+
+
+@pytest.mark.parametrize("mode", ["log", "prob"])
+def test_fusion_gives_no_free_pass_to_a_class_one_part_knows(mode: str) -> None:
+    """Issue 20's example: voice sad 0.30 / neutral 0.25, face sad 0.20 (face has no neutral)."""
+    voice = Part("voice", _Labels(["neutral", "calm", "happy", "sad", "angry"]), {}, 1.0)  # type: ignore[arg-type]
+    face = Part("face", _Labels(["happy", "sad", "angry", "surprised", "fearful"]), {}, 1.0)  # type: ignore[arg-type]
+    labels = ["neutral", "calm", "happy", "sad", "angry", "fearful", "surprised"]
+    qv = np.array([0.25, 0.15, 0.15, 0.30, 0.15])
+    qf = np.array([0.20, 0.20, 0.20, 0.20, 0.20])  # sad 0.20, and no opinion otherwise
+    p, _ = fuse_scores([qv, qf], [voice, face], labels, mode)
+    assert labels[int(np.argmax(p))] == "sad"
+
+
+@pytest.mark.parametrize("mode", ["log", "prob"])
+def test_fusion_agrees_when_every_part_agrees(mode: str) -> None:
+    """Both parts put their highest probability on one shared class: so must the fusion."""
+    rng = np.random.default_rng(0)
+    voice_labels = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    face_labels = ["angry", "contempt", "disgust", "fearful", "happy", "sad", "surprised"]
+    labels = label_order(set(voice_labels) | set(face_labels))
+    voice = Part("voice", _Labels(voice_labels), {}, 1.0)  # type: ignore[arg-type]
+    face = Part("face", _Labels(face_labels), {}, 1.0)  # type: ignore[arg-type]
+    shared = sorted(set(voice_labels) & set(face_labels))
+    for trial in range(200):
+        target = shared[trial % len(shared)]
+        qv, qf = rng.dirichlet(np.ones(8)), rng.dirichlet(np.ones(7))
+        # make the target each part's top class by a clear margin
+        qv[voice_labels.index(target)] = qv.max() + 0.2
+        qf[face_labels.index(target)] = qf.max() + 0.2
+        qv, qf = qv / qv.sum(), qf / qf.sum()
+        p, _ = fuse_scores([qv, qf], [voice, face], labels, mode)
+        assert labels[int(np.argmax(p))] == target
 
 
 def test_compose_save_load_predict_and_fit_weights(
@@ -240,7 +287,8 @@ def test_compose_save_load_predict_and_fit_weights(
     a = predictor.predict(clips[0])[0].probabilities
     b = words.predict(clips)[0].probabilities  # speaker-normalised: same batch as the composed call
     s = {lab: (2 * np.log(a[lab]) + np.log(b[lab])) / 3 for lab in ("happy", "sad")}
-    s["angry"] = np.log(a["angry"])
+    # angry is dropped from "tones": it scores that part's mean log-probability over its known classes
+    s["angry"] = (2 * np.log(a["angry"]) + np.mean([np.log(b["happy"]), np.log(b["sad"])])) / 3
     z = sum(np.exp(v) for v in s.values())
     for lab, v in s.items():
         assert preds[0].probabilities[lab] == pytest.approx(np.exp(v) / z, rel=1e-5)

@@ -9,14 +9,19 @@ different label sets. :func:`compose` builds one predictor from them:
    ``sad``/``surprised``/``fearful``, like RAVDESS); an explicit ``label_map``
    (part label -> common label, or ``None`` to drop it) overrides that. The common
    set is the union, in :data:`mmfer.emotions.CANONICAL` order, unless given.
-2. **Missing classes.** A class a part does not know gets *no evidence* from that
-   part (not probability 0): it is decided by the parts that know it. With the
-   CK+48 face part and the RAVDESS voice part, ``neutral`` and ``calm`` are known
-   only to the voice, ``contempt`` only to the face.
+2. **Missing classes.** A class a part does not know gets a *neutral* score from that
+   part: the part's mean log-probability over its own classes (``mode="log"``) or its
+   mean probability ``1/C_p`` (``mode="prob"``) -- "no evidence for or against", not
+   probability 0 and not a free pass. (Leaving the part out of that class's mean, as
+   before, let a class known to one part only win whenever that part alone liked it:
+   voice sad 0.30 / neutral 0.25 with face sad 0.20 gave *neutral*.) With the CK+48
+   face part and the RAVDESS voice part, ``neutral`` and ``calm`` are known only to the
+   voice, ``contempt`` only to the face.
 3. **Fusion.** For each class ``c`` the score is the weighted mean, over the usable
-   parts that know ``c``, of ``log p_part(c)`` (``mode="log"``, a weighted geometric
-   mean) or of ``p_part(c)`` (``mode="prob"``); scores are then renormalised over the
-   common set (softmax of the log scores / division by the sum). A part whose
+   parts, of ``log p_part(c)`` (``mode="log"``, a weighted geometric mean) or of
+   ``p_part(c)`` (``mode="prob"``), with the neutral score where a part does not know
+   ``c``; scores are then renormalised over the classes some usable part knows
+   (softmax of the log scores / division by the sum). A part whose
    modality is missing in an input (silent audio, no face) is left out for that
    input, so a video with a silent track gets a face-only decision; its classes the
    face part does not know then get probability 0 (said in ``notes["fusion"]``).
@@ -122,20 +127,28 @@ def fuse_scores(
         ``(C,)`` bool, some usable part knows the class.
     """
     c = len(labels)
-    num = np.zeros(c)  # (C,) weighted sum of (log-)probabilities
-    den = np.zeros(c)  # (C,) sum of weights of the parts that know the class
+    num = np.zeros(c)  # (C,) weighted sum of (log-)probabilities, neutral where unknown
+    den = 0.0  # sum of the weights of the usable parts (the same for every class)
+    known = np.zeros(c, dtype=bool)  # (C,) some usable part knows the class
     for q, part in zip(probs, parts, strict=True):
         if q is None or part.weight <= 0:
             continue
-        for j, k in part.common_index(labels):
-            v = np.log(max(float(q[j]), _FLOOR)) if mode == "log" else float(q[j])
-            num[k] += part.weight * v
-            den[k] += part.weight
-    known = den > 0
+        pairs = part.common_index(labels)
+        if not pairs:
+            continue
+        cols = [j for j, _ in pairs]
+        v = np.asarray(q, dtype=np.float64)[cols]  # (C_p',) the part's known classes
+        v = np.log(np.maximum(v, _FLOOR)) if mode == "log" else v
+        # a class this part does not know: its average score, i.e. no evidence either way
+        row = np.full(c, v.mean())  # (C,)
+        row[[k for _, k in pairs]] = v
+        num += part.weight * row
+        den += part.weight
+        known[[k for _, k in pairs]] = True
     p = np.zeros(c)
     if not known.any():
         return p, known
-    score = num[known] / den[known]
+    score = num[known] / den
     if mode == "log":
         z = np.exp(score - score.max())
         p[known] = z / z.sum()
