@@ -1,4 +1,4 @@
-"""Videos whose packets are all stamped 0 (seen in re-encoded RAVDESS clips) still sample over time."""
+"""Frame timestamps: files whose packets are all stamped 0 (as a careless re-encode can leave them) still sample over time; sound stamps (B-frames included) are not reported as broken."""
 
 from __future__ import annotations
 
