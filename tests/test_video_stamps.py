@@ -1,4 +1,5 @@
-"""Frame timestamps: files whose packets are all stamped 0 (as a careless re-encode can leave them) still sample over time; sound stamps (B-frames included) are not reported as broken."""
+"""Frame timestamps: files whose packets are all stamped 0 (as a careless re-encode can leave
+them) still sample over time; sound stamps (B-frames included) are not reported as broken."""
 
 from __future__ import annotations
 
