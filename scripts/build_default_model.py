@@ -21,6 +21,10 @@ Steps (every one is an ordinary ``mmfer`` command, printed before it runs):
 4. ``mmfer compose`` them (decision level, mean of log-probabilities, equal weights:
    there is no labelled audio-visual set disjoint from what we report on to fit them),
    written to ``src/mmfer/inference/default_model/default.safetensors``.
+5. Rewrite its metadata for shipping (:func:`mmfer.inference.default.finalise_metadata`,
+   tensors byte-identical): the build's feature-cache paths are dropped and the model's
+   licence (non-commercial, share-alike: derived from RAVDESS and CK+) and training data
+   are recorded (``about`` and the safetensors metadata key ``license``).
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ def main() -> int:
     for part, kv in about.items():
         args += [x for k, v in kv.items() for x in ("--about-part", f"{part}:{k}={v}")]
     run(args)
+    sys.path.insert(0, str(ROOT / "src"))
+    from mmfer.inference.default import finalise_metadata
+
+    print(f"+ finalise_metadata {a.out}", flush=True)
+    finalise_metadata(a.out)
     return 0
 
 

@@ -79,7 +79,10 @@ def test_learns_the_signal(name: str) -> None:
     x, mask, y = _data(n=90)
     est = _est(name, **({"epochs": 30, "lr": 0.01} if name in ("mlp", "rmlstm") else {}))
     est.fit(x[:60], mask[:60], y[:60], num_classes=3)
-    assert (est.predict(x[60:], mask[60:]) == y[60:]).mean() > 0.6  # chance is 1/3
+    # Clearly above chance (1/3, i.e. 10 of 30): at least 15 of 30. Measured 20-24 of 30 (mlp 20);
+    # the old bound (> 0.6, 19 of 30) left the mlp one test row of slack, which a BLAS or
+    # thread-count difference in the fit can take.
+    assert (est.predict(x[60:], mask[60:]) == y[60:]).mean() >= 0.5
 
 
 def test_majority_predicts_the_training_prior() -> None:

@@ -155,16 +155,69 @@ def test_late_fusion_contract_missing_modalities_and_checkpoint(name: str, tmp_p
     np.testing.assert_allclose(back.predict_proba(no_face), p_no_face, atol=1e-6)
 
 
+def _planted_corpus(
+    n_speakers: int = 5, per: int = 12, seed: int = 0
+) -> tuple[pd.DataFrame, dict[str, SampleFeatures]]:
+    """The face identifies the class outright (a strong one-hot signal per class), the audio
+    and the words are pure noise (drawn without looking at the class)."""
+    rng = np.random.default_rng(seed)
+    rows, feats = [], {}
+    for s in range(n_speakers):
+        for k in range(per):
+            c = k % len(EMOTIONS)
+            sid = f"s{s}_{k}"
+            face = rng.normal(size=(5, 6)).astype(np.float32)  # (T_v, D_v)
+            face[:, c] += 6.0
+            audio = rng.normal(size=(int(rng.integers(6, 14)), 5)).astype(np.float32)  # (T_a, D_a)
+            text = " ".join(rng.choice(NOISE_WORDS, size=4))
+            rows.append({"id": sid, "speaker": f"spk{s}", "emotion": EMOTIONS[c]})
+            feats[sid] = SampleFeatures(face=face, audio=audio, text=text)
+    return pd.DataFrame(rows), feats
+
+
 def test_learned_weights_come_from_training_rows_only() -> None:
-    """The combination is scored on out-of-fold predictions of the training rows passed to fit."""
-    table, feats = _corpus(n_speakers=4, per=12)
-    rec = _fit("late_logreg", table, feats, np.arange(24, len(table)))  # speakers 2 and 3 only
-    scores = rec.estimator.combine_scores_  # type: ignore[attr-defined]
+    """The combination is fitted on out-of-fold predictions of the training rows passed to fit:
+    changing every other row (features and labels) changes nothing; and a planted noise
+    modality never gets more weight than a planted, strongly informative one.
+
+    Property checks with margins only: which of several near-equivalent combinations the
+    optimiser lands on (and whether a weak modality gets 0 or a little weight) depends on
+    the BLAS and thread count, so no strict ordering among weak or tied weights is asserted."""
+    table, feats = _planted_corpus()
+    train = np.arange(24, len(table))  # speakers 2, 3 and 4 only
+    rec = _fit("late_logreg", table, feats, train)
+    est = rec.estimator
+    scores = est.combine_scores_  # type: ignore[attr-defined]
     assert set(scores) == {"learned", "equal", "only_face", "only_audio", "only_text"}
-    assert rec.estimator.fitted_on_ == frozenset(table["id"][24:])
-    # the words are noise: the combination leans on face and audio
-    w = rec.estimator.weights_  # type: ignore[attr-defined]
-    assert w["text"] < min(w["face"], w["audio"])
+    assert est.fitted_on_ == frozenset(table["id"][24:])
+    w = est.weights_  # type: ignore[attr-defined]
+    # the face alone classifies the held-out training speakers; the noise modalities cannot
+    assert scores["only_face"] >= 0.9, scores
+    assert max(scores["only_audio"], scores["only_text"]) <= 0.6, scores
+    # the kept combination is as good as the face alone, and leans on the face
+    assert max(scores.values()) >= scores["only_face"]
+    assert w["face"] > 0 and w["audio"] <= w["face"] and w["text"] <= w["face"], w
+
+    # the rows outside `train` (speakers 0 and 1) are never read: scramble their features
+    # and labels, refit, and nothing changes
+    rng = np.random.default_rng(123)
+    other = table.copy()
+    other.loc[:23, "emotion"] = rng.permutation(other.loc[:23, "emotion"].to_numpy())[::-1]
+    other_feats = dict(feats)
+    for sid in table["id"][:24]:
+        f = feats[sid]
+        other_feats[sid] = SampleFeatures(
+            face=(f.face * -5.0 + 3.0).astype(np.float32),  # type: ignore[operator]
+            audio=rng.normal(size=(3, 5)).astype(np.float32),
+            text="omega " * 7,
+        )
+    rec2 = _fit("late_logreg", other, other_feats, train)
+    est2 = rec2.estimator
+    assert est2.fitted_on_ == est.fitted_on_
+    assert est2.combine_scores_ == scores  # type: ignore[attr-defined]
+    np.testing.assert_allclose([est2.weights_[m] for m in MODS], [w[m] for m in MODS], atol=1e-9)  # type: ignore[attr-defined]
+    probe = [feats[i] for i in table["id"][:24]]
+    np.testing.assert_allclose(rec2.predict_proba(probe), rec.predict_proba(probe), atol=1e-9)
 
 
 def test_fused_is_at_least_the_best_single_modality() -> None:
@@ -186,7 +239,11 @@ def test_fused_is_at_least_the_best_single_modality() -> None:
     acc["late"] = float(np.mean(np.equal(late.y_true, late.y_pred)))
     best_single = max(acc[m] for m in MODS)
     assert best_single < 0.75  # no single modality can identify the class here
-    assert acc["late"] >= best_single + 0.2, acc
+    # Measured: late 0.76, best single 0.48 (96 clips, 3 outer folds). The learned combination
+    # of a fold can fall back to one modality when its inner folds are tied, which depends on
+    # the BLAS; the bound tolerates one of three folds doing so (about -0.09) and still
+    # requires fusion to beat every single modality by 10 clips of 96.
+    assert acc["late"] >= best_single + 0.1, acc
     assert audit.leaking_components == []
 
 

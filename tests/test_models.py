@@ -150,7 +150,9 @@ def test_model_learns_a_separable_toy_task(name: str) -> None:
     model.eval()
     with torch.no_grad():
         acc = (model(x).argmax(dim=1) == y).float().mean().item()
-    assert acc >= 0.9, f"{name} reached only {acc:.2f} training accuracy"
+    # Chance is 0.5; lstm and rnn reach 47/48 here, the others 48/48. The bound (41/48) leaves
+    # several samples of slack for BLAS/thread differences in 80 optimiser steps.
+    assert acc >= 0.85, f"{name} reached only {acc:.2f} training accuracy"
 
 
 def test_create_model_applies_overrides_and_records_the_name() -> None:

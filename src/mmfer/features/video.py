@@ -139,7 +139,8 @@ class _VideoDecoder:
         self.duration = _duration(self.container, self.stream)
         self.decoded = 0
         self.last_time: float | None = None
-        self.restamped = 0  # frames whose timestamp did not increase (rebuilt from the frame rate)
+        self.restamped = 0  # frames whose own stamp did not increase (timed from the frame rate)
+        self.last_stamp: float | None = None  # the previous frame's stamp as stored in the file
         self.exhausted = False
         self.broken: str | None = None
 
@@ -153,15 +154,20 @@ class _VideoDecoder:
         """Yield ``(time in seconds, frame)`` in presentation order."""
         try:
             for frame in self.container.decode(self.stream):
-                t = frame.time
+                t = stamp = frame.time
                 if t is None:  # no pts (raw streams): fall back to the nominal frame rate
                     t = self.decoded * self.period
                 elif self.last_time is not None and t <= self.last_time and self.period > 0:
-                    # Frames come out in presentation order, so a repeated/decreasing time is a
-                    # broken stamp (e.g. every packet at 0): without this the whole clip would
-                    # collapse onto its first frame.
+                    # Decoded frames come out in presentation order (B-frames included: their
+                    # packets' pts go back and forth in decode order, the frames' do not), so a
+                    # stamp not above the previous frame's stamp is broken (e.g. every packet at
+                    # 0): without this the whole clip would collapse onto its first frame.
+                    # Only the file's own stamps count as broken: a sound stamp that merely falls
+                    # behind a time rebuilt for an earlier broken one is moved on, not counted.
+                    if self.last_stamp is None or stamp <= self.last_stamp:
+                        self.restamped += 1
                     t = self.last_time + self.period
-                    self.restamped += 1
+                self.last_stamp = stamp
                 self.decoded += 1
                 self.last_time = float(t)
                 yield float(t), frame
@@ -206,10 +212,11 @@ def _warn_partial(dec: _VideoDecoder) -> None:
         # Handled correctly, and a re-encoded corpus has it in every file: warn once per process.
         logger.log(
             logging.DEBUG if _restamp_warned else logging.WARNING,
-            "%s: %d frame timestamps did not increase (broken stamps); frames timed at the nominal "
-            "%.3f fps (further files with this are logged at DEBUG)",
+            "%s: %d of %d frame timestamps did not increase (broken stamps); those frames timed at the "
+            "nominal %.3f fps (further files with this are logged at DEBUG)",
             dec.path,
             dec.restamped,
+            dec.decoded,
             1 / dec.period,
         )
         _restamp_warned = True
