@@ -406,6 +406,14 @@ class EvalConfig:
     #: others are computed again; ``any`` = also runs of other code versions, with a warning
     #: naming them; ``none`` = compute every run again. ``provenance.md`` says which was done.
     reuse: Literal["same", "any", "none"] = "same"
+    #: ``fusion.speaker_norm`` conditions run on the same folds for the report's conditions table
+    #: (:mod:`mmfer.conditions`), each with every model of ``norm_condition_models``.
+    norm_conditions: list[str] = field(default_factory=list)
+    norm_condition_models: list[str] = field(default_factory=lambda: ["logreg", "rmlstm"])
+    #: Models whose folds the report re-fits with the outer test rows perturbed (``verify_how``:
+    #: ``noise`` or ``nan``); anything fitted must stay bit-identical (:mod:`mmfer.evaluation.verify`).
+    verify: list[str] = field(default_factory=list)
+    verify_how: Literal["noise", "nan"] = "noise"
 
 
 @dataclass

@@ -228,6 +228,10 @@ _EVAL_NOT_IN_KEY = (
     "ablations",
     "both_protocols",
     "reuse",
+    "norm_conditions",
+    "norm_condition_models",
+    "verify",
+    "verify_how",
 )
 
 
@@ -500,6 +504,7 @@ def _front_end_runs(
 
 def report(cfg: ExperimentConfig) -> dict[str, Path]:
     """Regenerate the paper's Tables 1-6 for one corpus under the configured protocol(s)."""
+    from mmfer import conditions
     from mmfer.data.splits import is_speaker_independent
     from mmfer.evaluation.report import write_report
     from mmfer.evaluation.results import ReportData
@@ -512,6 +517,9 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
     for r in main.runs:
         r.front_end = f"this report's — {front_end_label(cfg.features)}"
     front_ends = _front_end_runs(cfg, table, mods, hashes, ledger=ledger)
+    cond = conditions.condition_runs(
+        cfg, table, feats, mods, cached_cross_validate, hashes=hashes, ledger=ledger
+    )
     second = None
     if cfg.eval.both_protocols:
         other = "stratified_kfold" if is_speaker_independent(cfg.eval.protocol) else "group_kfold"
@@ -539,11 +547,16 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
             *_data_notes(cfg, table, feats, out),
         ],
         front_ends=front_ends,
+        norm_conditions=cond,
+        headline_norm=conditions.headline_condition(cfg),
+        verify=conditions.verify_rows(cfg, table, feats, mods),
     )
     # Written first: a rendering error still leaves the record of what was computed and reused.
     prov = report_provenance(ledger, out / "report")
     # Every run is already in runs_done/ (cached_cross_validate): a rendering error loses no compute.
-    return {**write_report(data, out / "report"), **prov}
+    written = {**write_report(data, out / "report"), **prov}
+    conditions.raise_if_verify_failed(data, out / "report" / "report.md")
+    return written
 
 
 def _data_notes(cfg: ExperimentConfig, table: pd.DataFrame, feats: dict[str, Any], out: Path) -> list[str]:

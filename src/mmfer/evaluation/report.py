@@ -54,6 +54,7 @@ from mmfer.evaluation.tables import (
     table_significance,
     table_timing,
 )
+from mmfer.evaluation.tables_conditions import table_conditions, table_verify, verify_lines
 from mmfer.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["write_report"]
@@ -105,10 +106,13 @@ class _Parts:
     front_ends: Table | None
     figures: list[Figure]
     curves: Figure | None
+    conditions: Table | None = None
+    verify: Table | None = None
 
     def csv_tables(self) -> list[Table]:
         """Every table with a CSV, in the order they are written."""
-        extra = [t for t in (self.protocols, self.ablation, self.selection, self.front_ends) if t is not None]
+        opt = (self.protocols, self.ablation, self.selection, self.front_ends, self.conditions, self.verify)
+        extra = [t for t in opt if t is not None]
         return [self.t1, self.t3, self.t5, self.t6, self.significance, self.per_fold_csv, *extra]
 
     def pngs(self) -> list[Figure]:
@@ -128,6 +132,8 @@ def _audit(data: ReportData) -> tuple[list[str], AuditLines]:
         lk, info = audit_findings(pr.leakage, pr.protocol, pr.speaker_independent)
         leaks += lk
         audit_lines.append((pr.protocol, lk, info))
+    if data.verify_failed:
+        leaks.append(f"LEAK: perturbation check failed ({'; '.join(data.verify_failed)})")
     return leaks, audit_lines
 
 
@@ -144,7 +150,21 @@ def _build(data: ReportData) -> _Parts:
     curves = fig_training(primary_full[0], data) if primary_full else None
     t_abl, t_sel, t_fe = table_ablation(data), table_selection(data), table_front_ends(data)
     return _Parts(
-        t1, t3, t5, t6, tsig, per_fold_csv, per_fold_md, tproto, t_abl, t_sel, t_fe, figures, curves
+        t1,
+        t3,
+        t5,
+        t6,
+        tsig,
+        per_fold_csv,
+        per_fold_md,
+        tproto,
+        t_abl,
+        t_sel,
+        t_fe,
+        figures,
+        curves,
+        table_conditions(data),
+        table_verify(data),
     )
 
 
@@ -175,7 +195,7 @@ def _blocks(data: ReportData, p: _Parts, leaks: list[str], audit_lines: AuditLin
     """The whole document, top to bottom."""
     blocks = _head(data, leaks)
     blocks += [("h2", "Results"), ("table", p.t1), ("table", p.t3)]
-    for t in (p.ablation, p.front_ends, p.protocols, p.selection):
+    for t in (p.conditions, p.ablation, p.front_ends, p.protocols, p.selection):
         if t is not None:
             blocks.append(("table", t))
     blocks += [
@@ -197,6 +217,11 @@ def _blocks(data: ReportData, p: _Parts, leaks: list[str], audit_lines: AuditLin
     for proto, lk, info in audit_lines:
         blocks.append(("p", f"Protocol: {proto}"))
         blocks.append(("ul", lk + info))
+    if data.verify:
+        blocks.append(
+            ("p", "Perturbation check (outer test rows replaced, every fold re-fitted; verify.csv)")
+        )
+        blocks.append(("ul", verify_lines(data)))
     if data.is_synthetic:
         blocks.append(("banner-warn", SYNTHETIC_WARNING + "."))
     return blocks

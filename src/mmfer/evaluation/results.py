@@ -22,6 +22,7 @@ from mmfer.evaluation.significance import mcnemar, paired_fold_tests, speaker_le
 __all__ = [
     "MODALITY_ORDER",
     "SYNTHETIC_WARNING",
+    "ConditionRun",
     "ProtocolResults",
     "ReportData",
     "RunResult",
@@ -163,6 +164,17 @@ class ProtocolResults:
 
 
 @dataclass
+class ConditionRun:
+    """One run under a speaker-normalisation condition: the condition, where its statistics come from."""
+
+    condition: str
+    source: str
+    run: RunResult
+    #: The config's own condition (the headline's, Table 3).
+    headline: bool = False
+
+
+@dataclass
 class ReportData:
     """Everything :func:`write_report` renders.
 
@@ -209,6 +221,17 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     #: Runs of the same models on the same folds with other front ends (front-end ablation).
     front_ends: list[RunResult] = field(default_factory=list)
+    #: Runs under other speaker-normalisation conditions on the same folds (:mod:`mmfer.conditions`).
+    norm_conditions: list[ConditionRun] = field(default_factory=list)
+    #: The config's own ``fusion.speaker_norm`` condition (the headline's), named by that table.
+    headline_norm: str = ""
+    #: Perturbation-check rows (``model``, ``fold``, ``how``, ``verdict``, ``changed``), one per fold.
+    verify: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def verify_failed(self) -> list[str]:
+        """``<model> fold <k>: <parts>`` of every fold whose perturbation check changed something."""
+        return [f"{v['model']} fold {v['fold']}: {v['changed']}" for v in self.verify if v["changed"]]
 
     def main(self) -> ProtocolResults:
         """The main protocol's results as a :class:`ProtocolResults`."""
