@@ -308,14 +308,7 @@ def asr_words(video: str | Path) -> list[Word]:
 
     asr = AsrTranscriber(TextConfig(asr=True))
     wave = load_audio(Path(video), sample_rate=SAMPLE_RATE)  # (n_samples,)
-    segments, _info = asr.model.transcribe(
-        wave,
-        language="en",
-        beam_size=asr.cfg.asr_beam_size,
-        vad_filter=True,
-        condition_on_previous_text=False,
-        word_timestamps=True,
-    )
+    segments = asr.segments(wave, word_timestamps=True)
     return [
         Word(w.word.strip(), float(w.start), float(w.end))
         for s in segments

@@ -7,24 +7,9 @@ it twice.
 
 from __future__ import annotations
 
+from mmfer.training import loop as _loop
 from mmfer.training.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from mmfer.training.data import TensorData, class_weights, seed_everything
-from mmfer.training.hooks import LOG_COLUMNS, CheckpointHook, CSVLogger, Hook, TrainResult
-from mmfer.training.loop import Trainer
-from mmfer.training.predict import predict
+from mmfer.training.loop import *  # noqa: F403  (Trainer and what loop re-exports: its __all__)
 
-__all__ = [
-    "LOG_COLUMNS",
-    "CSVLogger",
-    "CheckpointHook",
-    "Hook",
-    "TensorData",
-    "TrainResult",
-    "Trainer",
-    "class_weights",
-    "load_checkpoint",
-    "predict",
-    "read_metadata",
-    "save_checkpoint",
-    "seed_everything",
-]
+__all__ = ["load_checkpoint", "read_metadata", "save_checkpoint"]
+__all__ += _loop.__all__  # one list of the loop's public names, kept in loop.py

@@ -51,7 +51,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmfer.errors import ConfigError
-from mmfer.features.face.fer2013 import FER2013_CLASSES, fer2013_net, pad_same, to_fer_input
+from mmfer.features.face.fer2013 import (
+    FER2013_CLASSES,
+    _conv_tf_to_torch,
+    _depthwise_tf_to_torch,
+    fer2013_net,
+    pad_same,
+    to_fer_input,
+)
+from mmfer.features.face.weights import load_checked_state
 
 logger = logging.getLogger(__name__)
 
@@ -285,16 +293,6 @@ class FaceExpressionNet(nn.Module):
         return torch.cat([feats, self.fc(feats)], dim=1)
 
 
-def _conv(k: np.ndarray) -> torch.Tensor:
-    """tfjs ``(kh, kw, in, out)`` -> torch ``(out, in, kh, kw)``."""
-    return torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
-
-
-def _depthwise(k: np.ndarray) -> torch.Tensor:
-    """tfjs depthwise ``(kh, kw, C, 1)`` -> torch grouped ``(C, 1, kh, kw)``."""
-    return torch.from_numpy(np.ascontiguousarray(k.transpose(2, 3, 0, 1)))
-
-
 def faceapi_state_dict(arrays: Mapping[str, np.ndarray], where: str = "weights") -> dict[str, torch.Tensor]:
     """Map :func:`read_faceapi_weights` output to a :class:`FaceExpressionNet` state dict.
 
@@ -303,6 +301,8 @@ def faceapi_state_dict(arrays: Mapping[str, np.ndarray], where: str = "weights")
     ConfigError
         A tensor is missing or unexpected tensors are present.
     """
+    # tfjs keeps TF's kernel layouts, so the FER2013 port's converters serve here too.
+    _conv, _depthwise = _conv_tf_to_torch, _depthwise_tf_to_torch
     pairs: dict[str, tuple[str, Callable[[np.ndarray], torch.Tensor]]] = {}
     for b in range(4):
         for c in range(4):
@@ -335,14 +335,7 @@ def load_faceapi_weights(model: FaceExpressionNet, weights_dir: str | Path | Non
     """
     d = faceapi_weights_dir() if weights_dir is None else Path(weights_dir)
     state = faceapi_state_dict(read_faceapi_weights(d), where=str(d))
-    own = model.state_dict()
-    bad = [
-        f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape
-    ]
-    if bad:
-        raise ConfigError(f"{d}: not face-api's expression net: shape mismatch {'; '.join(bad[:3])}")
-    model.load_state_dict(state, strict=True)
-    model.pretrained = True
+    load_checked_state(model, state, f"{d}: not face-api's expression net")
     return d
 
 

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmfer.errors import ConfigError
-from mmfer.features.face.weights import listed, raise_if_problems
+from mmfer.features.face.weights import listed, load_checked_state, raise_if_problems
 
 logger = logging.getLogger(__name__)
 
@@ -379,15 +379,7 @@ def load_fer2013_weights(model: FER2013Net, path: str | Path | None = None) -> P
     """
     p = fer2013_weights_path() if path is None else Path(path)
     state = keras_state_dict(read_keras_weights(p), where=str(p))
-    own = model.state_dict()
-    bad = [
-        f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape
-    ]
-    raise_if_problems(
-        f"{p}: not the FER2013 mini-Xception", listed("shape mismatch {shown}", bad, 3, sep="; ")
-    )
-    model.load_state_dict(state, strict=True)
-    model.pretrained = True
+    load_checked_state(model, state, f"{p}: not the FER2013 mini-Xception")
     return p
 
 

@@ -8,7 +8,8 @@ mismatch (missing, mis-shaped, unexpected), with a few examples of each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mmfer.errors import ConfigError
 
@@ -52,3 +53,31 @@ def raise_if_problems(what: str, *problems: str | None) -> None:
     found = [p for p in problems if p]
     if found:
         raise ConfigError(f"{what}: {'; '.join(found)}")
+
+
+def load_checked_state(model: Any, state: Mapping[str, Any], what: str) -> None:
+    """Load ``state`` into ``model`` (a torch module) after checking every tensor's shape.
+
+    Sets ``model.pretrained = True`` on success.
+
+    Parameters
+    ----------
+    model
+        The network (its ``state_dict()`` gives the expected shapes).
+    state
+        The converted weights, keyed like ``model.state_dict()``.
+    what
+        The file and what it failed to be, as for :func:`raise_if_problems`.
+
+    Raises
+    ------
+    ConfigError
+        ``"<what>: shape mismatch <k> (shape) != (shape); ..."`` (up to three named).
+    """
+    own = model.state_dict()
+    bad = [
+        f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape
+    ]
+    raise_if_problems(what, listed("shape mismatch {shown}", bad, 3, sep="; "))
+    model.load_state_dict(state, strict=True)
+    model.pretrained = True

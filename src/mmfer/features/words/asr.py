@@ -24,13 +24,17 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmfer.config import TextConfig
 from mmfer.errors import ConfigError, FeatureError, ModalityMissing
 from mmfer.features.cache import file_digest
 from mmfer.features.voice.loading import load_audio
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Bumped whenever transcription changes, so cached transcripts are not reused.
 ASR_VERSION = 1
@@ -146,6 +150,22 @@ class AsrTranscriber:
                 _MODELS[key] = hit
         return hit
 
+    def segments(self, wave: np.ndarray, *, word_timestamps: bool = False) -> Iterable[Any]:
+        """faster-whisper's segments of a 16 kHz wave ``(n_samples,)``, decoded the one way mmfer does.
+
+        English, beam search of ``cfg.asr_beam_size``, voice-activity filter, no
+        conditioning on the previous text; ``word_timestamps`` adds ``.words`` to each segment.
+        """
+        segments, _info = self.model.transcribe(
+            wave,
+            language="en",
+            beam_size=self.cfg.asr_beam_size,
+            vad_filter=True,
+            condition_on_previous_text=False,
+            word_timestamps=word_timestamps,
+        )
+        return segments
+
     def transcribe(self, path: str | Path) -> str:
         """Transcribe one audio file (or a video's audio track).
 
@@ -166,13 +186,7 @@ class AsrTranscriber:
             wave = load_audio(path, sample_rate=SAMPLE_RATE, silence_dbfs=SILENCE_DBFS)  # (n_samples,)
         except ModalityMissing as e:
             raise ModalityMissing(path, f"no transcript from ASR: {e.problem}") from None
-        segments, _info = self.model.transcribe(
-            wave,
-            language="en",
-            beam_size=self.cfg.asr_beam_size,
-            vad_filter=True,
-            condition_on_previous_text=False,
-        )
+        segments = self.segments(wave)
         text = " ".join(s.text.strip() for s in segments).strip()
         if not text:
             raise ModalityMissing(path, "no transcript from ASR: no words recognised in the audio")
