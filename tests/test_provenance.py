@@ -214,6 +214,8 @@ def test_report_recomputes_after_a_source_edit_and_reuses_same_code(
     assert (p["code_version"], p["computed"], p["reused"]) == (v1, 2, 0)
     assert sorted(calls) == ["logreg", "majority"]
     assert all(r["other_versions"] == [v0] for r in p["runs"])
+    md = (Path(cfg.output_dir) / "report" / "provenance.md").read_text()
+    assert f"computed again: 2 run(s) whose kept results are from another code version, `{v0}`" in md
     assert len(list((Path(cfg.output_dir) / "runs_done").glob("*.json"))) == 4  # both versions kept
 
     calls.clear()

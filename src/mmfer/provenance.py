@@ -362,16 +362,24 @@ def _markdown(ledger: RunLedger) -> str:
         lines.append(f"- reused from `{v}` ({tag}): {n}")
     if ledger.foreign():
         lines.append("- **WARNING: the tables mix runs of different code versions.**")
+    stale = Counter(v for r in ledger.records if r.status == "computed" for v in r.other_versions)
+    for v, n in stale.items():
+        lines.append(
+            f"- computed again: {n} run(s) whose kept results are from another code version, `{v}` "
+            f"(not used under `eval.reuse={ledger.reuse}`)"
+        )
     lines += [
         "",
-        "| model | modalities | protocol | status | code version | features | compute s | file |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | modalities | protocol | status | code version | features | compute s | file "
+        "| kept runs of other versions (not used) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ledger.records:
         secs = "—" if r.seconds is None else f"{r.seconds:.1f}"
         lines.append(
             f"| {r.model} | {'+'.join(r.modalities)} | {r.protocol} | {r.status} | `{r.code_version}` "
-            f"| `{r.feature_digest[:12]}` | {secs} | `{Path(r.file).name}` |"
+            f"| `{r.feature_digest[:12]}` | {secs} | `{Path(r.file).name}` "
+            f"| {', '.join(f'`{v}`' for v in r.other_versions) or '—'} |"
         )
     return "\n".join(lines) + "\n"
 
