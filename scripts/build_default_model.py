@@ -11,7 +11,8 @@ Steps (every one is an ordinary ``mmfer`` command, printed before it runs):
 1. ``mmfer train`` the voice head: logistic regression (``model.name=logreg``) on the
    Whisper tiny.en encoder features (``features.profile=default``,
    ``fusion.modalities=[audio]``, no speaker normalisation so a single clip needs no
-   enrolment) of all of RAVDESS speech; C chosen by nested selection on
+   enrolment) of RAVDESS speech **without actor 05** (``data.options.exclude_speakers``), so
+   that the 28 RAVDESS actor-05 videos in ../shared/data are people the model never heard; C chosen by nested selection on
    actor-grouped inner folds (``eval.select=true eval.select_budget=3 eval.inner_folds=3``).
 2. ``mmfer train`` the face head: the same on CK+48 over the FER2013 CNN features
    (``features.face.detector=none``: the crops are faces already).
@@ -44,7 +45,8 @@ TARGET = ROOT / "src" / "mmfer" / "inference" / "default_model" / "default.safet
 COMMON = ["model.name=logreg", "eval.select=true", "eval.select_budget=3", "eval.inner_folds=3"]
 VOICE = [
     "-c", "configs/ravdess.yaml", f"data.root={DATA / 'ravdess-speech-16k'}", "features.profile=default",
-    "features.cache_dir=runs/probe-ravdess-cache", "fusion.modalities=[audio]", "fusion.speaker_norm=false",
+    "features.cache_dir=runs/ravdess-audio/cache", "fusion.modalities=[audio]", "fusion.speaker_norm=none",
+    'data.options.exclude_speakers=["05"]',  # actor 05's videos are the unseen demo/bench clips
     "fusion.steps=8", "fusion.audio_pool=mean",  # pinned: the config file's defaults may move
     *COMMON, f"output_dir={OUT / 'voice'}",
 ]  # fmt: skip
@@ -57,8 +59,8 @@ FACE = [
 
 ABOUT = {
     "voice": {
-        "training data": "RAVDESS speech, all 24 actors, 1440 clips, 8 classes (neutral calm happy sad angry "
-        "fearful disgust surprised)",
+        "training data": "RAVDESS speech, 23 actors (actor 05 left out, so RAVDESS actor 05 is an unseen "
+        "person), 1380 clips, 8 classes (neutral calm happy sad angry fearful disgust surprised)",
         "features": "Whisper tiny.en encoder (MIT licence), mean-pooled to 8 steps; "
         "logreg on mean+std over steps",
         "licence": "derived from RAVDESS (CC BY-NC-SA 4.0): non-commercial, share-alike",
