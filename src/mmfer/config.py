@@ -140,6 +140,15 @@ class TextConfig:
     #: Empty: the model's sentence embedding. Else mean-pooled hidden states of these layers
     #: (0 = embeddings, 1..6 for MiniLM), each L2-normalised, concatenated (e.g. [3, 4, 5, 6]).
     embedding_layers: list[int] = field(default_factory=list)
+    #: Fuser view of a multi-layer embedding (``embedding_layers`` extracted, cached once):
+    #: which of those layers enter the text block (each re-normalised, concatenated, scaled
+    #: by 1/sqrt(n)); empty = all extracted. A fuser setting, so ``eval.search`` may search it
+    #: (``text.layers``) without re-extraction (mmfer/features/words/text_view.py).
+    layers: list[int] = field(default_factory=list)
+    #: Dialogue context (corpora with ``dialogue``/``utterance`` columns, e.g. MELD): the text
+    #: block adds the mean embedding of the previous ``context`` utterances of the same
+    #: dialogue by the same speaker and by the others (0 = none; searchable as ``text.context``).
+    context: int = 0
     #: Transcribe the audio (or a video's audio track) of samples that have no
     #: transcript, offline with faster-whisper (mmfer/features/words/asr.py).
     asr: bool = False
@@ -406,6 +415,10 @@ class EvalConfig:
     #: others are computed again; ``any`` = also runs of other code versions, with a warning
     #: naming them; ``none`` = compute every run again. ``provenance.md`` says which was done.
     reuse: Literal["same", "any", "none"] = "same"
+    #: Metric of the nested selection and the report's headline: ``accuracy`` (default),
+    #: ``uar``, ``macro_f1`` or ``weighted_f1`` (MELD); ``weighted_f1`` also adds a
+    #: weighted-F1 column to the report's metric tables.
+    headline_metric: Literal["accuracy", "uar", "macro_f1", "weighted_f1"] = "accuracy"
 
 
 @dataclass

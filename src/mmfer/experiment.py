@@ -406,12 +406,13 @@ def _protocol_runs(
     from mmfer.estimators import list_estimators
     from mmfer.estimators.base import ESTIMATORS
     from mmfer.evaluation.results import ProtocolResults, compare_runs
+    from mmfer.tuning import base_model
 
     list_estimators()  # registers every estimator
 
     primary = cfg.model.name
     for m in [primary, *cfg.eval.models, *cfg.eval.reference]:
-        ESTIMATORS.get(m)  # unknown model -> ConfigError listing the valid names, before any work
+        ESTIMATORS.get(base_model(m))  # unknown model -> ConfigError listing the valid names
     jobs: list[tuple[str, tuple[str, ...]]] = [
         (m, tuple(mods)) for m in dict.fromkeys([primary, *cfg.eval.models, *cfg.eval.reference])
     ]
@@ -539,6 +540,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
             *_data_notes(cfg, table, feats, out),
         ],
         front_ends=front_ends,
+        headline_metric=cfg.eval.headline_metric,
     )
     # Written first: a rendering error still leaves the record of what was computed and reused.
     prov = report_provenance(ledger, out / "report")

@@ -209,6 +209,8 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     #: Runs of the same models on the same folds with other front ends (front-end ablation).
     front_ends: list[RunResult] = field(default_factory=list)
+    #: ``eval.headline_metric``: ``weighted_f1`` adds a leading weighted-F1 column to the tables.
+    headline_metric: str = "accuracy"
 
     def main(self) -> ProtocolResults:
         """The main protocol's results as a :class:`ProtocolResults`."""

@@ -40,6 +40,7 @@ from mmfer.evaluation.table_base import (
     fmt_p,
     fmt_pct,
     metric_cells,
+    metric_columns,
     metric_csv_fields,
     run_id,
 )
@@ -92,12 +93,13 @@ def table_modalities(data: ReportData) -> Table:
     """Table 1: the primary model on each modality subset, beside the paper's figure."""
     runs = sorted(runs_of_model(data.runs, data.primary_model), key=lambda r: modality_key(r.modalities))
     has_paper = paper.paper_modality_row(data.corpus, ("audio",)) is not None
-    headers = ["Modalities", "Folds", *(h for h, _ in METRIC_COLUMNS)]
+    cols = metric_columns(data)
+    headers = ["Modalities", "Folds", *(h for h, _ in cols)]
     if has_paper:
         headers.append("Paper accuracy (%)")
     rows, csv_rows = [], []
     for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics))
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), cols)
         row = [r.modality_text, str(len(r.fold_metrics)), *cells]
         p_row = paper.paper_modality_row(data.corpus, r.modalities)
         p_acc = p_row["accuracy"] if p_row else None
@@ -116,7 +118,7 @@ def table_modalities(data: ReportData) -> Table:
         f"protocol: {data.protocol})",
         headers,
         rows,
-        [*RUN_ID_FIELDS, *metric_csv_fields(), "paper_accuracy_pct"],
+        [*RUN_ID_FIELDS, *metric_csv_fields(cols), "paper_accuracy_pct"],
         csv_rows,
         notes,
     )
@@ -191,11 +193,12 @@ def table_models(data: ReportData) -> Table:
     """Table 3: every model on all modalities, with speaker-bootstrap CIs and a chance row."""
     runs = full_modality_runs(data.runs)
     has_paper = paper.paper_model_row(data.corpus, "rmlstm") is not None
+    cols = metric_columns(data)
     headers = [
         "Model",
         "Modalities",
         "Folds",
-        *(h for h, _ in METRIC_COLUMNS),
+        *(h for h, _ in cols),
         "Pooled accuracy, 95 % CI (speaker bootstrap)",
         "Pooled UAR, 95 % CI (speaker bootstrap)",
     ]
@@ -203,7 +206,7 @@ def table_models(data: ReportData) -> Table:
         headers.append("Paper accuracy (%)")
     rows, csv_rows = [], []
     for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics))
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), cols)
         p_row = paper.paper_model_row(data.corpus, r.model)
         p_acc = p_row["accuracy"] if p_row else None
         ci_cells, ci_csv = _ci_cells(r)
@@ -214,7 +217,8 @@ def table_models(data: ReportData) -> Table:
         csv_rows.append(_csv_row(data, r, vals, p_acc) | ci_csv)
     if runs:
         chance = f"{100.0 / len(runs[0].labels):.2f}"
-        row = [f"chance (1/{len(runs[0].labels)})", "—", "—", chance, chance]
+        lead = ["—"] * (len(cols) - len(METRIC_COLUMNS))  # no chance level for weighted F1
+        row = [f"chance (1/{len(runs[0].labels)})", "—", "—", *lead, chance, chance]
         rows.append(row + ["—"] * (len(headers) - len(row)))
     return Table(
         "table3_models",
@@ -222,7 +226,7 @@ def table_models(data: ReportData) -> Table:
         f"protocol: {data.protocol})",
         headers,
         rows,
-        [*RUN_ID_FIELDS, *metric_csv_fields(), "paper_accuracy_pct", *_CI_FIELDS],
+        [*RUN_ID_FIELDS, *metric_csv_fields(cols), "paper_accuracy_pct", *_CI_FIELDS],
         csv_rows,
         _models_notes(data, runs, has_paper),
     )
@@ -285,10 +289,11 @@ def table_front_ends(data: ReportData) -> Table | None:
         return None
     models = list(dict.fromkeys(r.model for r in data.front_ends))
     runs = [r for r in full_modality_runs(data.runs) if r.model in models] + list(data.front_ends)
-    headers = ["Front end", "Model", "Modalities", *(h for h, _ in HEADLINE_COLUMNS)]
+    heads = metric_columns(data, HEADLINE_COLUMNS)
+    headers = ["Front end", "Model", "Modalities", *(h for h, _ in heads)]
     rows, csv_rows = [], []
     for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics), HEADLINE_COLUMNS)
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), heads)
         rows.append([r.front_end or "—", r.model, r.modality_text, *cells])
         csv_rows.append({"front_end": r.front_end, "model": r.model, "modalities": r.modality_text, **vals})
     return Table(
