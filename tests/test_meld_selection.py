@@ -203,3 +203,25 @@ def test_real_meld_context_never_crosses_dialogues_or_splits() -> None:
         for p in rows:
             assert split[p] == split[i] and dia[p] == dia[i] and utt[p] < utt[i]
     assert sum(bool(r) for r in prev) > len(table) // 2
+
+
+def test_dialogue_steps_feed_earlier_turns_then_the_utterance_as_masked_steps() -> None:
+    from mmfer.fusion import Fuser
+
+    table = _table()
+    feats = _feats(table)
+    attach_dialogue_context(table, feats)
+    text = TextConfig(
+        representation="embedding", embedding_layers=[0, 1, 2], layers=[2], context=3, context_steps=True
+    )
+    ids = ["train_d1_u0", "train_d1_u2", "train_d1_u4"]
+    fuser = Fuser(FusionConfig(modalities=["text"], steps=1), text).fit([feats[i] for i in table["id"]])
+    out = fuser.transform([feats[i] for i in ids])
+    assert out.x.shape[:2] == (3, 4)
+    assert out.mask.tolist() == [[True, False, False, False], [True, True, True, False], [True] * 4]
+    # u4: steps = u1, u2, u3, then u4 itself; the flag marks the same speaker (u % 2)
+    for step, u in enumerate([1, 2, 3, 4]):
+        emb = pick_layers(feats[f"train_d1_u{u}"].text_emb, text)
+        np.testing.assert_allclose(out.x[2, step, :4], emb, rtol=1e-6)
+        assert out.x[2, step, 4] == float(u % 2 == 0)
+    assert not out.x[0, 1:].any()  # padding carries nothing

@@ -149,6 +149,11 @@ class TextConfig:
     #: block adds the mean embedding of the previous ``context`` utterances of the same
     #: dialogue by the same speaker and by the others (0 = none; searchable as ``text.context``).
     context: int = 0
+    #: With ``context > 0``: feed the previous ``context`` utterances and the current one as
+    #: time steps (oldest first, padding masked; each step = embedding + same-speaker flag) to
+    #: a sequence model instead of the pooled blocks. Text-only fusion; the Fuser then uses
+    #: ``max(fusion.steps, context + 1)`` steps.
+    context_steps: bool = False
     #: Transcribe the audio (or a video's audio track) of samples that have no
     #: transcript, offline with faster-whisper (mmfer/features/words/asr.py).
     asr: bool = False

@@ -70,6 +70,13 @@ __all__ = [
 
 #: What the headline tables name in their titles.
 HEADLINE = "accuracy, UAR and macro-F1"
+
+
+def _headline(data: ReportData) -> str:
+    """The metrics a table title names (weighted F1 first when it is the headline metric)."""
+    return ("weighted F1, " if data.headline_metric == "weighted_f1" else "") + HEADLINE
+
+
 _MACRO_NOTE = (
     "UAR = unweighted average recall (balanced accuracy); macro = unweighted mean over the classes "
     "present in the test fold; mean ± sample std over folds."
@@ -114,7 +121,8 @@ def table_modalities(data: ReportData) -> Table:
         notes.append("Paper accuracy: the paper's Table 1/2 claim for this corpus (protocol not stated).")
     return Table(
         "table1_modalities",
-        f"Table 1 — modality ablation, {data.primary_model}: {HEADLINE} (corpus: {corpus_label(data)}; "
+        f"Table 1 — modality ablation, {data.primary_model}: {_headline(data)} "
+        f"(corpus: {corpus_label(data)}; "
         f"protocol: {data.protocol})",
         headers,
         rows,
@@ -222,7 +230,7 @@ def table_models(data: ReportData) -> Table:
         rows.append(row + ["—"] * (len(headers) - len(row)))
     return Table(
         "table3_models",
-        f"Table 3 — models on all modalities: {HEADLINE} (corpus: {corpus_label(data)}; "
+        f"Table 3 — models on all modalities: {_headline(data)} (corpus: {corpus_label(data)}; "
         f"protocol: {data.protocol})",
         headers,
         rows,
@@ -274,7 +282,8 @@ def table_ablation(data: ReportData) -> Table | None:
         )
     return Table(
         "table_ablation",
-        f"Ablation — what makes RMLSTM: {HEADLINE} (corpus: {corpus_label(data)}; protocol: {data.protocol})",
+        f"Ablation — what makes RMLSTM: {_headline(data)} "
+        f"(corpus: {corpus_label(data)}; protocol: {data.protocol})",
         headers,
         rows,
         list(csv_rows[0]),
@@ -298,7 +307,7 @@ def table_front_ends(data: ReportData) -> Table | None:
         csv_rows.append({"front_end": r.front_end, "model": r.model, "modalities": r.modality_text, **vals})
     return Table(
         "table_front_ends",
-        f"Front ends — the same models and folds with each feature stack: {HEADLINE} "
+        f"Front ends — the same models and folds with each feature stack: {_headline(data)} "
         f"(protocol: {data.protocol})",
         headers,
         rows,

@@ -25,7 +25,12 @@ import numpy as np
 from mmfer.config import TextConfig
 from mmfer.errors import ConfigError
 
-__all__ = ["pick_layers", "text_vector"]
+__all__ = ["context_steps", "pick_layers", "text_sequence", "text_vector"]
+
+
+def context_steps(cfg: TextConfig) -> int:
+    """Time steps the text block needs: ``context + 1`` in steps mode, else 0 (any)."""
+    return int(cfg.context) + 1 if cfg.context_steps and cfg.context > 0 else 0
 
 
 def pick_layers(emb: np.ndarray, cfg: TextConfig) -> np.ndarray:
@@ -66,10 +71,12 @@ def text_vector(f: Any, cfg: TextConfig) -> np.ndarray | None:
         return None
     cur = pick_layers(e, cfg)  # (D,)
     k = int(cfg.context)
-    if k <= 0:
-        return cur
     if k < 0:
         raise ConfigError(f"text.context must be >= 0, got {k}")
+    if context_steps(cfg):
+        return np.append(cur, np.float32(1.0))  # (D + 1,): the last step of text_sequence
+    if k == 0:
+        return cur
     d = cur.shape[0]
     out = np.zeros(3 * d, dtype=np.float32)  # (3 D,)
     out[:d] = cur
@@ -82,3 +89,17 @@ def text_vector(f: Any, cfg: TextConfig) -> np.ndarray | None:
         if (~same).any():
             out[2 * d :] = vecs[~same].mean(axis=0)
     return out
+
+
+def text_sequence(f: Any, cfg: TextConfig) -> np.ndarray | None:
+    """Steps mode (``text.context_steps``): ``(k' + 1, D + 1)`` rows, the up to ``k`` earlier
+    utterances of the dialogue (oldest first) then the sample's own, each its ``text.layers``
+    view plus a flag = 1 when said by the sample's speaker (the last row's flag is 1)."""
+    cur = text_vector(f, cfg)
+    if cur is None:
+        return None
+    k = int(cfg.context)
+    prev = tuple(getattr(f, "text_ctx", None) or ())[-k:] if k > 0 else ()
+    same = np.asarray(getattr(f, "text_ctx_same", ()), dtype=np.float32)[-k:] if prev else np.zeros(0)
+    rows = [np.append(pick_layers(p, cfg), np.float32(s)) for p, s in zip(prev, same, strict=True)]
+    return np.stack([*rows, cur]).astype(np.float32)
