@@ -284,18 +284,18 @@ def test_nested_selection_never_reads_outer_test_rows(monkeypatch: pytest.Monkey
     cfg = _cfg()
     splits = make_splits(table, "group_kfold", 3, cfg.eval.seed)
     seen: list[tuple[str, set[int]]] = []
-    orig_fit, orig_acc = pl.fit_rows, pl.accuracy_on
+    orig_fit, orig_acc = pl.fit_rows, pl.score_on
 
     def spy_fit(table_, feats_, rows, **kw):  # type: ignore[no-untyped-def]
         seen.append(("fit " + kw.get("stage", ""), set(np.asarray(rows).tolist())))
         return orig_fit(table_, feats_, rows, **kw)
 
-    def spy_acc(rec, table_, feats_, rows):  # type: ignore[no-untyped-def]
+    def spy_acc(rec, table_, feats_, rows, metric="accuracy"):  # type: ignore[no-untyped-def]
         seen.append(("score inner", set(np.asarray(rows).tolist())))
-        return orig_acc(rec, table_, feats_, rows)
+        return orig_acc(rec, table_, feats_, rows, metric)
 
     monkeypatch.setattr(pl, "fit_rows", spy_fit)
-    monkeypatch.setattr(pl, "accuracy_on", spy_acc)
+    monkeypatch.setattr(pl, "score_on", spy_acc)  # the selection scores with eval.headline_metric
     run, audit = pl.cross_validate(table, feats, cfg, model_name="logreg", modalities=["audio"])
     # 3 candidates x 2 inner folds x (fit + score) + 1 outer fit, per outer fold
     assert len(seen) == 3 * (3 * 2 * 2 + 1)

@@ -8,15 +8,13 @@ Each component receives only its own section, never the whole experiment.
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Literal, TypeVar
 
 import yaml
 
+from mmfer.configio import apply_overrides, from_dict, to_dict
 from mmfer.errors import ConfigError
 
 C = TypeVar("C")
@@ -140,6 +138,20 @@ class TextConfig:
     #: Empty: the model's sentence embedding. Else mean-pooled hidden states of these layers
     #: (0 = embeddings, 1..6 for MiniLM), each L2-normalised, concatenated (e.g. [3, 4, 5, 6]).
     embedding_layers: list[int] = field(default_factory=list)
+    #: Fuser view of a multi-layer embedding (``embedding_layers`` extracted, cached once):
+    #: which of those layers enter the text block (each re-normalised, concatenated, scaled
+    #: by 1/sqrt(n)); empty = all extracted. A fuser setting, so ``eval.search`` may search it
+    #: (``text.layers``) without re-extraction (mmfer/features/words/text_view.py).
+    layers: list[int] = field(default_factory=list)
+    #: Dialogue context (corpora with ``dialogue``/``utterance`` columns, e.g. MELD): the text
+    #: block adds the mean embedding of the previous ``context`` utterances of the same
+    #: dialogue by the same speaker and by the others (0 = none; searchable as ``text.context``).
+    context: int = 0
+    #: With ``context > 0``: feed the previous ``context`` utterances and the current one as
+    #: time steps (oldest first, padding masked; each step = embedding + same-speaker flag) to
+    #: a sequence model instead of the pooled blocks. Text-only fusion; the Fuser then uses
+    #: ``max(fusion.steps, context + 1)`` steps.
+    context_steps: bool = False
     #: Transcribe the audio (or a video's audio track) of samples that have no
     #: transcript, offline with faster-whisper (mmfer/features/words/asr.py).
     asr: bool = False
@@ -194,6 +206,11 @@ class FeatureConfig:
             sub = getattr(self, section)
             if getattr(sub, name) == "auto":
                 setattr(sub, name, value)
+
+    @staticmethod
+    def from_dict_prepare(data: dict[str, Any]) -> dict[str, Any]:
+        """Fill every setting the profile decides and the data leave unset (``from_dict`` hook)."""
+        return _fill_profile(data)
 
 
 def profile_settings(profile: str, cfg: FeatureConfig | dict[str, Any]) -> dict[str, Any]:
@@ -414,6 +431,10 @@ class EvalConfig:
     #: ``noise`` or ``nan``); anything fitted must stay bit-identical (:mod:`mmfer.evaluation.verify`).
     verify: list[str] = field(default_factory=list)
     verify_how: Literal["noise", "nan"] = "noise"
+    #: Metric of the nested selection and the report's headline: ``accuracy`` (default),
+    #: ``uar``, ``macro_f1`` or ``weighted_f1`` (MELD); ``weighted_f1`` also adds a
+    #: weighted-F1 column to the report's metric tables.
+    headline_metric: Literal["accuracy", "uar", "macro_f1", "weighted_f1"] = "accuracy"
 
 
 @dataclass
@@ -431,123 +452,6 @@ class ExperimentConfig:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against annotation ``tp``; return it (ints widen to float)."""
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping for section {tp.__name__}, got {value!r}")
-        return from_dict(tp, value, prefix=key + ".")
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{key}: {value!r} is not a valid {' | '.join(_type_name(a) for a in args)}")
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(tp))}")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item,) = get_args(tp) or (Any,)
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported config type {tp!r}")  # pragma: no cover
-
-
-def from_dict(cls: type[C], data: dict[str, Any], *, prefix: str = "") -> C:
-    """Build dataclass ``cls`` from a (possibly partial) mapping, checking keys and types."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]}; valid keys in "
-            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(fields))}"
-        )
-    if cls is FeatureConfig:
-        data = _fill_profile(data)
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain-dict view of a config (YAML/JSON serialisable)."""
-    return dataclasses.asdict(cfg)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``"a.b=value"`` into (["a", "b"], parsed YAML value)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like key=value (e.g. train.epochs=5)")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"override {text!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {text!r}: cannot parse value: {e}") from None
-    return key.split("."), value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with dotted ``key=value`` overrides applied."""
-    import copy
-
-    out = copy.deepcopy(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = out
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if nxt is None:
-                nxt = node[p] = {}
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {text!r}: {p} is not a section")
-            node = nxt
-        node[parts[-1]] = value
-    return out
 
 
 def load_config(

@@ -410,12 +410,13 @@ def _protocol_runs(
     from mmfer.estimators import list_estimators
     from mmfer.estimators.base import ESTIMATORS
     from mmfer.evaluation.results import ProtocolResults, compare_runs
+    from mmfer.tuning import base_model
 
     list_estimators()  # registers every estimator
 
     primary = cfg.model.name
     for m in [primary, *cfg.eval.models, *cfg.eval.reference]:
-        ESTIMATORS.get(m)  # unknown model -> ConfigError listing the valid names, before any work
+        ESTIMATORS.get(base_model(m))  # unknown model -> ConfigError listing the valid names
     jobs: list[tuple[str, tuple[str, ...]]] = [
         (m, tuple(mods)) for m in dict.fromkeys([primary, *cfg.eval.models, *cfg.eval.reference])
     ]
@@ -550,6 +551,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
         norm_conditions=cond,
         headline_norm=conditions.headline_condition(cfg),
         verify=conditions.verify_rows(cfg, table, feats, mods),
+        headline_metric=cfg.eval.headline_metric,
     )
     # Written first: a rendering error still leaves the record of what was computed and reused.
     prov = report_provenance(ledger, out / "report")

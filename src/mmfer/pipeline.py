@@ -44,6 +44,7 @@ from mmfer.evaluation.audit import FitRecord, LeakageAudit
 from mmfer.folds import FROZEN_COMPONENTS, CVSetup, FoldResult, OnFoldFit, fold_audit, run_result
 from mmfer.fusion import Fuser
 from mmfer.recognizer import Recognizer
+from mmfer.tuning import accuracy_on, base_model, score_on, split_params, text_config
 
 if TYPE_CHECKING:
     from mmfer.evaluation.results import RunResult
@@ -114,8 +115,11 @@ def extract(
     See :func:`mmfer.features.extract.extract_features`.
     """
     from mmfer.features.extract import extract_features
+    from mmfer.features.words.dialogue import attach_dialogue_context
 
-    return extract_features(table, cfg, cache_dir, modalities=tuple(modalities), progress=progress)
+    feats = extract_features(table, cfg, cache_dir, modalities=tuple(modalities), progress=progress)
+    attach_dialogue_context(table, feats)  # earlier utterances of a dialogue (MELD); else a no-op
+    return feats
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -129,7 +133,7 @@ def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
     """
     from mmfer.estimators import create_estimator
 
-    est = create_estimator(name)
+    est = create_estimator(base_model(name))  # a variant "<estimator>@<tag>" is its estimator
     base_name = getattr(est, "base_name", None)
     if base_name is not None:
         # late fusion: the per-modality heads take the fixed settings of their base estimator
@@ -141,16 +145,19 @@ def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
     return est.clone(**fixed)
 
 
-def search_space(est: Estimator, overrides: dict[str, Any]) -> dict[str, list[Any]]:
-    """The declared search space of ``est``, or the one ``eval.search`` gives for its name
-    (key = estimator name, or ``neural`` for every network)."""
+def search_space(est: Estimator, overrides: dict[str, Any], name: str | None = None) -> dict[str, list[Any]]:
+    """The declared search space of ``est``, or the one ``eval.search`` gives for its model
+    name ``name`` (a variant ``logreg@context``), its estimator name, or ``neural`` for every
+    network. ``text.<field>`` keys are fuser text settings (:mod:`mmfer.tuning`)."""
     neural = isinstance(getattr(est, "base_estimator", est), NeuralEstimator)  # late_<neural> too
-    key = est.name if est.name in overrides else ("neural" if neural else None)
-    if key is not None and key in overrides:
-        space = overrides[key]
+    keys = [k for k in (name, est.name, "neural" if neural else None) if k is not None and k in overrides]
+    if keys:
+        key, space = keys[0], overrides[keys[0]]
         if not isinstance(space, dict) or not all(isinstance(v, list) for v in space.values()):
             raise ConfigError(f"eval.search.{key}: expected a mapping of parameter -> list of values")
-        est.clone(**{k: v[0] for k, v in space.items() if v})  # unknown parameter -> ConfigError now
+        first_est, first_text = split_params({k: v[0] for k, v in space.items() if v})
+        est.clone(**first_est)  # unknown parameter -> ConfigError now
+        text_config(TextConfig(), first_text)
         return {k: list(v) for k, v in space.items()}
     return dict(est.search_space)
 
@@ -247,7 +254,9 @@ def fit_recognizer(
     ``train_cfg.val_fraction`` are set.
     """
     t0 = time.perf_counter()
-    est = make_estimator(model_cfg.name, model_cfg, train_cfg).clone(**(params or {}))
+    est_params, text = split_params(params or {})
+    est = make_estimator(model_cfg.name, model_cfg, train_cfg).clone(**est_params)
+    text_cfg = text_config(text_cfg, text)
     if hasattr(est, "out_dir"):
         est.out_dir = out_dir  # type: ignore[attr-defined]
     rec = fit_rows(
@@ -265,15 +274,6 @@ def fit_recognizer(
     return FitOutcome(rec, history, time.perf_counter() - t0, list(ids))
 
 
-def accuracy_on(rec: Recognizer, table: pd.DataFrame, feats: dict[str, Any], rows: np.ndarray) -> float:
-    """Accuracy of a fitted recogniser on ``rows``."""
-    ids = table["id"].astype(str).to_numpy()[rows]
-    y = table["emotion"].map({e: i for i, e in enumerate(rec.labels)}).to_numpy()[rows]
-    speakers = table["speaker"].astype(str).tolist()
-    pred = rec.predict_proba([feats[i] for i in ids], speakers=[speakers[i] for i in rows]).argmax(axis=1)
-    return float(np.mean(pred == y))
-
-
 def select_settings(
     table: pd.DataFrame,
     feats: dict[str, Any],
@@ -286,6 +286,7 @@ def select_settings(
     protocol: str,
     records: list[FitRecord] | None = None,
     fold: int = 0,
+    name: str | None = None,
 ) -> Selection:
     """Nested selection inside one outer training fold.
 
@@ -293,12 +294,13 @@ def select_settings(
     them, the same number for every estimator); each is fitted on the inner
     training rows and scored on the inner validation rows of
     :func:`mmfer.data.splits.inner_splits`, which are all drawn from
-    ``train_idx``. The outer test rows are never passed in.
+    ``train_idx``; the outer test rows are never passed in. Candidates are scored
+    with ``eval.headline_metric``; ``text.*`` settings go to the fold's Fuser.
     """
     from mmfer.data.splits import inner_splits, is_speaker_independent
     from mmfer.estimators.selection import candidate_grid, select
 
-    space = search_space(estimator, cfg.eval.search)
+    space = search_space(estimator, cfg.eval.search, name)
     # Each model draws with its own seed (and each fold anew), so models with the same space
     # do not all try the same settings; the budget is the same for every model.
     cands = candidate_grid(space, cfg.eval.select_budget, seed=cfg.eval.seed + fold, model=estimator.name)
@@ -315,21 +317,22 @@ def select_settings(
 
     def score(params: dict[str, Any]) -> float:
         accs = []
+        est_params, text = split_params(params)
         for itr, iva in inner:
             rec = fit_rows(
                 table,
                 feats,
                 itr,
                 labels=labels,
-                estimator=estimator.clone(**params),
+                estimator=estimator.clone(**est_params),
                 fusion_cfg=fusion_cfg,
-                text_cfg=cfg.features.text,
+                text_cfg=text_config(cfg.features.text, text),
                 features_cfg=cfg.features,
                 records=records,
                 fold=fold,
                 stage="inner ",
             )
-            accs.append(accuracy_on(rec, table, feats, iva))
+            accs.append(score_on(rec, table, feats, iva, cfg.eval.headline_metric))
         return float(np.mean(accs))
 
     sel = select(cands, score)
@@ -405,7 +408,7 @@ def fit_fold(
     """
     cfg, t0 = setup.cfg, time.perf_counter()
     settings: dict[str, Any] = {"params": {}}
-    est = setup.base
+    est, text_cfg = setup.base, cfg.features.text
     if cfg.eval.select:
         sel = select_settings(
             setup.table,
@@ -418,8 +421,10 @@ def fit_fold(
             protocol=setup.protocol,
             records=records,
             fold=fold,
+            name=setup.model_name,
         )
-        est = setup.base.clone(**sel.params)
+        est_params, text = split_params(sel.params)
+        est, text_cfg = setup.base.clone(**est_params), text_config(cfg.features.text, text)
         settings = {
             "params": sel.params,
             "inner_accuracy": sel.best_score,
@@ -436,7 +441,7 @@ def fit_fold(
         labels=setup.labels,
         estimator=est,
         fusion_cfg=setup.fusion_cfg,
-        text_cfg=cfg.features.text,
+        text_cfg=text_cfg,
         features_cfg=cfg.features,
         records=records,
         fold=fold,

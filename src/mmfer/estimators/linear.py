@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from mmfer.errors import ConfigError
 from mmfer.estimators.base import Estimator, pool_time, register_estimator
 
 if TYPE_CHECKING:
@@ -51,21 +52,31 @@ class _SklearnEstimator(Estimator):
 
 @register_estimator("logreg")
 class LogRegEstimator(_SklearnEstimator):
-    """Multinomial logistic regression (L2, balanced class weights)."""
+    """Multinomial logistic regression (L2; class weights ``balanced`` by default, or ``none``)."""
 
     name = "logreg"
     search_space: ClassVar[dict[str, list[Any]]] = {"C": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 1.0]}
 
     def default_params(self) -> dict[str, Any]:
-        """``C``, ``time_pool``, ``max_iter``, ``seed`` and ``threads`` at their defaults."""
-        return {"C": 0.01, "time_pool": "meanstd", "max_iter": 3000, "seed": 0, "threads": 0}
+        """``C``, ``class_weight``, ``time_pool``, ``max_iter``, ``seed``, ``threads`` at their defaults."""
+        return {
+            "C": 0.01,
+            "class_weight": "balanced",
+            "time_pool": "meanstd",
+            "max_iter": 3000,
+            "seed": 0,
+            "threads": 0,
+        }
 
     def _make(self) -> Any:
         from sklearn.linear_model import LogisticRegression
 
         p = self.params
+        weight = {"balanced": "balanced", "none": None, None: None}.get(p["class_weight"], "invalid")
+        if weight == "invalid":
+            raise ConfigError(f"logreg: class_weight must be balanced or none, got {p['class_weight']!r}")
         return LogisticRegression(
-            C=p["C"], max_iter=p["max_iter"], class_weight="balanced", random_state=p["seed"]
+            C=p["C"], max_iter=p["max_iter"], class_weight=weight, random_state=p["seed"]
         )
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

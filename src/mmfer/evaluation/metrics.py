@@ -169,6 +169,8 @@ def classification_metrics(
         docstring for why this differs from eq. 12 one-vs-rest),
         ``uar`` (unweighted average recall = balanced accuracy),
         ``macro_f1`` (mean per-class F1 over classes present in ``y_true``),
+        ``weighted_f1`` (per-class F1 weighted by true support, as scikit-learn's
+        ``f1_score(average="weighted")``; MELD's usual metric),
         ``macro`` ({"ppv", "specificity", "sensitivity", "mcc_ovr"}: unweighted
         means over classes present in ``y_true``),
         ``mcc_multiclass`` (float, Gorodkin/scikit-learn),
@@ -210,6 +212,7 @@ def classification_metrics(
         "accuracy": float(np.trace(cm) / cm.sum()),
         "uar": macro["sensitivity"],
         "macro_f1": float(np.mean(ovr["f1"][present])),
+        "weighted_f1": float(np.sum(ovr["f1"] * support) / max(int(support.sum()), 1)),
         "macro": macro,
         "mcc_multiclass": mcc_multi,
         "per_class": per_class,

@@ -228,6 +228,9 @@ class ReportData:
     #: Perturbation-check rows (``model``, ``fold``, ``how``, ``verdict``, ``changed``), one per fold.
     verify: list[dict[str, Any]] = field(default_factory=list)
 
+    #: ``eval.headline_metric``: ``weighted_f1`` adds a leading weighted-F1 column to the tables.
+    headline_metric: str = "accuracy"
+
     @property
     def verify_failed(self) -> list[str]:
         """``<model> fold <k>: <parts>`` of every fold whose perturbation check changed something."""

@@ -17,10 +17,12 @@ __all__ = [
     "HEADLINE_COLUMNS",
     "METRIC_COLUMNS",
     "RUN_ID_FIELDS",
+    "WEIGHTED_F1_COLUMN",
     "Table",
     "fmt_p",
     "fmt_pct",
     "metric_cells",
+    "metric_columns",
     "metric_csv_fields",
     "protocols_text",
     "run_id",
@@ -40,6 +42,20 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
 
 #: The headline metrics shown beside each other in every table: accuracy, UAR, macro-F1.
 HEADLINE_COLUMNS: tuple[tuple[str, str], ...] = METRIC_COLUMNS[:3]
+
+#: The weighted-F1 column (per-class F1 weighted by support), shown first when the config's
+#: ``eval.headline_metric`` is ``weighted_f1`` (MELD's usual metric).
+WEIGHTED_F1_COLUMN: tuple[str, str] = ("Weighted-F1 (%)", "weighted_f1")
+
+
+def metric_columns(
+    data: ReportData, columns: tuple[tuple[str, str], ...] = METRIC_COLUMNS
+) -> tuple[tuple[str, str], ...]:
+    """``columns``, led by :data:`WEIGHTED_F1_COLUMN` when ``data.headline_metric`` is ``weighted_f1``."""
+    if getattr(data, "headline_metric", "accuracy") == "weighted_f1":
+        return (WEIGHTED_F1_COLUMN, *columns)
+    return columns
+
 
 #: The CSV columns that name one run of Tables 1, 3 and 5 (filled by :func:`run_id`).
 RUN_ID_FIELDS: tuple[str, ...] = ("corpus", "protocol", "model", "modalities", "folds")

@@ -40,6 +40,7 @@ from mmfer.evaluation.table_base import (
     fmt_p,
     fmt_pct,
     metric_cells,
+    metric_columns,
     metric_csv_fields,
     run_id,
 )
@@ -69,6 +70,13 @@ __all__ = [
 
 #: What the headline tables name in their titles.
 HEADLINE = "accuracy, UAR and macro-F1"
+
+
+def _headline(data: ReportData) -> str:
+    """The metrics a table title names (weighted F1 first when it is the headline metric)."""
+    return ("weighted F1, " if data.headline_metric == "weighted_f1" else "") + HEADLINE
+
+
 _MACRO_NOTE = (
     "UAR = unweighted average recall (balanced accuracy); macro = unweighted mean over the classes "
     "present in the test fold; mean ± sample std over folds."
@@ -92,12 +100,13 @@ def table_modalities(data: ReportData) -> Table:
     """Table 1: the primary model on each modality subset, beside the paper's figure."""
     runs = sorted(runs_of_model(data.runs, data.primary_model), key=lambda r: modality_key(r.modalities))
     has_paper = paper.paper_modality_row(data.corpus, ("audio",)) is not None
-    headers = ["Modalities", "Folds", *(h for h, _ in METRIC_COLUMNS)]
+    cols = metric_columns(data)
+    headers = ["Modalities", "Folds", *(h for h, _ in cols)]
     if has_paper:
         headers.append("Paper accuracy (%)")
     rows, csv_rows = [], []
     for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics))
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), cols)
         row = [r.modality_text, str(len(r.fold_metrics)), *cells]
         p_row = paper.paper_modality_row(data.corpus, r.modalities)
         p_acc = p_row["accuracy"] if p_row else None
@@ -112,11 +121,12 @@ def table_modalities(data: ReportData) -> Table:
         notes.append("Paper accuracy: the paper's Table 1/2 claim for this corpus (protocol not stated).")
     return Table(
         "table1_modalities",
-        f"Table 1 — modality ablation, {data.primary_model}: {HEADLINE} (corpus: {corpus_label(data)}; "
+        f"Table 1 — modality ablation, {data.primary_model}: {_headline(data)} "
+        f"(corpus: {corpus_label(data)}; "
         f"protocol: {data.protocol})",
         headers,
         rows,
-        [*RUN_ID_FIELDS, *metric_csv_fields(), "paper_accuracy_pct"],
+        [*RUN_ID_FIELDS, *metric_csv_fields(cols), "paper_accuracy_pct"],
         csv_rows,
         notes,
     )
@@ -191,11 +201,12 @@ def table_models(data: ReportData) -> Table:
     """Table 3: every model on all modalities, with speaker-bootstrap CIs and a chance row."""
     runs = full_modality_runs(data.runs)
     has_paper = paper.paper_model_row(data.corpus, "rmlstm") is not None
+    cols = metric_columns(data)
     headers = [
         "Model",
         "Modalities",
         "Folds",
-        *(h for h, _ in METRIC_COLUMNS),
+        *(h for h, _ in cols),
         "Pooled accuracy, 95 % CI (speaker bootstrap)",
         "Pooled UAR, 95 % CI (speaker bootstrap)",
     ]
@@ -203,7 +214,7 @@ def table_models(data: ReportData) -> Table:
         headers.append("Paper accuracy (%)")
     rows, csv_rows = [], []
     for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics))
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), cols)
         p_row = paper.paper_model_row(data.corpus, r.model)
         p_acc = p_row["accuracy"] if p_row else None
         ci_cells, ci_csv = _ci_cells(r)
@@ -214,15 +225,16 @@ def table_models(data: ReportData) -> Table:
         csv_rows.append(_csv_row(data, r, vals, p_acc) | ci_csv)
     if runs:
         chance = f"{100.0 / len(runs[0].labels):.2f}"
-        row = [f"chance (1/{len(runs[0].labels)})", "—", "—", chance, chance]
+        lead = ["—"] * (len(cols) - len(METRIC_COLUMNS))  # no chance level for weighted F1
+        row = [f"chance (1/{len(runs[0].labels)})", "—", "—", *lead, chance, chance]
         rows.append(row + ["—"] * (len(headers) - len(row)))
     return Table(
         "table3_models",
-        f"Table 3 — models on all modalities: {HEADLINE} (corpus: {corpus_label(data)}; "
+        f"Table 3 — models on all modalities: {_headline(data)} (corpus: {corpus_label(data)}; "
         f"protocol: {data.protocol})",
         headers,
         rows,
-        [*RUN_ID_FIELDS, *metric_csv_fields(), "paper_accuracy_pct", *_CI_FIELDS],
+        [*RUN_ID_FIELDS, *metric_csv_fields(cols), "paper_accuracy_pct", *_CI_FIELDS],
         csv_rows,
         _models_notes(data, runs, has_paper),
     )
@@ -270,7 +282,8 @@ def table_ablation(data: ReportData) -> Table | None:
         )
     return Table(
         "table_ablation",
-        f"Ablation — what makes RMLSTM: {HEADLINE} (corpus: {corpus_label(data)}; protocol: {data.protocol})",
+        f"Ablation — what makes RMLSTM: {_headline(data)} "
+        f"(corpus: {corpus_label(data)}; protocol: {data.protocol})",
         headers,
         rows,
         list(csv_rows[0]),
@@ -285,15 +298,16 @@ def table_front_ends(data: ReportData) -> Table | None:
         return None
     models = list(dict.fromkeys(r.model for r in data.front_ends))
     runs = [r for r in full_modality_runs(data.runs) if r.model in models] + list(data.front_ends)
-    headers = ["Front end", "Model", "Modalities", *(h for h, _ in HEADLINE_COLUMNS)]
+    heads = metric_columns(data, HEADLINE_COLUMNS)
+    headers = ["Front end", "Model", "Modalities", *(h for h, _ in heads)]
     rows, csv_rows = [], []
     for r in runs:
-        cells, vals = metric_cells(summarise_folds(r.fold_metrics), HEADLINE_COLUMNS)
+        cells, vals = metric_cells(summarise_folds(r.fold_metrics), heads)
         rows.append([r.front_end or "—", r.model, r.modality_text, *cells])
         csv_rows.append({"front_end": r.front_end, "model": r.model, "modalities": r.modality_text, **vals})
     return Table(
         "table_front_ends",
-        f"Front ends — the same models and folds with each feature stack: {HEADLINE} "
+        f"Front ends — the same models and folds with each feature stack: {_headline(data)} "
         f"(protocol: {data.protocol})",
         headers,
         rows,

@@ -232,7 +232,7 @@ def table_selection(data: ReportData) -> Table | None:
         "Modalities",
         "Fold",
         "Chosen settings",
-        "Inner accuracy (%)",
+        f"Inner {data.headline_metric.replace('_', ' ')} (%)",
         "Candidates x inner folds",
     ]
     # The reach column only when the selection recorded its space (tried / space_size).
@@ -241,10 +241,17 @@ def table_selection(data: ReportData) -> Table | None:
         headers.append("Search reach (tried / space)")
     built = [_selection_row(r, k, sel, with_reach) for r in runs for k, sel in enumerate(r.selected)]
     csv_rows = [csv for _, csv in built]
+    official = "official" in data.protocol
     notes = [
-        "Chosen on inner splits of each outer fold's training speakers only (speaker-grouped under "
-        "speaker-independent protocols); every model draws the same number of candidates from its "
-        "declared search space."
+        (
+            "Chosen on the official split's dev rows, every candidate fitted on the train rows only "
+            "(test rows never seen); the chosen setting is then refitted on train + dev"
+            if official
+            else "Chosen on inner splits of each outer fold's training speakers only (speaker-grouped "
+            "under speaker-independent protocols)"
+        )
+        + f", by inner {data.headline_metric.replace('_', ' ')}; every model draws the same number "
+        "of candidates from its declared search space."
     ]
     if with_reach:
         notes.append(

@@ -49,6 +49,11 @@ class SampleFeatures:
     #: Modality -> remark about a modality that *is* present, e.g. the face-detection
     #: outcome ``"face found in 14/16 frames"`` (``issues`` holds only masked modalities).
     notes: dict[str, str] = field(default_factory=dict)
+    #: Dialogue corpora: embeddings of the earlier utterances of the same dialogue, oldest
+    #: first, and ``(K,)`` whether each was said by this sample's speaker
+    #: (:func:`mmfer.features.words.dialogue.attach_dialogue_context`; not cached).
+    text_ctx: tuple[np.ndarray, ...] = ()
+    text_ctx_same: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

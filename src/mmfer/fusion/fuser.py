@@ -27,6 +27,7 @@ import numpy as np
 
 from mmfer.config import MODALITIES, FusionConfig, TextConfig
 from mmfer.errors import ConfigError, MmferError
+from mmfer.features.words.text_view import context_steps, text_sequence
 from mmfer.fusion.enrol import norm_condition
 from mmfer.fusion.layout import FusedLayout
 
@@ -199,6 +200,16 @@ class Fuser:
         # these `steps` rows is the identity
         return np.clip(idx, 0, n_frames - 1)
 
+    def _steps(self) -> int:
+        """Steps of the fused input: ``fusion.steps``, or more for text dialogue steps."""
+        need = context_steps(self.text_cfg)
+        if need and (list(self.modalities) != ["text"] or self.text_cfg.representation != "embedding"):
+            raise ConfigError(
+                "text.context_steps needs text-only fusion (fusion.modalities=[text]) of sentence "
+                "embeddings (text.representation=embedding)"
+            )
+        return max(self.cfg.steps, need)
+
     def _pooled(self, modality: str) -> bool:
         """Whether ``modality``'s scaler is fitted on pooled statistics instead of frames."""
         return modality == "audio" and self.cfg.audio_pool in ("stats", "clipstats")
@@ -365,7 +376,7 @@ class Fuser:
         self._check_fitted()
         assert self.dims_ is not None
         frames = self._frames(feats, speakers, stats)
-        n, t = len(feats), self.cfg.steps
+        n, t = len(feats), self._steps()
         x = np.zeros((n, t, self.n_features), dtype=np.float32)  # (N, T, F)
         present = np.zeros((n, len(MODALITIES)), dtype=bool)  # (N, 3)
         valid = np.zeros(n, dtype=np.int64)  # (N,) steps carrying content
@@ -392,8 +403,15 @@ class Fuser:
         assert self.dims_ is not None
         # (N, D_text) TF-IDF and/or embedding rows, (N,) which samples have text
         rows, has = text_block(feats, self.text_cfg, self.tfidf_, self.dims_["text"])
-        block[has] = rows[has][:, None, :]  # broadcast over T
         present[has] = True
+        if context_steps(self.text_cfg):
+            for i in np.flatnonzero(has):  # dialogue steps: earlier utterances, then this one
+                seq = text_sequence(feats[i], self.text_cfg)  # (L, D_text)
+                assert seq is not None
+                block[i, : len(seq)] = seq
+                valid[i] = max(int(valid[i]), len(seq))
+            return
+        block[has] = rows[has][:, None, :]  # broadcast over T
         valid[has] = self.cfg.steps
 
     def _fill_sequence(self, m: str, a: np.ndarray, block: np.ndarray, valid: np.ndarray, i: int) -> None:
@@ -429,7 +447,7 @@ class Fuser:
 
     def _finish(self, x: np.ndarray, present: np.ndarray, valid: np.ndarray, col: int) -> FusedBatch:
         """Presence flags into ``x[:, :, col:]``, the step mask from ``valid`` ``(N,)``, padding zeroed."""
-        t = self.cfg.steps
+        t = x.shape[1]
         flags = present[:, [MODALITIES.index(m) for m in self.modalities]].astype(np.float32)
         x[:, :, col:] = flags[:, None, :]  # presence flags, broadcast over T
         valid[valid == 0] = t  # a sample with no modality at all: all-zero steps, as before

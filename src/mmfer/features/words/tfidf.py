@@ -24,6 +24,7 @@ import numpy as np
 from mmfer.config import TextConfig, from_dict
 from mmfer.errors import DataError
 from mmfer.features.words.cleaning import clean_text, uses_embedding, uses_tfidf
+from mmfer.features.words.text_view import text_vector
 
 # Tokens are whitespace-separated after cleaning; keep every one (digits, 1-letter words).
 _TOKEN_PATTERN = r"(?u)\S+"
@@ -238,7 +239,7 @@ def fit_text_block(feats: list[Any], cfg: TextConfig) -> tuple[TextTfidf | None,
         tfidf = TextTfidf(cfg).fit(docs)
         width += tfidf.dim
     if uses_embedding(cfg):
-        embs = [e for f in feats if (e := getattr(f, "text_emb", None)) is not None]
+        embs = [text_vector(f, cfg) for f in feats if getattr(f, "text_emb", None) is not None][:1]
         if not embs:
             raise ConfigError(
                 f"text.representation={cfg.representation} but no training sample has a sentence "
@@ -286,7 +287,7 @@ def text_block(
     if uses_embedding(cfg):
         d = width - col
         for i, f in enumerate(feats):
-            e = getattr(f, "text_emb", None)
+            e = text_vector(f, cfg)  # text.layers view (+ dialogue context)
             if e is None:
                 continue
             e = np.asarray(e, dtype=np.float32).reshape(-1)  # (D_t,)
