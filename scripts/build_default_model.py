@@ -13,7 +13,8 @@ Steps (every one is an ordinary ``mmfer`` command, printed before it runs):
    ``fusion.modalities=[audio]``, no speaker normalisation so a single clip needs no
    enrolment) of RAVDESS speech **without actor 05** (``data.options.exclude_speakers``), so
    that the 28 RAVDESS actor-05 videos in ../shared/data are people the model never heard;
-   C chosen by nested selection on actor-grouped inner folds (``eval.select=true eval.select_budget=3 eval.inner_folds=3``).
+   C chosen by nested selection on actor-grouped inner folds
+   (``eval.select=true eval.select_budget=3 eval.inner_folds=3``).
 2. ``mmfer train`` the face head: the same on CK+48 over the FER2013 CNN features
    (``features.face.detector=none``: the crops are faces already).
 3. ``mmfer evaluate`` both with the same settings (speaker-independent ``group_kfold``,
