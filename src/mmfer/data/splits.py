@@ -405,9 +405,8 @@ def describe_protocol(protocol: str, folds: int = 5) -> str:
 def is_speaker_independent(protocol: str) -> bool:
     """Whether the registered splitter ``protocol`` keeps every speaker on one side of each fold.
 
-    Asks the splitter itself (its ``speaker_independent`` attribute). For a free-text
-    protocol description (as shown in a report) see
-    :func:`mmfer.evaluation.audit.guess_speaker_independent`.
+    Asks the splitter itself (its ``speaker_independent`` attribute). The CV loop records
+    the answer in the fold audit when it splits (:attr:`LeakageAudit.speaker_independent`).
 
     Raises
     ------
