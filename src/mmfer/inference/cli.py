@@ -54,7 +54,10 @@ def about_text(model: Any) -> str:
                 lines.append(f"  {k}: {v}")
         missing = {lab: parts for lab, parts in info["coverage"].items() if len(parts) < len(info["parts"])}
         for lab, parts in missing.items():
-            lines.append(f"class {lab}: only {', '.join(parts) or 'no part'} (other parts give no evidence)")
+            lines.append(
+                f"class {lab}: known only to {', '.join(parts) or 'no part'} "
+                "(the other parts give it their mean score: no evidence either way)"
+            )
     else:
         lines.append(f"estimator: {info['model']} on {'+'.join(info['modalities'])}")
     for k, v in info.get("about", {}).items():
