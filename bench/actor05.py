@@ -46,7 +46,7 @@ def main() -> int:
     for part in model.parts:
         part.predictor.debug = True
     per_part = {part.name: part.predictor.predict(clips) for part in model.parts}
-    fused = [model._fuse([per_part[p.name][i] for p in model.parts]) for i in range(len(clips))]
+    fused = [model.fuse_predictions([per_part[p.name][i] for p in model.parts]) for i in range(len(clips))]
     faces = model.parts[[p.name for p in model.parts].index("face")].predictor.face_results
     rows = []
     for i, clip in enumerate(clips):

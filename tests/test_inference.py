@@ -316,7 +316,7 @@ def test_cli_compose_and_about(
     capsys.readouterr()
     assert main(["predict", "-m", str(out), "--about"]) == 0
     text = capsys.readouterr().out
-    assert "part tones" in text and "licence: CC0" in text and "class angry: only words" in text
+    assert "part tones" in text and "licence: CC0" in text and "class angry: known only to words" in text
 
 
 # --------------------------------------------------------------------------- shipped default model
