@@ -134,3 +134,40 @@ def shared_assets(factory: pytest.TempPathFactory) -> Assets:
     if "assets" not in _SHARED:
         _SHARED["assets"] = build_assets(factory.mktemp("mmfer_infer"))
     return _SHARED["assets"]
+
+
+def face_audio_checkpoint(assets: Assets, out: Path, *, detector: str) -> Path:
+    """A face+audio LSTM checkpoint fitted on random face vectors and the session's tones.
+
+    Running the face CNN over a training set is slow, so the face rows are random vectors
+    (class ``c`` centred on ``c``); predicting from files still runs the real face branch
+    (frames -> ``detector`` -> CNN). Saved to ``out``, which is returned.
+    """
+    from mmfer.config import FaceConfig
+    from mmfer.features.face.extractor import FaceFeatureExtractor
+    from mmfer.features.units import SampleFeatures
+    from mmfer.features.voice.mfcc import MFCCExtractor
+    from mmfer.pipeline import fit_recognizer
+
+    fcfg = FeatureConfig(
+        face=FaceConfig(image_size=64, fps=2.0, max_frames=3, detector=detector),
+        audio=assets.features_cfg.audio,
+    )
+    dim = FaceFeatureExtractor(fcfg.face).dim
+    mfcc = MFCCExtractor(fcfg.audio)
+    rng = np.random.default_rng(0)
+    records, feats = [], {}
+    for ci, (emo, (freq, _)) in enumerate(CLASSES.items()):
+        for k in range(3):
+            sid = f"{emo}{k}"
+            records.append({"id": sid, "speaker": f"s{k}", "emotion": emo})
+            face = rng.normal(loc=ci, size=(3, dim)).astype(np.float32)  # (T_v, D_v)
+            feats[sid] = SampleFeatures(face=face, audio=mfcc.transform_wave(tone(freq, 0.5, seed=k), SR))
+    table = pd.DataFrame(records)
+    fitted = fit_recognizer(
+        table, feats, np.arange(len(table)), labels=list(CLASSES),
+        model_cfg=ModelConfig(name="lstm", hidden_size=8, num_layers=1, input_proj=16, dropout=0.0),
+        fusion_cfg=FusionConfig(modalities=["face", "audio"], steps=4), text_cfg=TextConfig(),
+        train_cfg=TrainConfig(epochs=1, progress=False, patience=0), features_cfg=fcfg,
+    )  # fmt: skip
+    return fitted.recognizer.save(out)

@@ -17,13 +17,11 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
 import mmfer
-from infer_assets import CLASSES, SR, Assets, tone, write_video
-from mmfer.config import FeatureConfig, FusionConfig, ModelConfig, TextConfig, TrainConfig
+from infer_assets import CLASSES, SR, Assets, face_audio_checkpoint, write_video
 from mmfer.errors import DataError
 from mmfer.inference.loader import load
 from mmfer.inference.output import to_csv, to_json, to_table
@@ -277,34 +275,8 @@ def test_stream_windows(
 def face_predictor(assets: Assets, tmp_path_factory: pytest.TempPathFactory) -> Predictor:
     """Face+audio model: fitted on random face vectors (running the CNN on a training set is slow),
     so predicting still runs the real face branch (frames -> EfficientNet) on new files."""
-    from mmfer.config import FaceConfig
-    from mmfer.features.face.extractor import FaceFeatureExtractor
-    from mmfer.features.units import SampleFeatures
-    from mmfer.features.voice.mfcc import MFCCExtractor
-    from mmfer.pipeline import fit_recognizer
-
-    fcfg = FeatureConfig(
-        face=FaceConfig(image_size=64, fps=2.0, max_frames=3, detector="none"),
-        audio=assets.features_cfg.audio,
-    )
-    dim = FaceFeatureExtractor(fcfg.face).dim
-    mfcc = MFCCExtractor(fcfg.audio)
-    rng = np.random.default_rng(0)
-    records, feats = [], {}
-    for ci, (emo, (freq, _)) in enumerate(CLASSES.items()):
-        for k in range(3):
-            sid = f"{emo}{k}"
-            records.append({"id": sid, "speaker": f"s{k}", "emotion": emo})
-            face = rng.normal(loc=ci, size=(3, dim)).astype(np.float32)  # (T_v, D_v)
-            feats[sid] = SampleFeatures(face=face, audio=mfcc.transform_wave(tone(freq, 0.5, seed=k), SR))
-    table = pd.DataFrame(records)
-    out = fit_recognizer(
-        table, feats, np.arange(len(table)), labels=list(CLASSES),
-        model_cfg=ModelConfig(name="lstm", hidden_size=8, num_layers=1, input_proj=16, dropout=0.0),
-        fusion_cfg=FusionConfig(modalities=["face", "audio"], steps=4), text_cfg=TextConfig(),
-        train_cfg=TrainConfig(epochs=1, progress=False, patience=0), features_cfg=fcfg,
-    )  # fmt: skip
-    return load(out.recognizer.save(tmp_path_factory.mktemp("face_model") / "face.safetensors"))
+    out = tmp_path_factory.mktemp("face_model") / "face.safetensors"
+    return load(face_audio_checkpoint(assets, out, detector="none"))
 
 
 def test_face_model_on_video_image_and_stream(face_predictor: Predictor, tmp_path: Path) -> None:
