@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,12 +24,11 @@ MODS = ["face", "audio", "text"]
 NOISE_WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma".split()
 
 
-def _corpus(
-    n_speakers: int = 6, per: int = 16, seed: int = 0, face_signal: float = 3.0, audio_signal: float = 3.0
+def _draw_corpus(
+    n_speakers: int, per: int, seed: int, plant: Callable[[int, np.ndarray, np.ndarray], None]
 ) -> tuple[pd.DataFrame, dict[str, SampleFeatures]]:
-    """Complementary modalities: the face separates {angry, happy} from {neutral, sad}, the
-    audio separates {angry, neutral} from {happy, sad}, the words are noise. Each single
-    modality can reach at most ~50 %; together they identify the class."""
+    """Noise features per clip (face ``(5, 6)``, audio ``(T_a, 5)``, four noise words); ``plant``
+    adds the class signal to face and audio in place (class index, face, audio)."""
     rng = np.random.default_rng(seed)
     rows, feats = [], {}
     for s in range(n_speakers):
@@ -36,13 +36,26 @@ def _corpus(
             c = k % len(EMOTIONS)
             sid = f"s{s}_{k}"
             face = rng.normal(size=(5, 6)).astype(np.float32)  # (T_v, D_v)
-            face[:, 0] += face_signal * (c in (0, 1))
             audio = rng.normal(size=(int(rng.integers(6, 14)), 5)).astype(np.float32)  # (T_a, D_a)
-            audio[:, 0] += audio_signal * (c in (0, 2))
+            plant(c, face, audio)
             text = " ".join(rng.choice(NOISE_WORDS, size=4))
             rows.append({"id": sid, "speaker": f"spk{s}", "emotion": EMOTIONS[c]})
             feats[sid] = SampleFeatures(face=face, audio=audio, text=text)
     return pd.DataFrame(rows), feats
+
+
+def _corpus(
+    n_speakers: int = 6, per: int = 16, seed: int = 0, face_signal: float = 3.0, audio_signal: float = 3.0
+) -> tuple[pd.DataFrame, dict[str, SampleFeatures]]:
+    """Complementary modalities: the face separates {angry, happy} from {neutral, sad}, the
+    audio separates {angry, neutral} from {happy, sad}, the words are noise. Each single
+    modality can reach at most ~50 %; together they identify the class."""
+
+    def plant(c: int, face: np.ndarray, audio: np.ndarray) -> None:
+        face[:, 0] += face_signal * (c in (0, 1))
+        audio[:, 0] += audio_signal * (c in (0, 2))
+
+    return _draw_corpus(n_speakers, per, seed, plant)
 
 
 def _fusion(mods: list[str] = MODS) -> FusionConfig:
@@ -160,19 +173,11 @@ def _planted_corpus(
 ) -> tuple[pd.DataFrame, dict[str, SampleFeatures]]:
     """The face identifies the class outright (a strong one-hot signal per class), the audio
     and the words are pure noise (drawn without looking at the class)."""
-    rng = np.random.default_rng(seed)
-    rows, feats = [], {}
-    for s in range(n_speakers):
-        for k in range(per):
-            c = k % len(EMOTIONS)
-            sid = f"s{s}_{k}"
-            face = rng.normal(size=(5, 6)).astype(np.float32)  # (T_v, D_v)
-            face[:, c] += 6.0
-            audio = rng.normal(size=(int(rng.integers(6, 14)), 5)).astype(np.float32)  # (T_a, D_a)
-            text = " ".join(rng.choice(NOISE_WORDS, size=4))
-            rows.append({"id": sid, "speaker": f"spk{s}", "emotion": EMOTIONS[c]})
-            feats[sid] = SampleFeatures(face=face, audio=audio, text=text)
-    return pd.DataFrame(rows), feats
+
+    def plant(c: int, face: np.ndarray, audio: np.ndarray) -> None:
+        face[:, c] += 6.0
+
+    return _draw_corpus(n_speakers, per, seed, plant)
 
 
 def test_learned_weights_come_from_training_rows_only() -> None:
