@@ -395,9 +395,8 @@ def test_paper_numbers_as_printed() -> None:
         ("mmfer.evaluation", ("sklearn.metrics", "scipy.stats", "matplotlib")),
         ("mmfer.evaluation.audit", ("sklearn.metrics", "scipy.stats", "matplotlib")),
         ("mmfer.evaluation.report", ("matplotlib",)),
-        # what `mmfer predict` imports before its first clip
+        # what `mmfer predict` imports first (mmfer.inference.predictor: tests/test_recognizer.py)
         ("mmfer.inference", ("sklearn.metrics", "scipy.stats", "matplotlib", "mmfer.evaluation")),
-        ("mmfer.inference.predictor", ("sklearn.metrics", "scipy.stats", "matplotlib", "mmfer.evaluation")),
     ],
 )
 def test_light_imports(module: str, heavy: tuple[str, ...]) -> None:
