@@ -159,6 +159,18 @@ def js_check(path: Path, faceapi_common: np.ndarray, y: np.ndarray) -> str:
     )
 
 
+def _reference_rows(y: np.ndarray) -> list[str]:
+    """Chance and constant-prediction rows in the main table's columns (nothing is fitted)."""
+    counts = np.bincount(y, minlength=6)[:6]
+    top = int(counts.argmax())
+    most = 100 * counts[top] / len(y)
+    return [
+        "| chance (1/6) | — | 16.7 | — | 16.7 | — |",
+        f"| constant: {COMMON[top]} (the most frequent class of this set; no training set exists "
+        f"for a zero-shot test) | — | {most:.1f} | — | 16.7 | 0.0 |",
+    ]
+
+
 def report(heads: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, notes: list[str]) -> list[str]:
     """The results file's body: main table, per-class recall, caveats."""
     rows = []
@@ -181,6 +193,7 @@ def report(heads: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, no
         "### Accuracy and UAR",
         "",
         *table(rows, main),
+        *_reference_rows(y),
         "",
         "_7-way: argmax over all 7 outputs of the head (FER2013's and face-api's `neutral` is a possible "
         "prediction, always wrong here). 6-way: argmax over the 6 CK+ classes only (neutral ignored). "
