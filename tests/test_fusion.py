@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -245,3 +245,37 @@ def test_speaker_norm_fit_sees_only_given_rows() -> None:
     got = again.get_state()
     np.testing.assert_allclose(got["scalers"]["audio"]["mean"], ref["scalers"]["audio"]["mean"], atol=1e-9)
     np.testing.assert_allclose(got["scalers"]["audio"]["std"], ref["scalers"]["audio"]["std"], atol=1e-9)
+
+
+@dataclass
+class _AudioOnly:
+    audio: np.ndarray | None
+    face: np.ndarray | None = None
+    text: str = ""
+
+
+def test_audio_layers_view_keeps_chosen_blocks() -> None:
+    rng = np.random.default_rng(0)
+    # 3 blocks of width 4; block b of every frame is filled with b + noise
+    feats = [
+        _AudioOnly(
+            np.concatenate([b + 0.01 * rng.standard_normal((6, 4)) for b in range(3)], axis=1).astype(
+                np.float32
+            )
+        )
+        for _ in range(5)
+    ]
+    cfg = FusionConfig(modalities=["audio"], steps=2, standardise=False, balance=False)
+    full = Fuser(cfg, TextConfig()).fit(feats)
+    assert full.n_features == 12 + 1  # three blocks + the presence flag
+    view = Fuser(replace(cfg, audio_layers=[2, 0], audio_block=4), TextConfig()).fit(feats)
+    x = view.transform(feats).x  # (5, 2, 8 + 1)
+    assert x.shape == (5, 2, 9)
+    assert view.n_features == 8 + 1
+    assert np.all(np.abs(x[..., :4] - 2.0) < 0.1) and np.all(np.abs(x[..., 4:8]) < 0.1)
+    again = Fuser.from_state(view.get_state())
+    np.testing.assert_array_equal(again.transform(feats).x, x)
+    with pytest.raises(ConfigError, match="audio_block"):
+        Fuser(replace(cfg, audio_layers=[3], audio_block=4), TextConfig()).fit(feats)
+    with pytest.raises(ConfigError, match="audio_block"):
+        Fuser(replace(cfg, audio_layers=[0], audio_block=5), TextConfig()).fit(feats)

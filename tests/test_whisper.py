@@ -209,12 +209,14 @@ def test_missing_runtime_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.slow
 def test_pool_workers_give_the_same_frames(tmp_path: Path) -> None:
     table = _table(tmp_path / "data", {f"c{i}": speechy(0.6, seed=i) for i in range(3)})
-    one = FeatureConfig(audio=AudioConfig(extractor="whisper"), workers=1)
+    # One CTranslate2 thread either way: int8 GEMMs on 1 vs N threads round differently
+    # (up to ~0.1 here), and the default thread count follows the machine's load, so the
+    # only difference left between the two runs is the number of worker processes.
+    one = FeatureConfig(audio=AudioConfig(extractor="whisper", whisper_threads=1), workers=1)
     two = dataclasses.replace(one, workers=2)
     a = extract_features(table, one, tmp_path / "c1", modalities=("audio",), progress=False)
     b = extract_features(table, two, tmp_path / "c2", modalities=("audio",), progress=False)
     for sid in a:
-        # int8 GEMMs with 1 vs N threads may differ in the last bits
         np.testing.assert_allclose(a[sid].audio, b[sid].audio, rtol=1e-4, atol=1e-4)
 
 
@@ -248,3 +250,46 @@ def test_egemaps_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(builtins, "__import__", no_opensmile)
     with pytest.raises(ConfigError, match=r"pip install 'mmfer\[egemaps\]'"):
         EGeMAPSExtractor(AudioConfig(extractor="egemaps"))
+
+
+def test_several_layers_in_one_pass_and_frame_pooling() -> None:
+    pytest.importorskip("torch")
+    y = speechy(1.0)
+
+    def alone(i: int) -> np.ndarray:
+        ext = WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_layer=i), threads=1)
+        return ext.transform_wave(y, SR)  # (50, 384)
+
+    one = {i: alone(i) for i in (0, 2)}
+    multi = WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_layers=[2, 0, -1]), threads=1)
+    got = multi.transform_wave(y, SR)
+    assert got.shape == (50, 3 * 384)
+    # blocks in the order asked for, each the same frames as that layer alone
+    np.testing.assert_allclose(got[:, :384], one[2], atol=1e-5)
+    np.testing.assert_allclose(got[:, 384:768], one[0], atol=1e-5)
+    key = multi.config_dict()
+    assert key["layer"] == [2, 0, -1] and key["backend"].startswith("torch-port")
+    # pooling 5 frames -> 10 frames/s, each the mean of its group
+    pooled = WhisperEncoderExtractor(
+        AudioConfig(extractor="whisper", whisper_layers=[2, 0, -1], whisper_frame_pool=5), threads=1
+    )
+    p = pooled.transform_wave(y, SR)
+    assert p.shape == (10, 3 * 384)
+    np.testing.assert_allclose(p[3], got[15:20].mean(axis=0), atol=1e-4)
+    assert pooled.config_dict() != key and pooled.config_dict()["frame_pool"] == 5
+    # a single final layer keeps its old (CTranslate2) cache key
+    assert "frame_pool" not in WhisperEncoderExtractor(AudioConfig(extractor="whisper")).config_dict()
+    with pytest.raises(ConfigError, match="without repeats"):
+        WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_layers=[1, 1]))
+    with pytest.raises(ConfigError, match="whisper_frame_pool"):
+        WhisperEncoderExtractor(AudioConfig(extractor="whisper", whisper_frame_pool=0))
+
+
+def test_pool_frames_uneven_tail() -> None:
+    from mmfer.features.voice.whisper import pool_frames
+
+    a = np.arange(14, dtype=np.float32).reshape(7, 2)  # (7, 2)
+    p = pool_frames(a, 3)  # groups of 3, 3, 1
+    assert p.shape == (3, 2)
+    np.testing.assert_allclose(p[:, 0], [2.0, 8.0, 12.0])
+    assert pool_frames(a, 1) is a

@@ -98,6 +98,16 @@ class AudioConfig:
     #: 0..L-1 = the output of transformer block k, computed by a float32 PyTorch port of
     #: the encoder on the same weights (mmfer/features/voice/whisper_torch.py; slower).
     whisper_layer: int = -1
+    #: Several encoder states at once, concatenated per frame in this order: ``(T, len * d_model)``
+    #: (e.g. ``[0, 1, 2, 3, -1]``: the four blocks of tiny.en and the final output, all from
+    #: the float32 port in one pass). Empty = ``[whisper_layer]``. The fuser's
+    #: ``fusion.audio_layers`` picks blocks of it, so nested selection can choose layers
+    #: without extracting again. Cross-corpus, all layers beat the last one alone by
+    #: ~15 points (bench/results/crosscorpus_layers.md).
+    whisper_layers: list[int] = field(default_factory=list)
+    #: Average consecutive groups of this many encoder frames before caching (1 = 50 frames/s;
+    #: 5 = 10/s): multi-layer frames are 5x wider, and the fuser pools to a few steps anyway.
+    whisper_frame_pool: int = 1
     #: MFCC (and eGeMAPS) rate; Whisper always reads 16 kHz.
     sample_rate: int = 16000
     n_mfcc: int = 40
@@ -309,6 +319,13 @@ class FusionConfig:
     #: every step: whole-clip statistics, what a linear model on pooled features sees.
     #: A clip with fewer frames than steps has its extra steps masked (``mean``/``stats``).
     audio_pool: Literal["mean", "stats", "clipstats"] = "mean"
+    #: View of multi-layer audio frames (``audio.whisper_layers``): positions of the blocks
+    #: kept (e.g. ``[4]`` = the last of five extracted layers); empty keeps every block.
+    #: Searchable by nested selection as ``fusion.audio_layers`` (mmfer/tuning.py).
+    audio_layers: list[int] = field(default_factory=list)
+    #: Block width of those frames (the encoder's ``d_model``, 384 for tiny.en); needed
+    #: when ``audio_layers`` is set.
+    audio_block: int = 0
     #: Z-normalise each speaker's face/audio frames with that speaker's own mean/std
     #: (label-free; training speakers from their own training rows, so ``fit``/``transform``
     #: need the speaker ids). Where a *test* speaker's statistics come from (the
@@ -404,7 +421,8 @@ class EvalConfig:
     select_budget: int = 4
     #: Inner folds (speaker-grouped under speaker-independent protocols).
     inner_folds: int = 3
-    #: Search spaces replacing the declared ones: ``{estimator name | "neural": {param: [values]}}``.
+    #: Search spaces replacing the declared ones: ``{estimator name | "neural": {param: [values]}}``;
+    #: ``all: {fusion.audio_layers: [...]}`` adds fuser settings to every model's space.
     search: dict[str, Any] = field(default_factory=dict)
     #: Reference rows added to every model table (``majority`` = most frequent training class).
     reference: list[str] = field(default_factory=lambda: ["majority"])

@@ -44,7 +44,7 @@ from mmfer.evaluation.audit import FitRecord, LeakageAudit
 from mmfer.folds import FROZEN_COMPONENTS, CVSetup, FoldResult, OnFoldFit, fold_audit, run_result
 from mmfer.fusion import Fuser
 from mmfer.recognizer import Recognizer
-from mmfer.tuning import accuracy_on, base_model, score_on, split_params, text_config
+from mmfer.tuning import accuracy_on, base_model, fold_configs, score_on
 
 if TYPE_CHECKING:
     from mmfer.evaluation.results import RunResult
@@ -148,18 +148,20 @@ def make_estimator(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) ->
 def search_space(est: Estimator, overrides: dict[str, Any], name: str | None = None) -> dict[str, list[Any]]:
     """The declared search space of ``est``, or the one ``eval.search`` gives for its model
     name ``name`` (a variant ``logreg@context``), its estimator name, or ``neural`` for every
-    network. ``text.<field>`` keys are fuser text settings (:mod:`mmfer.tuning`)."""
+    network; ``eval.search.all`` (fuser settings, e.g. ``fusion.audio_layers``) is added to
+    every model's space. ``text.``/``fusion.`` keys are fuser settings (:mod:`mmfer.tuning`)."""
     neural = isinstance(getattr(est, "base_estimator", est), NeuralEstimator)  # late_<neural> too
     keys = [k for k in (name, est.name, "neural" if neural else None) if k is not None and k in overrides]
-    if keys:
-        key, space = keys[0], overrides[keys[0]]
+    # "all": fuser settings searched for every model on top of its own space (same for each)
+    spaces = [(k, overrides[k]) for k in keys[:1] + (["all"] if "all" in overrides else [])]
+    merged: dict[str, list[Any]] = {} if keys else dict(est.search_space)
+    for key, space in spaces:
         if not isinstance(space, dict) or not all(isinstance(v, list) for v in space.values()):
             raise ConfigError(f"eval.search.{key}: expected a mapping of parameter -> list of values")
-        first_est, first_text = split_params({k: v[0] for k, v in space.items() if v})
+        first_est, _, _ = fold_configs({k: v[0] for k, v in space.items() if v}, TextConfig(), FusionConfig())
         est.clone(**first_est)  # unknown parameter -> ConfigError now
-        text_config(TextConfig(), first_text)
-        return {k: list(v) for k, v in space.items()}
-    return dict(est.search_space)
+        merged.update({k: list(v) for k, v in space.items()})
+    return merged
 
 
 # ----------------------------------------------------------------------------- one fold
@@ -254,9 +256,8 @@ def fit_recognizer(
     ``train_cfg.val_fraction`` are set.
     """
     t0 = time.perf_counter()
-    est_params, text = split_params(params or {})
+    est_params, text_cfg, fusion_cfg = fold_configs(params or {}, text_cfg, fusion_cfg)
     est = make_estimator(model_cfg.name, model_cfg, train_cfg).clone(**est_params)
-    text_cfg = text_config(text_cfg, text)
     if hasattr(est, "out_dir"):
         est.out_dir = out_dir  # type: ignore[attr-defined]
     rec = fit_rows(
@@ -317,7 +318,7 @@ def select_settings(
 
     def score(params: dict[str, Any]) -> float:
         accs = []
-        est_params, text = split_params(params)
+        est_params, text_cfg, cand_fusion = fold_configs(params, cfg.features.text, fusion_cfg)
         for itr, iva in inner:
             rec = fit_rows(
                 table,
@@ -325,8 +326,8 @@ def select_settings(
                 itr,
                 labels=labels,
                 estimator=estimator.clone(**est_params),
-                fusion_cfg=fusion_cfg,
-                text_cfg=text_config(cfg.features.text, text),
+                fusion_cfg=cand_fusion,
+                text_cfg=text_cfg,
                 features_cfg=cfg.features,
                 records=records,
                 fold=fold,
@@ -408,7 +409,7 @@ def fit_fold(
     """
     cfg, t0 = setup.cfg, time.perf_counter()
     settings: dict[str, Any] = {"params": {}}
-    est, text_cfg = setup.base, cfg.features.text
+    est, text_cfg, fusion_cfg = setup.base, cfg.features.text, setup.fusion_cfg
     if cfg.eval.select:
         sel = select_settings(
             setup.table,
@@ -417,14 +418,14 @@ def fit_fold(
             estimator=setup.base,
             cfg=cfg,
             labels=setup.labels,
-            fusion_cfg=setup.fusion_cfg,
+            fusion_cfg=fusion_cfg,
             protocol=setup.protocol,
             records=records,
             fold=fold,
             name=setup.model_name,
         )
-        est_params, text = split_params(sel.params)
-        est, text_cfg = setup.base.clone(**est_params), text_config(cfg.features.text, text)
+        est_params, text_cfg, fusion_cfg = fold_configs(sel.params, cfg.features.text, setup.fusion_cfg)
+        est = setup.base.clone(**est_params)
         settings = {
             "params": sel.params,
             "inner_accuracy": sel.best_score,
@@ -440,7 +441,7 @@ def fit_fold(
         train_idx,
         labels=setup.labels,
         estimator=est,
-        fusion_cfg=setup.fusion_cfg,
+        fusion_cfg=fusion_cfg,
         text_cfg=text_cfg,
         features_cfg=cfg.features,
         records=records,

