@@ -252,3 +252,30 @@ def test_audit_counts_a_copy_of_a_test_row_as_that_row() -> None:
         ("estimator", 4, 0),
         ("leaky", 3, 1),
     ]
+
+
+def test_neural_early_stopping_scores_real_rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies of the held-out validation speakers' clips are neither trained on nor scored."""
+    import mmfer.training as tr
+    from mmfer.estimators import create_estimator
+
+    sizes: list[tuple[int, int]] = []
+    orig = tr.Trainer.fit
+
+    def spy(self, module, train, val, **kw):  # type: ignore[no-untyped-def]
+        sizes.append((len(train), 0 if val is None else len(val)))
+        return orig(self, module, train, val, **kw)
+
+    monkeypatch.setattr(tr.Trainer, "fit", spy)
+    rng = np.random.default_rng(0)
+    n = 40
+    y = np.arange(n) % 2
+    x = rng.normal(size=(2 * n, 2, 3)).astype(np.float32)  # n real rows, then one copy each
+    speakers = np.array([f"spk{i % 8}" for i in range(n)] * 2)
+    ids = [f"r{i}" for i in range(n)] + [f"r{i}#aug1" for i in range(n)]
+    est = create_estimator("mlp").clone(epochs=1, patience=2, val_fraction=0.25, hidden_size=4)
+    mask = np.ones((2 * n, 2), dtype=bool)
+    est.fit(x, mask, np.concatenate([y, y]), num_classes=2, groups=speakers, ids=ids)
+    ((n_train, n_val),) = sizes
+    # 2 of 8 speakers held out: their 10 real rows are scored, their 10 copies dropped
+    assert (n_train, n_val) == (60, 10)
