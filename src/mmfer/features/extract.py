@@ -93,7 +93,11 @@ class _Run:
         self.n_warned = 0
 
     def record_error(self, unit: Unit, err: FeatureError, *, cached: bool = False) -> None:
-        """Mask ``unit``'s modality with ``err`` (or raise it when ``strict``)."""
+        """Mask ``unit``'s modality with ``err`` (or raise it when ``strict``).
+
+        An augmented copy (``unit.variant > 0``) only leaves itself out, noted in
+        ``notes["audio_aug"]``, even when ``strict``: the clip's own audio is not touched.
+        """
         if unit.variant:
             # an augmented copy that failed is left out of training; the clip itself is kept
             sf = self.results[unit.sample_id]
