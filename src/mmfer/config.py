@@ -172,6 +172,61 @@ class TextConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Train-time voice augmentation (``features.augment``): extra audio copies of training clips.
+
+    Each audio clip gets ``copies`` augmented waveforms (audiomentations ``Compose``:
+    coloured noise at a random SNR, gain, pitch shift, time stretch, each applied with its
+    own probability), extracted by the configured ``features.audio`` backend and cached
+    as units of their own; only training rows use them
+    (:mod:`mmfer.features.voice.augment`, :mod:`mmfer.augmented_rows`). No reverb:
+    audiomentations reverberates only through ``RoomSimulator`` (pyroomacoustics) or
+    ``ApplyImpulseResponse`` (impulse-response files), neither of which mmfer ships.
+    """
+
+    #: Augmented copies per audio clip (0 = off; the copies are extracted only when > 0).
+    copies: int = 0
+    #: Seed; with the clip's content and the copy index it fixes every random draw.
+    seed: int = 0
+    #: Coloured noise (``AddColorNoise``): probability, SNR range (dB) and spectral decay
+    #: range (dB/octave: 0 white, -3 pink, -6 brown).
+    noise_p: float = 0.8
+    noise_min_snr_db: float = 5.0
+    noise_max_snr_db: float = 30.0
+    noise_min_f_decay: float = -6.0
+    noise_max_f_decay: float = 0.0
+    #: Gain (``Gain``): probability and the range +-``gain_db``.
+    gain_p: float = 0.5
+    gain_db: float = 6.0
+    #: Pitch shift (``PitchShift``, signalsmith): probability and the range +-``pitch_semitones``.
+    pitch_p: float = 0.3
+    pitch_semitones: float = 2.0
+    #: Time stretch (``TimeStretch``, signalsmith; the length changes): probability and rate range.
+    stretch_p: float = 0.3
+    stretch_min_rate: float = 0.9
+    stretch_max_rate: float = 1.1
+
+    def __post_init__(self) -> None:
+        if self.copies < 0:
+            raise ConfigError(f"features.augment.copies: must be >= 0, got {self.copies}")
+        for name in ("noise_p", "gain_p", "pitch_p", "stretch_p"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"features.augment.{name}: a probability in [0, 1], got {v}")
+        ranges = [
+            ("noise_min_snr_db", "noise_max_snr_db"),
+            ("noise_min_f_decay", "noise_max_f_decay"),
+            ("stretch_min_rate", "stretch_max_rate"),
+        ]
+        for lo, hi in ranges:
+            if getattr(self, lo) > getattr(self, hi):
+                lo_v, hi_v = getattr(self, lo), getattr(self, hi)
+                raise ConfigError(f"features.augment: {lo} ({lo_v}) > {hi} ({hi_v})")
+        if self.stretch_min_rate <= 0 or self.gain_db < 0 or self.pitch_semitones < 0:
+            raise ConfigError("features.augment: stretch rates must be > 0, gain_db and pitch_semitones >= 0")
+
+
+@dataclass
 class FeatureConfig:
     """All feature extractors plus the on-disk cache and parallelism.
 
@@ -206,6 +261,8 @@ class FeatureConfig:
     dask_address: str | None = None
     #: Stop on the first bad file instead of masking its modality and going on.
     strict: bool = False
+    #: Train-time voice augmentation (off by default: ``augment.copies=0``).
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mmfer.augmented_rows import with_augmented
 from mmfer.config import (
     MODALITIES,
     DataConfig,
@@ -220,6 +221,7 @@ def fit_rows(
     speakers = table["speaker"].astype(str).to_numpy()[rows]
     fuser = fit_fuser(table, feats, rows, fusion_cfg=fusion_cfg, text_cfg=text_cfg)
     fused = fuser.transform([feats[i] for i in ids], speakers=speakers)  # x (n, T, F), mask (n, T)
+    fused, y, speakers, ids = with_augmented(fuser, feats, fused, ids, y, speakers, features_cfg)  # + copies
     est = estimator.clone().set_layout(fuser.layout())  # late fusion / modality dropout read it
     if hasattr(estimator, "out_dir"):
         est.out_dir = estimator.out_dir  # type: ignore[attr-defined]

@@ -227,6 +227,11 @@ class Estimator(ABC):
             raise DataError(None, f"{self.name}.fit: labels must lie in [0, {num_classes}) with C >= 2")
         self.num_classes_ = int(num_classes)
         self.fitted_on_ = frozenset(str(i) for i in ids) if ids is not None else frozenset()
+        # (N,) rows that are augmented copies (ids "<id>#aug<k>", mmfer.augmented_rows): a
+        # validation split inside _fit scores real rows only
+        self.augmented_rows_ = np.array(
+            ["#aug" in str(i) for i in ids] if ids is not None else [False] * len(y)
+        )
         with _thread_limit(int(self.params.get("threads", 0) or 0)):
             self._fit(x, mask, y, groups=None if groups is None else np.asarray(groups))
         return self

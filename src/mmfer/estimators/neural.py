@@ -156,6 +156,9 @@ class NeuralEstimator(Estimator):
             # no groups: every row its own group
             g = groups if groups is not None else np.arange(len(y))
             fit_rows, val_rows = group_holdout(g, tcfg.val_fraction, tcfg.seed)
+            # copies of the held-out speakers' clips are neither trained on nor scored
+            aug = getattr(self, "augmented_rows_", np.zeros(len(y), dtype=bool))
+            val_rows = val_rows[~aug[val_rows]]
 
         def tensors(rows: np.ndarray) -> TensorData:
             return TensorData(

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "AUGMENTED_SEP",
     "ComponentFit",
     "FitRecord",
     "LeakageAudit",
@@ -35,7 +36,20 @@ __all__ = [
     "audit_folds",
     "merge_audits",
     "resolve_speaker_independent",
+    "source_id",
 ]
+
+#: Id of an augmented training row: ``<sample id>#aug<k>`` (:mod:`mmfer.augmented_rows`).
+AUGMENTED_SEP = "#aug"
+
+
+def source_id(row_id: str) -> str:
+    """The sample a fitted row came from: ``"a#aug2" -> "a"``; a real row's id is its own.
+
+    The audit maps augmented rows to their sample, so a copy of a test clip would count as
+    that test row seen.
+    """
+    return row_id.split(AUGMENTED_SEP, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -182,8 +196,8 @@ def audit_folds(
     for r in records:
         c = by_comp.setdefault(r.component, ComponentFit(r.component, 0, 0, 0, label_free=r.label_free))
         c.fits += 1
-        c.rows_fitted += len(r.ids)
-        c.test_rows_seen += len(r.ids & test_ids[r.fold])
+        c.rows_fitted += len(r.ids)  # augmented rows included
+        c.test_rows_seen += len({source_id(i) for i in r.ids} & test_ids[r.fold])
     comps = list(by_comp.values()) + [ComponentFit(name, 0, 0, 0, note) for name, note in frozen]
     return LeakageAudit(
         speaker_overlap=overlap,

@@ -33,7 +33,7 @@ from mmfer.features.cache import FeatureCache
 from mmfer.features.extractors import Extractors, extractors_for
 from mmfer.features.runner import Outcome, error_from, iter_dask, iter_local, run_unit
 from mmfer.features.summary import log_masked
-from mmfer.features.units import SampleFeatures, Unit, plan_units, record_arrays
+from mmfer.features.units import SampleFeatures, Unit, plan_augmented, plan_units, record_arrays
 from mmfer.io import LFS_PROBLEM, is_lfs_pointer
 from mmfer.progress import Heartbeat
 
@@ -51,12 +51,16 @@ MAX_WARNINGS = 10
 def keyed_units(
     units: list[Unit], cache: FeatureCache, ex: Extractors
 ) -> Iterator[tuple[Unit, FeatureError | None]]:
-    """Fill in each unit's cache key; yield ``(unit, error)`` with the error if the input is unreadable."""
-    configs: dict[tuple[str, str], dict[str, Any]] = {}
+    """Fill in each unit's cache key; yield ``(unit, error)`` with the error if the input is unreadable.
+
+    A unit's ``variant`` (> 0: an augmented copy) joins its kind's config in the key.
+    """
+    configs: dict[tuple[str, str, int], dict[str, Any]] = {}
     for u in units:
-        which = (u.modality, u.kind)
+        which = (u.modality, u.kind, u.variant)
         if which not in configs:
-            configs[which] = ex.config_for(u.modality, u.kind)
+            base = ex.config_for(u.modality, u.kind)
+            configs[which] = {**base, "variant": u.variant} if u.variant else base
         try:
             if u.kind == "transcript_text":
                 key = cache.key_text(u.modality, configs[which], u.source)
@@ -89,7 +93,17 @@ class _Run:
         self.n_warned = 0
 
     def record_error(self, unit: Unit, err: FeatureError, *, cached: bool = False) -> None:
-        """Mask ``unit``'s modality with ``err`` (or raise it when ``strict``)."""
+        """Mask ``unit``'s modality with ``err`` (or raise it when ``strict``).
+
+        An augmented copy (``unit.variant > 0``) only leaves itself out, noted in
+        ``notes["audio_aug"]``, even when ``strict``: the clip's own audio is not touched.
+        """
+        if unit.variant:
+            # an augmented copy that failed is left out of training; the clip itself is kept
+            sf = self.results[unit.sample_id]
+            sf.notes["audio_aug"] = f"{sf.notes.get('audio_aug', '')}copy {unit.variant} masked: {err}; "
+            log.debug("sample %s: augmented copy %d masked: %s", unit.sample_id, unit.variant, err)
+            return
         if self.cfg.strict:
             raise err
         msg = str(err)
@@ -118,7 +132,7 @@ class _Run:
             if arrays is None:
                 todo.setdefault(unit.key, []).append(unit)
             else:
-                record_arrays(self.results[unit.sample_id], unit.modality, arrays)
+                record_arrays(self.results[unit.sample_id], unit.modality, arrays, variant=unit.variant)
         return todo
 
     def outcomes(self, todo: dict[str, list[Unit]]) -> Iterator[Outcome]:
@@ -149,11 +163,12 @@ class _Run:
             "source": first.path or "<inline text>",
             "sample_id": first.sample_id,
             "seconds": round(out.seconds, 4),
+            **({"variant": first.variant} if first.variant else {}),
         }
         if out.arrays is not None:
             self.cache.put(out.key, out.arrays, meta)
             for u in units:
-                record_arrays(self.results[u.sample_id], u.modality, out.arrays)
+                record_arrays(self.results[u.sample_id], u.modality, out.arrays, variant=u.variant)
             return
         if out.error_kind != "unexpected":
             self.cache.put_error(out.key, error_from(out, first), meta)
@@ -219,7 +234,8 @@ def extract_features(
     -------
     dict[str, SampleFeatures]
         Keyed by sample id, in table order; ``face`` ``(T_v, D_v)``, ``audio``
-        ``(T_a, D_a)`` float32, ``text`` cleaned string.
+        ``(T_a, D_a)`` float32, ``text`` cleaned string; with ``cfg.augment.copies`` > 0,
+        ``audio_aug`` ``{k: (T_k, D_a)}`` (augmented copies of the audio, cached as units).
 
     Raises
     ------
@@ -230,7 +246,9 @@ def extract_features(
     """
     mods = _checked_modalities(table, cfg, modalities)
     run = _Run(table, cfg, FeatureCache(cache_dir))
-    todo = run.read_cached(plan_units(table, mods, asr=cfg.text.asr))  # 1. key every unit, read the cache
+    units = plan_units(table, mods, asr=cfg.text.asr)
+    units += plan_augmented(units, cfg.augment.copies)  # train-time voice augmentation (if any)
+    todo = run.read_cached(units)  # 1. key every unit, read the cache
     if todo:
         run.compute(todo, progress=progress)  # 2. compute the rest
     log_masked(run.results)

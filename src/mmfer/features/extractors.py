@@ -57,7 +57,7 @@ def _face(cfg: FeatureConfig, threads: int | None) -> UnitExtractor:
 def _voice(cfg: FeatureConfig, threads: int | None) -> UnitExtractor:
     from mmfer.features.voice.units import VoiceUnitExtractor
 
-    return VoiceUnitExtractor(cfg.audio, threads=threads)
+    return VoiceUnitExtractor(cfg.audio, threads=threads, augment=cfg.augment)
 
 
 def _words(cfg: FeatureConfig, threads: int | None) -> UnitExtractor:

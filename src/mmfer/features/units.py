@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["SampleFeatures", "Unit", "plan_units", "record_arrays"]
+__all__ = ["AUGMENTED_KIND", "SampleFeatures", "Unit", "plan_augmented", "plan_units", "record_arrays"]
+
+#: ``Unit.kind`` of an augmented copy of an audio clip (``Unit.variant`` = the copy index).
+AUGMENTED_KIND = "audio_aug"
 
 #: Face source columns in order of preference (the first non-empty one is used).
 _FACE_SOURCES: tuple[str, ...] = ("video", "frames", "image")
@@ -54,6 +57,11 @@ class SampleFeatures:
     #: (:func:`mmfer.features.words.dialogue.attach_dialogue_context`; not cached).
     text_ctx: tuple[np.ndarray, ...] = ()
     text_ctx_same: np.ndarray | None = None
+    #: Train-time augmentation (``features.augment.copies > 0``): copy index ``k >= 1`` ->
+    #: ``(T_k, D_a)`` float32 frames of the k-th augmented copy of this clip's audio, from
+    #: the same backend as ``audio``. Only training rows read them
+    #: (:mod:`mmfer.augmented_rows`); a copy that failed is absent (``notes["audio_aug"]``).
+    audio_aug: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,11 @@ class Unit:
     """One (sample, modality) extraction job.
 
     ``kind`` is the input form: ``video``/``frames``/``image`` (face), ``audio``,
-    ``transcript_file``, ``transcript_text`` or ``asr`` (text transcribed from the
-    audio/video file ``source``); ``source`` is a path or the inline text.
+    ``transcript_file``, ``transcript_text``, ``asr`` (text transcribed from the
+    audio/video file ``source``) or ``audio_aug`` (:data:`AUGMENTED_KIND`, an augmented
+    copy of the audio file ``source``); ``source`` is a path or the inline text.
+    ``variant`` > 0 names the ``variant``-th derived version of the same input (the copy
+    index of ``audio_aug``); it is part of the cache key.
     """
 
     sample_id: str
@@ -70,6 +81,7 @@ class Unit:
     kind: str
     source: str
     key: str = ""
+    variant: int = 0
 
     @property
     def path(self) -> str | None:
@@ -77,7 +89,9 @@ class Unit:
         return None if self.kind == "transcript_text" else self.source
 
 
-def record_arrays(sf: SampleFeatures, modality: str, arrays: dict[str, np.ndarray]) -> None:
+def record_arrays(
+    sf: SampleFeatures, modality: str, arrays: dict[str, np.ndarray], *, variant: int = 0
+) -> None:
     """Put one unit's arrays (fresh or cached) into its :class:`SampleFeatures`.
 
     Parameters
@@ -89,7 +103,12 @@ def record_arrays(sf: SampleFeatures, modality: str, arrays: dict[str, np.ndarra
     arrays
         The unit's arrays: ``face (T_v, D_v)`` / ``audio (T_a, D_a)`` (+ a 0-d ``<modality>_note``
         string), or ``text`` (0-d string) and optionally ``text_emb (D_t,)``.
+    variant
+        ``> 0``: the arrays of augmented copy ``variant`` of the audio (``sf.audio_aug``).
     """
+    if variant > 0:
+        sf.audio_aug[variant] = np.asarray(arrays[modality], dtype=np.float32)  # (T_k, D_a)
+        return
     if modality == "text":
         sf.text = str(arrays["text"])
         if "text_emb" in arrays:
@@ -147,3 +166,26 @@ def plan_units(table: pd.DataFrame, modalities: Sequence[str], *, asr: bool = Fa
                 if speech is not None:
                     units.append(Unit(sid, "text", "asr", speech))
     return units
+
+
+def plan_augmented(units: Sequence[Unit], copies: int) -> list[Unit]:
+    """The augmented-copy units of the audio units among ``units``: ``copies`` per clip.
+
+    Parameters
+    ----------
+    units
+        Planned units (:func:`plan_units`); only ``audio`` ones are copied.
+    copies
+        Copies per clip (``features.augment.copies``); copy ``k`` is ``variant = k``, 1-based.
+
+    Returns
+    -------
+    list[Unit]
+        ``kind = AUGMENTED_KIND`` units, clip by clip (keys not yet filled in).
+    """
+    return [
+        Unit(u.sample_id, "audio", AUGMENTED_KIND, u.source, variant=k)
+        for u in units
+        if u.modality == "audio" and u.kind == "audio"
+        for k in range(1, copies + 1)
+    ]
