@@ -24,6 +24,25 @@ MODALITIES: tuple[str, ...] = ("face", "audio", "text")
 
 
 @dataclass
+class SourceConfig:
+    """One more corpus in the sample table (``data.sources``, :mod:`mmfer.data.multi`)."""
+
+    #: Registered corpus name (as ``data.corpus``).
+    corpus: str = ""
+    #: Its folder (or manifest file); ``synthetic`` needs none.
+    root: str | None = None
+    #: Loader-specific options (as ``data.options``).
+    options: dict[str, Any] = field(default_factory=dict)
+    #: Emotions to keep (canonical names); empty keeps all.
+    emotions: list[str] = field(default_factory=list)
+    #: Keep only the rows whose media file stem is listed in this file (``.jsonl`` with
+    #: ``wav_filename``, or ``.txt``/``.csv`` of file names or stems); ``None`` keeps all.
+    subset: str | None = None
+    #: Name in the ``corpus`` column (default: ``corpus``); lets one loader give two corpora.
+    name: str | None = None
+
+
+@dataclass
 class DataConfig:
     """Which corpus to load and from where.
 
@@ -42,6 +61,16 @@ class DataConfig:
     synthetic_speakers: int = 6
     synthetic_clips_per_emotion: int = 4
     synthetic_seed: int = 0
+    #: Keep only the main corpus's rows whose media file stem is listed (see SourceConfig.subset).
+    subset: str | None = None
+    #: More corpora concatenated into the same sample table (ids and speakers then carry a
+    #: ``<corpus>:`` prefix so they stay unique across corpora).
+    sources: list[SourceConfig] = field(default_factory=list)
+    #: Source corpora whose rows are only ever training rows (never tested, never validated).
+    extra_train: list[str] = field(default_factory=list)
+    #: ``balanced``: inside every fit, rows of smaller training corpora are repeated (integer
+    #: factors) so each corpus weighs about the same (:mod:`mmfer.data.balance`).
+    corpus_balance: Literal["none", "balanced"] = "none"
 
 
 @dataclass
@@ -380,13 +409,41 @@ class TrainConfig:
 
 
 @dataclass
+class CrossSetting:
+    """A named cross-corpus setting of the ``loco`` report (``eval.settings``).
+
+    The model is fitted on the ``train`` corpora's rows of ``emotions`` and tested on the
+    ``test`` corpus's rows of ``emotions`` (restricted to the stems listed in
+    ``test_subset`` when given), closed set.
+    """
+
+    name: str = ""
+    train: list[str] = field(default_factory=list)
+    test: str = ""
+    #: Emotions kept on both sides (empty = all).
+    emotions: list[str] = field(default_factory=list)
+    #: List file of the test clips (as ``data.subset``), e.g. EmoBox's RAVDESS list.
+    test_subset: str | None = None
+    #: Published figures shown beside this setting: ``{label: accuracy in %}``.
+    published: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class EvalConfig:
     """Evaluation protocol, models compared and ablations."""
 
     #: ``loso`` (leave-one-speaker-out), ``group_kfold`` (speaker-independent k-fold),
     #: ``stratified_kfold`` (speaker-dependent, the paper's likely setting; sequences kept whole)
     #: or ``official_split`` (the corpus's own train/dev/test, e.g. MELD).
-    protocol: Literal["loso", "group_kfold", "stratified_kfold", "official_split"] = "loso"
+    #: ``loco`` (leave-one-corpus-out over a multi-corpus table, ``data.sources``) tests each
+    #: corpus once with a model fitted on the others, closed set (:mod:`mmfer.closedset`).
+    protocol: Literal["loso", "group_kfold", "stratified_kfold", "official_split", "loco"] = "loso"
+    #: ``loco`` only: the corpora tested (empty = every corpus of the table).
+    loco_targets: list[str] = field(default_factory=list)
+    #: ``loco`` reports only: named extra train -> test settings (:class:`CrossSetting`).
+    settings: list[CrossSetting] = field(default_factory=list)
+    #: Folder the ``loco`` report is written to; ``None`` = ``<output_dir>/report``.
+    report_dir: str | None = None
     folds: int = 5
     #: Models compared in Tables 3-4.
     models: list[str] = field(
