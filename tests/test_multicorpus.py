@@ -39,7 +39,9 @@ def _cfg(tmp_path: Path, **kw: object) -> DataConfig:
     a = _manifest(tmp_path / "a", "a", 3, ["angry", "happy", "sad"])
     b = _manifest(tmp_path / "b", "b", 4, ["angry", "happy", "neutral"])
     src = SourceConfig(corpus="manifest", root=str(b), name="bee", options={"corpus_name": "bee"})
-    return DataConfig(corpus="manifest", root=str(a), options={"corpus_name": "manifest"}, sources=[src], **kw)
+    return DataConfig(
+        corpus="manifest", root=str(a), options={"corpus_name": "manifest"}, sources=[src], **kw
+    )
 
 
 def test_sources_concatenate_with_corpus_prefixed_ids_and_speakers(tmp_path: Path) -> None:
@@ -102,7 +104,9 @@ def _two_corpus_table() -> pd.DataFrame:
         for s in range(speakers):
             for k in range(n):
                 emo = ["angry", "happy", "sad"][k % 3]
-                rows.append({"id": f"{corpus}_{s}_{k}", "speaker": f"{corpus}{s}", "emotion": emo, "audio": "x"})
+                rows.append(
+                    {"id": f"{corpus}_{s}_{k}", "speaker": f"{corpus}{s}", "emotion": emo, "audio": "x"}
+                )
     table = pd.DataFrame(rows)
     table["corpus"] = [i.split("_")[0] for i in table["id"]]
     return table

@@ -140,7 +140,7 @@ def concat_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def media_stems(table: pd.DataFrame) -> list[set[str]]:
     """Per row, the stems of its media files (``03-01-05-01-02-01-15`` of ``.../x.flac``)."""
     stems: list[set[str]] = [set() for _ in range(len(table))]
-    for col in MEDIA_COLUMNS:
+    for col in (c for c in MEDIA_COLUMNS if c in table.columns):
         for i, p in enumerate(table[col].tolist()):
             if isinstance(p, str) and p:
                 stems[i].add(Path(p).stem)
