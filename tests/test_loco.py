@@ -101,6 +101,18 @@ def test_loco_config_errors_are_clear(tmp_path: Path) -> None:
         make_splits(table, "group_kfold", targets=["alpha"])
 
 
+def test_bad_settings_are_clear(tmp_path: Path) -> None:
+    from mmfer.evaluation.crosscorpus import setting_table
+
+    table, _ = _corpus(tmp_path)
+    with pytest.raises(ConfigError, match=r"eval.settings\[0\] \('x'\): corpus 'delta' is not in the table"):
+        setting_table(table, CrossSetting(name="x", train=["delta"], test="alpha"), "eval.settings[0]")
+    with pytest.raises(ConfigError, match=r"test corpus 'alpha' is also a training corpus"):
+        setting_table(table, CrossSetting(name="x", train=["alpha"], test="alpha"), "eval.settings[0]")
+    sub = setting_table(table, CrossSetting(name="x", train=["beta"], test="alpha", emotions=["happy"]), "k")
+    assert set(sub["emotion"]) == {"happy"} and set(sub["corpus"]) == {"alpha", "beta"}
+
+
 def test_closed_set_never_predicts_a_label_the_target_lacks(tmp_path: Path) -> None:
     table, feats = _corpus(tmp_path)
     cfg = _cfg(tmp_path)

@@ -53,6 +53,9 @@ def test_sources_concatenate_with_corpus_prefixed_ids_and_speakers(tmp_path: Pat
     assert table["id"].is_unique
     assert all(i.startswith(c + ":") for i, c in zip(table["id"], table["corpus"], strict=True))
     assert "train_only" not in table.columns
+    marked = load_tables(_cfg(tmp_path, extra_train=["bee"], corpus_balance="balanced"))
+    assert marked["train_only"].tolist() == (marked["corpus"] == "bee").tolist()
+    assert marked.attrs["corpus_balance"] == "balanced"
 
 
 def test_single_corpus_table_is_unchanged(tmp_path: Path) -> None:
