@@ -198,3 +198,15 @@ def test_crosscorpus_report_writes_matrix_settings_and_provenance(
     ex.report(cfg)
     prov = (tmp_path / "docs" / "provenance.md").read_text()
     assert "0 computed by this report, 4 reused" in prov
+
+
+def test_matrix_has_chance_and_the_human_reference_under_its_corpus() -> None:
+    from mmfer.evaluation.crosscorpus import CrossScore, matrix_table
+
+    sc = CrossScore(
+        "logreg", "ravdess", "cremad", ["angry", "sad"], 10, 0, 2, 0.6, (0.5, 0.7), 0.55, (0.4, 0.7)
+    )
+    t = matrix_table([sc], "v1", "mmfer report", {"cremad": "acc 41.6"})
+    assert t.rows[-2] == ["chance", "—", "50.0 (1/2)"]
+    assert t.rows[-1] == ["human raters, voice only", "—", "acc 41.6"]
+    assert t.csv_rows[0]["chance_pct"] == pytest.approx(50.0) and t.csv_rows[0]["code_version"] == "v1"

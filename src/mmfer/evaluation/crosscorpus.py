@@ -20,6 +20,7 @@ The caching runner is passed in (``cached_cv``) rather than imported, because
 
 from __future__ import annotations
 
+import logging
 import math
 import shlex
 import sys
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from mmfer.provenance import RunLedger
 
 __all__ = ["CrossScore", "crosscorpus_report", "fold_scores", "setting_table"]
+
+log = logging.getLogger(__name__)
 
 #: The caching cross-validation runner (:func:`mmfer.experiment.cached_cross_validate`).
 CachedCV = Callable[..., tuple[Any, Any]]
@@ -194,8 +197,11 @@ def _csv_row(setting: str, sc: CrossScore, code: str) -> dict[str, Any]:
     }
 
 
-def matrix_table(scores: list[CrossScore], code: str, command: str) -> Table:
-    """Table (a): rows = (model, training corpora), one column per test corpus, plus chance."""
+def matrix_table(
+    scores: list[CrossScore], code: str, command: str, humans: dict[str, str] | None = None
+) -> Table:
+    """Table (a): rows = (model, training corpora), one column per test corpus, plus chance
+    and, when given, a human reference row (``{test corpus: cell}``)."""
     tests = sorted({s.test for s in scores})
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for s in scores:
@@ -205,6 +211,8 @@ def matrix_table(scores: list[CrossScore], code: str, command: str) -> Table:
         chance.setdefault(s.test, f"{s.chance * 100:.1f} (1/{len(s.labels)})")
     cells = [[m, tr, *(r.get(t, "—") for t in tests)] for (m, tr), r in rows.items()]
     cells.append(["chance", "—", *(chance.get(t, "—") for t in tests)])
+    if humans:
+        cells.append(["human raters, voice only", "—", *(humans.get(t, "—") for t in tests)])
     unscored = ", ".join(f"{s.test}: {s.n_unscored}" for s in scores if s.model == scores[0].model)
     return Table(
         "crosscorpus_matrix",
@@ -338,16 +346,22 @@ def crosscorpus_report(
     scores = [
         s for r in _runs(cfg, table, feats, mods, cached_cv, ledger) for s in fold_scores(r, table, seed=seed)
     ]
-    tables = [matrix_table(scores, code, command)]
+    raters = _raters_path(cfg)
+    humans = None
+    if raters is not None:
+        from mmfer.data.cremad import load_rater_votes, rater_accuracy
+
+        voice = rater_accuracy(load_rater_votes(raters[1]))["voice"] * 100
+        humans = {raters[0]: f"acc {voice:.1f} (majority vote of the crowd raters, all clips)"}
+    tables = [matrix_table(scores, code, command, humans)]
     for k, s in enumerate(cfg.eval.settings):
         sub = setting_table(table, s, f"eval.settings[{k}]")
         sub_cfg = replace(cfg, eval=replace(cfg.eval, loco_targets=[s.test]))
         runs = _runs(sub_cfg, sub, feats, mods, cached_cv, ledger)
         sub_scores = [sc for r in runs for sc in fold_scores(r, sub, seed=seed)]
         tables.append(setting_block(s, sub_scores, code, command, int((sub["corpus"] == s.test).sum())))
-    raters = _raters_path(cfg)
     if raters is not None:
-        tables.append(raters_table(raters, code, command))
+        tables.append(raters_table(raters[1], code, command))
     report_dir = Path(cfg.eval.report_dir) if cfg.eval.report_dir else out / "report"
     written = dict(report_provenance(ledger, report_dir))
     counts = ", ".join(f"{c} {n}" for c, n in table["corpus"].value_counts().sort_index().items())
@@ -361,7 +375,8 @@ def crosscorpus_report(
                 f"modalities: {', '.join(mods)}; provenance: {ledger.summary()} (provenance.md)",
                 "protocol: leave-one-corpus-out, closed set over each target's labels; nested selection: "
                 + ("on speaker-grouped inner splits of the training corpora" if cfg.eval.select else "off"),
-                "raters table: " + (str(raters) if raters else "no cremad corpus with summaryTable.csv"),
+                "raters table: " + (str(raters[1]) if raters else "no cremad corpus with summaryTable.csv"),
+                *_ignored(cfg),
             ],
         ),
         *[("table", t) for t in tables],
@@ -373,11 +388,22 @@ def crosscorpus_report(
     return written
 
 
-def _raters_path(cfg: ExperimentConfig) -> Path | None:
-    """``summaryTable.csv`` of the table's CREMA-D corpus, when there is one."""
-    roots = [cfg.data.root] if cfg.data.corpus == "cremad" else []
-    roots += [s.root for s in cfg.data.sources if s.corpus == "cremad"]
-    for root in roots:
+def _ignored(cfg: ExperimentConfig) -> list[str]:
+    """A report line (and a warning) naming the within-corpus report options loco does not run."""
+    keys = ["ablations", "front_ends", "norm_conditions", "verify", "both_protocols"]
+    ignored = [f"eval.{k}" for k in keys if getattr(cfg.eval, k)]
+    if not ignored:
+        return []
+    line = f"not run under loco (within-corpus report options): {', '.join(ignored)}"
+    log.warning(line)
+    return [line]
+
+
+def _raters_path(cfg: ExperimentConfig) -> tuple[str, Path] | None:
+    """``(corpus name in the table, summaryTable.csv)`` of the table's CREMA-D corpus, if any."""
+    found = [(cfg.data.corpus, cfg.data.root)] if cfg.data.corpus == "cremad" else []
+    found += [(s.name or s.corpus, s.root) for s in cfg.data.sources if s.corpus == "cremad"]
+    for name, root in found:
         if root and (Path(root) / "summaryTable.csv").is_file():
-            return Path(root) / "summaryTable.csv"
+            return name, Path(root) / "summaryTable.csv"
     return None
