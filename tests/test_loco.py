@@ -194,6 +194,7 @@ def test_crosscorpus_report_writes_matrix_settings_and_provenance(
     st = pd.read_csv(written["setting_two_to_one.csv"])
     assert set(st["n_scored"]) == {len(listed)} and set(st["train"]) == {"alpha"}
     assert (tmp_path / "docs" / "provenance.md").is_file()
+    assert "Setting two_to_one" in (tmp_path / "docs" / "report.html").read_text()
     # a second report reads every run back (runs_done/, same code version): 2 models x 2 tables
     ex.report(cfg)
     prov = (tmp_path / "docs" / "provenance.md").read_text()

@@ -335,7 +335,7 @@ def crosscorpus_report(
     dict[str, Path]
         ``report.md``, each table's CSV and the provenance files, by name.
     """
-    from mmfer.evaluation.render import csv_text, to_markdown
+    from mmfer.evaluation.render import csv_text, to_html, to_markdown
     from mmfer.io import atomic_write_text
     from mmfer.provenance import RunLedger, code_version, report_provenance
 
@@ -382,6 +382,7 @@ def crosscorpus_report(
         *[("table", t) for t in tables],
     ]
     written["report.md"] = atomic_write_text(report_dir / "report.md", to_markdown(blocks))
+    written["report.html"] = atomic_write_text(report_dir / "report.html", to_html(blocks, str(blocks[0][1])))
     for t in tables:
         if t.stem:
             written[f"{t.stem}.csv"] = atomic_write_text(report_dir / f"{t.stem}.csv", csv_text(t))
