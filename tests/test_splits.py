@@ -109,7 +109,8 @@ def test_make_splits_errors() -> None:
     table = random_table(0)
     n_spk = table["speaker"].nunique()
     with pytest.raises(
-        ConfigError, match=r"unknown protocol .holdout.*group_kfold, loso, official_split, stratified_kfold"
+        ConfigError,
+        match=r"unknown protocol .holdout.*group_kfold, loco, loso, official_split, stratified_kfold",
     ):
         make_splits(table, "holdout", 5, 0)
     with pytest.raises(ConfigError, match=f"at least {n_spk + 1} speakers.*has {n_spk}"):

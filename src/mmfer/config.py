@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from mmfer.config_data import AugmentConfig, CrossSetting, DataConfig, SourceConfig  # noqa: F401 (re-exported)
 from mmfer.configio import apply_overrides, from_dict, to_dict
 from mmfer.errors import ConfigError
 
@@ -21,27 +22,6 @@ C = TypeVar("C")
 
 Modality = Literal["face", "audio", "text"]
 MODALITIES: tuple[str, ...] = ("face", "audio", "text")
-
-
-@dataclass
-class DataConfig:
-    """Which corpus to load and from where.
-
-    ``corpus`` is a registered corpus name (``synthetic``, ``savee``,
-    ``ravdess``, ``ckplus``, ``cremad``, ``tess``, ``manifest``); ``root`` its
-    folder (or the manifest file). ``synthetic`` needs no root: it is generated.
-    """
-
-    corpus: str = "synthetic"
-    root: str | None = None
-    #: Emotions to keep (canonical names); empty keeps all.
-    emotions: list[str] = field(default_factory=list)
-    #: Loader-specific options, e.g. ``{merge: false}`` (RAVDESS), ``{last_n: 3}`` (CK+).
-    options: dict[str, Any] = field(default_factory=dict)
-    #: Synthetic corpus only: speakers, clips per speaker and emotion, seed.
-    synthetic_speakers: int = 6
-    synthetic_clips_per_emotion: int = 4
-    synthetic_seed: int = 0
 
 
 @dataclass
@@ -169,61 +149,6 @@ class TextConfig:
     asr_model: str | None = None
     #: Beam width of the ASR decoder (1 = greedy, faster).
     asr_beam_size: int = 5
-
-
-@dataclass
-class AugmentConfig:
-    """Train-time voice augmentation (``features.augment``): extra audio copies of training clips.
-
-    Each audio clip gets ``copies`` augmented waveforms (audiomentations ``Compose``:
-    coloured noise at a random SNR, gain, pitch shift, time stretch, each applied with its
-    own probability), extracted by the configured ``features.audio`` backend and cached
-    as units of their own; only training rows use them
-    (:mod:`mmfer.features.voice.augment`, :mod:`mmfer.augmented_rows`). No reverb:
-    audiomentations reverberates only through ``RoomSimulator`` (pyroomacoustics) or
-    ``ApplyImpulseResponse`` (impulse-response files), neither of which mmfer ships.
-    """
-
-    #: Augmented copies per audio clip (0 = off; the copies are extracted only when > 0).
-    copies: int = 0
-    #: Seed; with the clip's content and the copy index it fixes every random draw.
-    seed: int = 0
-    #: Coloured noise (``AddColorNoise``): probability, SNR range (dB) and spectral decay
-    #: range (dB/octave: 0 white, -3 pink, -6 brown).
-    noise_p: float = 0.8
-    noise_min_snr_db: float = 5.0
-    noise_max_snr_db: float = 30.0
-    noise_min_f_decay: float = -6.0
-    noise_max_f_decay: float = 0.0
-    #: Gain (``Gain``): probability and the range +-``gain_db``.
-    gain_p: float = 0.5
-    gain_db: float = 6.0
-    #: Pitch shift (``PitchShift``, signalsmith): probability and the range +-``pitch_semitones``.
-    pitch_p: float = 0.3
-    pitch_semitones: float = 2.0
-    #: Time stretch (``TimeStretch``, signalsmith; the length changes): probability and rate range.
-    stretch_p: float = 0.3
-    stretch_min_rate: float = 0.9
-    stretch_max_rate: float = 1.1
-
-    def __post_init__(self) -> None:
-        if self.copies < 0:
-            raise ConfigError(f"features.augment.copies: must be >= 0, got {self.copies}")
-        for name in ("noise_p", "gain_p", "pitch_p", "stretch_p"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"features.augment.{name}: a probability in [0, 1], got {v}")
-        ranges = [
-            ("noise_min_snr_db", "noise_max_snr_db"),
-            ("noise_min_f_decay", "noise_max_f_decay"),
-            ("stretch_min_rate", "stretch_max_rate"),
-        ]
-        for lo, hi in ranges:
-            if getattr(self, lo) > getattr(self, hi):
-                lo_v, hi_v = getattr(self, lo), getattr(self, hi)
-                raise ConfigError(f"features.augment: {lo} ({lo_v}) > {hi} ({hi_v})")
-        if self.stretch_min_rate <= 0 or self.gain_db < 0 or self.pitch_semitones < 0:
-            raise ConfigError("features.augment: stretch rates must be > 0, gain_db and pitch_semitones >= 0")
 
 
 @dataclass
@@ -460,7 +385,15 @@ class EvalConfig:
     #: ``loso`` (leave-one-speaker-out), ``group_kfold`` (speaker-independent k-fold),
     #: ``stratified_kfold`` (speaker-dependent, the paper's likely setting; sequences kept whole)
     #: or ``official_split`` (the corpus's own train/dev/test, e.g. MELD).
-    protocol: Literal["loso", "group_kfold", "stratified_kfold", "official_split"] = "loso"
+    #: ``loco`` (leave-one-corpus-out over a multi-corpus table, ``data.sources``) tests each
+    #: corpus once with a model fitted on the others, closed set (:mod:`mmfer.closedset`).
+    protocol: Literal["loso", "group_kfold", "stratified_kfold", "official_split", "loco"] = "loso"
+    #: ``loco`` only: the corpora tested (empty = every corpus of the table).
+    loco_targets: list[str] = field(default_factory=list)
+    #: ``loco`` reports only: named extra train -> test settings (:class:`CrossSetting`).
+    settings: list[CrossSetting] = field(default_factory=list)
+    #: Folder the ``loco`` report is written to; ``None`` = ``<output_dir>/report``.
+    report_dir: str | None = None
     folds: int = 5
     #: Models compared in Tables 3-4.
     models: list[str] = field(

@@ -232,6 +232,7 @@ _EVAL_NOT_IN_KEY = (
     "norm_condition_models",
     "verify",
     "verify_how",
+    "settings", "report_dir",  # the loco report's extra settings are runs of their own (own ids)
 )
 
 
@@ -511,6 +512,10 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
     from mmfer.evaluation.results import ReportData
     from mmfer.provenance import RunLedger, code_version, report_provenance
 
+    if cfg.eval.protocol == "loco":  # one fold per corpus: the cross-corpus report
+        from mmfer.evaluation.crosscorpus import crosscorpus_report
+
+        return crosscorpus_report(cfg, *_setup(cfg), cached_cross_validate)
     out, table, feats, mods = _setup(cfg)
     ledger = RunLedger(code_version(), reuse=cfg.eval.reuse)
     hashes = [media_hash(row) for row in table.to_dict("records")]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mmfer.augmented_rows import with_augmented
+from mmfer.closedset import closed_set_predict, fold_metrics
 from mmfer.config import (
     MODALITIES,
     DataConfig,
@@ -36,6 +37,7 @@ from mmfer.config import (
     TrainConfig,
     to_dict,
 )
+from mmfer.data.balance import balanced_rows
 from mmfer.emotions import label_order
 from mmfer.errors import ConfigError
 from mmfer.estimators import Estimator
@@ -84,19 +86,10 @@ log = logging.getLogger(__name__)
 
 
 def load_corpus(cfg: DataConfig) -> pd.DataFrame:
-    """Build the sample table of ``cfg.corpus`` (filtered to ``cfg.emotions``)."""
-    from mmfer.data.corpora import load_corpus as _load
+    """Build the sample table of ``cfg.corpus`` and ``cfg.sources`` (:mod:`mmfer.data.multi`)."""
+    from mmfer.data.multi import load_tables
 
-    if cfg.corpus == "synthetic":
-        opts = {
-            "speakers": cfg.synthetic_speakers,
-            "clips_per_emotion": cfg.synthetic_clips_per_emotion,
-            "seed": cfg.synthetic_seed,
-        }
-        return _load("synthetic", cfg.root, emotions=cfg.emotions, **opts, **cfg.options)
-    if not cfg.root:
-        raise ConfigError(f"data.root: corpus {cfg.corpus!r} needs a root folder (data.root=PATH)")
-    return _load(cfg.corpus, cfg.root, emotions=cfg.emotions, **cfg.options)
+    return load_tables(cfg)
 
 
 def cache_dir_for(cfg: ExperimentConfig) -> Path:
@@ -216,6 +209,7 @@ def fit_rows(
     fold, stage
         Outer fold index and a prefix such as ``"inner "`` for those records.
     """
+    rows = balanced_rows(table, rows)  # data.corpus_balance: smaller corpora repeated (else as given)
     ids = table["id"].astype(str).to_numpy()[rows]
     y = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()[rows].astype(np.int64)
     speakers = table["speaker"].astype(str).to_numpy()[rows]
@@ -376,7 +370,7 @@ def prepare_cv(
     from mmfer.fusion.enrol import norm_condition
 
     protocol = protocol or cfg.eval.protocol
-    splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed)
+    splits = make_splits(table, protocol, cfg.eval.folds, cfg.eval.seed, targets=cfg.eval.loco_targets)
     setup = CVSetup(
         table=table,
         cfg=cfg,
@@ -487,7 +481,7 @@ def predict_fold(
         comp = f"per-speaker statistics (test speakers, {setup.condition})"
         records.append(FitRecord(fold, comp, frozenset(used.tolist()), label_free=True))
     proba = rec.predict_proba([feats[i] for i in ids[scored]], speakers=spk[scored].tolist(), stats=stats)
-    pred = proba.argmax(axis=1)
+    scored, pred = closed_set_predict(setup, rec, test_idx, scored, proba)  # loco: target labels only
     if setup.unusable:
         # a sample with no evidence left is scored as an error (a conservative choice)
         dead = np.isin(ids[scored], list(setup.unusable))
@@ -511,8 +505,6 @@ def run_fold(
     test rows of one fold at a time). With ``score=False`` the fold stops after the hook
     (nothing is predicted) and None is returned.
     """
-    from mmfer.evaluation.metrics import classification_metrics
-
     records: list[FitRecord] = []
     settings, rec, select_s, fit_s = fit_fold(setup, feats, fold, train_idx, records)
     if on_fold_fit is not None:
@@ -522,8 +514,7 @@ def run_fold(
     t0 = time.perf_counter()
     scored, enrol, pred = predict_fold(setup, feats, rec, fold, test_idx, records)
     test_s = time.perf_counter() - t0
-    y = setup.y[scored]
-    metrics = classification_metrics(y, pred, labels=list(range(len(setup.labels))), names=setup.labels)
+    metrics = fold_metrics(setup, test_idx, scored, enrol, pred)  # closed set under loco
     selected = settings if setup.cfg.eval.select else None
     history = list(getattr(rec.estimator, "history", []))
     return FoldResult(fold, scored, enrol, pred, metrics, selected, select_s, fit_s, test_s, history, records)

@@ -46,6 +46,8 @@ CODE_PATTERNS: tuple[str, ...] = (
     "models/**/*.py",
     "training/**/*.py",
     "data/splits.py",
+    "data/balance.py",
+    "closedset.py",
     "pipeline.py",
     "recognizer.py",
     # the fold metrics are part of every finished run

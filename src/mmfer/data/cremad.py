@@ -16,6 +16,7 @@ import pandas as pd
 
 from mmfer.data.corpora import AUDIO_SUFFIXES, Records, Skipped, corpus_root, finish_table, walk_files
 from mmfer.emotions import canonical_emotion
+from mmfer.errors import DataError
 from mmfer.registry import CORPORA
 
 SENTENCES: dict[str, str] = {
@@ -158,3 +159,85 @@ def load_cremad(root: str | Path, *, require_audio: bool = False) -> pd.DataFram
     return finish_table(
         records.values(), corpus="cremad", name="CREMA-D", root=base, skipped=skipped, taken=n_files
     )
+
+
+#: ``summaryTable.csv`` vote columns -> the raters' condition.
+RATER_COLUMNS: dict[str, str] = {"VoiceVote": "voice", "FaceVote": "face", "MultiModalVote": "audio-visual"}
+
+
+def load_rater_votes(path: str | Path) -> pd.DataFrame:
+    """The crowd raters' majority labels of every CREMA-D clip (``summaryTable.csv``).
+
+    CREMA-D's release gives, per clip, the label most raters chose when they heard the
+    voice only (``VoiceVote``), saw the face only (``FaceVote``) or both
+    (``MultiModalVote``); a tie is written ``A:N`` (several codes). This is the human
+    reference of the corpus: how often people recover the *intended* emotion.
+
+    Parameters
+    ----------
+    path
+        ``summaryTable.csv`` (columns ``FileName``, ``VoiceVote``, ``FaceVote``, ``MultiModalVote``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``(n_clips, 5)``: ``id`` (normalised stem), ``intended`` (canonical emotion) and one
+        column per condition of :data:`RATER_COLUMNS` holding the tuple of canonical
+        emotions of the majority (two or more on a tie).
+
+    Raises
+    ------
+    DataError
+        Missing file or column, a name that is not a CREMA-D name, an unknown vote code.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "CREMA-D raters' summary table not found")
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    missing = [c for c in ("FileName", *RATER_COLUMNS) if c not in df.columns]
+    if missing:
+        raise DataError(p, f"missing column(s) {missing}")
+    codes = {code[0]: name for code, name in EMOTIONS.items()}  # A, D, F, H, N, S
+    rows = []
+    for n, rec in enumerate(df.to_dict("records"), start=2):  # line 1 is the header
+        parts, why = parse_name(rec["FileName"])
+        if parts is None:
+            raise DataError(p, f"line {n}: {why}")
+        row: dict[str, object] = {
+            "id": "_".join(parts[k] for k in ("actor", "sentence", "emotion", "level")),
+            "intended": EMOTIONS[parts["emotion"]],
+        }
+        for col, cond in RATER_COLUMNS.items():
+            votes = [v.strip().upper() for v in str(rec[col]).split(":") if v.strip()]
+            if not votes or any(v not in codes for v in votes):
+                raise DataError(p, f"line {n}: unknown {col} {rec[col]!r} (codes: {', '.join(codes)})")
+            row[cond] = tuple(codes[v] for v in votes)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rater_accuracy(votes: pd.DataFrame, *, ties: str = "wrong") -> dict[str, float]:
+    """Share of clips whose raters' majority label is the intended emotion, per condition.
+
+    Parameters
+    ----------
+    votes
+        :func:`load_rater_votes`.
+    ties
+        ``wrong``: a tied majority is not the intended emotion (the usual reading, about
+        41.6 % voice / 66.3 % face / 72.2 % audio-visual on the 7442 clips); ``any``: a tie
+        that includes the intended emotion counts as right.
+
+    Returns
+    -------
+    dict[str, float]
+        ``{condition: accuracy}`` as fractions, conditions of :data:`RATER_COLUMNS`.
+    """
+    out = {}
+    for cond in RATER_COLUMNS.values():
+        if ties == "wrong":
+            hit = [v == (e,) for v, e in zip(votes[cond], votes["intended"], strict=True)]
+        else:
+            hit = [e in v for v, e in zip(votes[cond], votes["intended"], strict=True)]
+        out[cond] = float(sum(hit) / max(len(hit), 1))
+    return out

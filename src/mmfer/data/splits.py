@@ -31,16 +31,23 @@ Splitter = Callable[..., list[Fold]]
 
 
 def _protocol(
-    name: str, *, speaker_independent: bool, describe: str, tests_all: bool = True
+    name: str,
+    *,
+    speaker_independent: bool,
+    describe: str,
+    tests_all: bool = True,
+    closed_set: bool = False,
 ) -> Callable[[Splitter], Splitter]:
     """Register a splitter and attach what :func:`describe_protocol` and
     :func:`is_speaker_independent` report about it (``tests_all``: every row is
-    tested exactly once; False for a fixed official test split)."""
+    tested exactly once; False for a fixed official test split; ``closed_set``: a
+    fold is scored over its test rows' own label set, :func:`is_closed_set`)."""
 
     def deco(fn: Splitter) -> Splitter:
         fn.speaker_independent = speaker_independent  # type: ignore[attr-defined]
         fn.describe = describe  # type: ignore[attr-defined]
         fn.tests_all = tests_all  # type: ignore[attr-defined]
+        fn.closed_set = closed_set  # type: ignore[attr-defined]
         return SPLITTERS.register(name)(fn)
 
     return deco
@@ -209,6 +216,57 @@ def official_split(table: pd.DataFrame, *, folds: int = 1, seed: int = 0) -> lis
     return [(tr, te)]
 
 
+@_protocol(
+    "loco",
+    speaker_independent=True,
+    describe="leave-one-corpus-out ({folds} corpora tested, closed set over each target's labels)",
+    tests_all=False,
+    closed_set=True,
+)
+def loco(
+    table: pd.DataFrame, *, folds: int = 5, seed: int = 0, targets: list[str] | None = None
+) -> list[Fold]:
+    """Leave-one-corpus-out: fold ``k`` tests every row of the ``k``-th target corpus
+    (sorted by name) with a model fitted on every row of the other corpora.
+
+    ``folds`` and ``seed`` are ignored (one fold per target, no randomness). Speakers are
+    prefixed with their corpus in a multi-corpus table (:mod:`mmfer.data.multi`), so no
+    speaker is on both sides either.
+
+    Parameters
+    ----------
+    targets
+        Corpora to test (``eval.loco_targets``); ``None``/empty = every corpus.
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        ``n_targets`` pairs ``(train_idx (n_train,), test_idx (n_test,))``.
+
+    Raises
+    ------
+    ConfigError
+        No ``corpus`` column, fewer than two corpora, or a target not in the table.
+    """
+    if "corpus" not in table.columns:
+        raise ConfigError("protocol loco needs a 'corpus' column")
+    corpus = table["corpus"].astype(str).to_numpy()
+    names = sorted(set(corpus.tolist()))
+    if len(names) < 2:
+        raise ConfigError(
+            f"protocol loco needs at least 2 corpora in the table; it has {len(names)} "
+            f"({', '.join(names)}): add data.sources (e.g. [{{corpus: cremad, root: PATH}}])"
+        )
+    unknown = [t for t in targets or [] if t not in names]
+    if unknown:
+        where = ", ".join(names)
+        raise ConfigError(f"eval.loco_targets: {unknown[0]!r} is not a corpus of the table ({where})")
+    return [
+        (np.flatnonzero(corpus != t).astype(np.int64), np.flatnonzero(corpus == t).astype(np.int64))
+        for t in sorted(set(targets or names))
+    ]
+
+
 def sequence_groups(table: pd.DataFrame) -> np.ndarray | None:
     """``(n,)`` recording-sequence id per row when the corpus knows it (CK+), else ``None``.
 
@@ -263,6 +321,18 @@ def inner_splits(
         Fewer than two groups in the training rows.
     """
     idx = np.asarray(train_idx, dtype=np.int64)
+    extra = idx[train_only_mask(table)[idx]]
+    if len(extra):
+        # train-only rows (data.extra_train) join every inner training part, never a validation one
+        inner = inner_splits(
+            table,
+            idx[~np.isin(idx, extra)],
+            speaker_independent=speaker_independent,
+            folds=folds,
+            seed=seed,
+            protocol=protocol,
+        )
+        return [(np.sort(np.concatenate([tr, extra])), va) for tr, va in inner]
     if protocol == "official_split":
         split = table["split"].astype(str).str.lower().to_numpy()[idx]
         fit, dev = idx[split == "train"], idx[split == "dev"]
@@ -291,39 +361,74 @@ def inner_splits(
     return [(np.sort(idx[tr]), np.sort(idx[va])) for tr, va in parts]
 
 
-def make_splits(table: pd.DataFrame, protocol: str = "loso", folds: int = 5, seed: int = 0) -> list[Fold]:
+def make_splits(
+    table: pd.DataFrame,
+    protocol: str = "loso",
+    folds: int = 5,
+    seed: int = 0,
+    *,
+    targets: list[str] | None = None,
+) -> list[Fold]:
     """Split ``table`` with a registered protocol and check the result.
+
+    Rows marked ``train_only`` (``data.extra_train``, :func:`train_only_mask`) are left
+    out of the split and appended to every fold's training rows: they are never tested.
 
     Parameters
     ----------
     table
         Sample table (needs ``speaker`` and ``emotion``), ``n`` rows.
     protocol
-        Registered splitter name (``loso``, ``group_kfold``, ``stratified_kfold``).
+        Registered splitter name (``loso``, ``group_kfold``, ``stratified_kfold``, ``loco``).
     folds
-        Number of folds (ignored by ``loso``).
+        Number of folds (ignored by ``loso`` and ``loco``).
     seed
         Shuffling seed.
+    targets
+        ``loco`` only: the corpora tested (``eval.loco_targets``).
 
     Returns
     -------
     list of (numpy.ndarray, numpy.ndarray)
-        ``(train_idx (n_train,), test_idx (n_test,))`` per fold; every row is
-        tested exactly once.
+        ``(train_idx (n_train,), test_idx (n_test,))`` per fold; every row but the
+        train-only ones is tested exactly once (``loco`` with targets: every target row).
 
     Raises
     ------
     ConfigError
         Unknown protocol (the message lists valid names), too few speakers
-        or samples for ``folds``.
+        or samples for ``folds``, ``targets`` with another protocol than ``loco``.
     """
     splitter = SPLITTERS.get(protocol)
-    out: list[Fold] = splitter(table, folds=folds, seed=seed)  # type: ignore[assignment]
+    extra = np.flatnonzero(train_only_mask(table))
+    core = np.setdiff1d(np.arange(len(table)), extra)  # (n_core,) rows the protocol splits
+    if len(core) == 0:
+        raise ConfigError("data.extra_train marks every row train-only; nothing is left to test")
+    sub = table.iloc[core].reset_index(drop=True) if len(extra) else table
+    if targets and protocol != "loco":
+        raise ConfigError(f"eval.loco_targets is for protocol loco only (protocol is {protocol!r})")
+    kw: dict[str, Any] = {"targets": list(targets)} if targets else {}
+    part: list[Fold] = splitter(sub, folds=folds, seed=seed, **kw)  # type: ignore[assignment]
+    out = [(np.sort(np.concatenate([core[tr], extra])).astype(np.int64), core[te]) for tr, te in part]
     tested = np.concatenate([te for _, te in out]) if out else np.array([], dtype=np.int64)
     if getattr(splitter, "tests_all", True) and (
-        len(tested) != len(table) or len(np.unique(tested)) != len(table)
+        len(tested) != len(core) or len(np.unique(tested)) != len(core)
     ):
         raise ConfigError(f"protocol {protocol!r} did not test every sample exactly once")
+    _check_folds_disjoint(table, protocol, out)
+    return out
+
+
+def train_only_mask(table: pd.DataFrame) -> np.ndarray:
+    """``(n,)`` bool: rows that are only ever training rows (column ``train_only``; none if absent)."""
+    if "train_only" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    return table["train_only"].fillna(False).astype(bool).to_numpy()
+
+
+def _check_folds_disjoint(table: pd.DataFrame, protocol: str, out: list[Fold]) -> None:
+    """No row, recording sequence, speaker (speaker-independent protocols) or corpus
+    (``loco``) on both sides of a fold."""
     for k, (tr, te) in enumerate(out):
         if len(np.intersect1d(tr, te)):
             raise ConfigError(f"protocol {protocol!r} fold {k} has rows in both train and test")
@@ -332,12 +437,14 @@ def make_splits(table: pd.DataFrame, protocol: str = "loso", folds: int = 5, see
         for k, (tr, te) in enumerate(out):
             if set(seqs[tr]) & set(seqs[te]):
                 raise ConfigError(f"protocol {protocol!r} fold {k} splits a recording sequence")
-    if is_speaker_independent(protocol):
-        speakers = table["speaker"].astype(str).to_numpy()
+    checks = [("speaker", is_speaker_independent(protocol)), ("corpus", protocol == "loco")]
+    for col, on in checks:
+        if not on:
+            continue
+        values = table[col].astype(str).to_numpy()
         for k, (tr, te) in enumerate(out):
-            if set(speakers[tr]) & set(speakers[te]):
-                raise ConfigError(f"protocol {protocol!r} fold {k} shares speakers between train and test")
-    return out
+            if set(values[tr]) & set(values[te]):
+                raise ConfigError(f"protocol {protocol!r} fold {k} shares a {col} between train and test")
 
 
 def group_holdout(groups: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -400,6 +507,19 @@ def describe_protocol(protocol: str, folds: int = 5) -> str:
     splitter = SPLITTERS.get(protocol)
     text = getattr(splitter, "describe", protocol)
     return text.format(folds=folds)
+
+
+def is_closed_set(protocol: str) -> bool:
+    """Whether folds of ``protocol`` are scored closed set (``loco``): only the labels
+    the fold's test rows (the target corpus) have may be predicted, and test rows whose
+    label no training row has are not scored (:mod:`mmfer.closedset`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown protocol.
+    """
+    return bool(getattr(SPLITTERS.get(protocol), "closed_set", False))
 
 
 def is_speaker_independent(protocol: str) -> bool:
