@@ -522,12 +522,14 @@ class FaceFeatureExtractor:
             feats = np.concatenate([feats, self.landmark_features(frames, crop_boxes)], axis=1)  # (T, D+136)
         res = FaceResult(feats, boxes, no_face, None if source is None else str(source), sampled)
         if no_face:
+            what = (
+                "left out (face.no_face=drop)"
+                if self.cfg.no_face == "drop"
+                else "used the nearest frame's face box or the centre square"
+                + (" (landmarks fitted in that box)" if self.cfg.landmarks else "")
+            )
             logger.warning(
-                "%s: no face found in %d/%d frames; used the nearest frame's face box or the centre square%s",
-                source or "<frames>",
-                no_face,
-                res.frames,
-                " (landmarks fitted in that box)" if self.cfg.landmarks else "",
+                "%s: no face found in %d/%d frames; %s", source or "<frames>", no_face, res.frames, what
             )
         return res
 
