@@ -307,3 +307,20 @@ def test_zero_shot_part_on_a_fixed_ckplus48_subset() -> None:
         if p.error is None:  # no face found: counted wrong
             hits += max(six, key=lambda c: p.probabilities[c]) == lab
     assert hits / 60 >= 0.70, f"{hits}/60"
+
+
+def test_cli_compose_with_a_zero_shot_face_part(assets, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from mmfer.inference.cli import main
+
+    out = tmp_path / "c.safetensors"
+    rc = main(["compose", f"voice={assets.checkpoint}", "face=zeroshot-face:fer2013", "--out", str(out),
+               "--temperature", "face=2"])  # fmt: skip
+    assert rc == 0
+    loaded = mmfer.load(out)
+    assert isinstance(loaded, ComposedPredictor)
+    face = next(p for p in loaded.parts if p.name == "face")
+    assert isinstance(face.predictor, ZeroShotFacePredictor) and face.temperature == 2.0
+    assert [h["name"] for h in face.predictor.heads] == ["fer2013"]
+    capsys.readouterr()
+    assert main(["predict", "-m", str(out), "--about"]) == 0
+    assert "provenance fer2013" in capsys.readouterr().out

