@@ -195,7 +195,9 @@ def test_fallback_to_fer2013_when_faceapi_weights_are_absent(
     assert "fetch_faceapi_weights.py" in caplog.text and "FER2013 head alone" in caplog.text
     assert [h["name"] for h in part.heads] == ["fer2013"]
     assert part.features_cfg.face.backbone == "fer2013"
-    assert "FALLBACK" in part.info()["about"] and part.info()["fallback"] == part.fallback
+    about = part.info()["about"]
+    assert "FALLBACK" in about and part.info()["fallback"] == part.fallback
+    assert "NOT IN USE" in about["provenance faceapi"] and "NOT IN USE" not in about["provenance fer2013"]
     # the result is the FER2013 head's own: frames of the fer2013 backbone (135 columns)
     frames = np.random.default_rng(2).normal(0, 2, (3, 135)).astype(np.float32)
     (pred,) = part.predict_features([SampleFeatures(face=frames)], ["x"])

@@ -249,8 +249,12 @@ class ZeroShotFacePredictor(Predictor):
             + ("; clip score: mean log-probability over the frames with a detected face, heads combined "
                "by their weighted mean log-probability"),
         }  # fmt: skip
-        for h in used:
-            notes[f"provenance {h['name']}"] = HEAD_PROVENANCE[h["name"]]
+        in_use = {h["name"] for h in used}
+        saved = self.saved.estimator
+        assert isinstance(saved, ZeroShotHeads)
+        for h in saved.heads:  # every head the part was built with, in use or not
+            off = "" if h["name"] in in_use else " [NOT IN USE here: its weights are missing, see FALLBACK]"
+            notes[f"provenance {h['name']}"] = HEAD_PROVENANCE[h["name"]] + off
         notes["domain"] = DOMAIN_CAVEATS
         if self.fallback:
             notes["FALLBACK"] = self.fallback
