@@ -239,6 +239,10 @@ class ZeroShotFacePredictor(Predictor):
         """The part as built (both heads even when running on the fallback)."""
         return self.saved.to_state()
 
+    def save(self, path: str | Path) -> Path:
+        """Write the part as built (see :meth:`checkpoint_state`) to ``path``."""
+        return self.saved.save(path)
+
     def about_notes(self) -> dict[str, str]:
         """Heads in use, their provenance and temperatures, domain caveats, the fallback if any."""
         used = self.heads
