@@ -326,3 +326,23 @@ def test_cli_compose_with_a_zero_shot_face_part(assets, tmp_path: Path, capsys) 
     capsys.readouterr()
     assert main(["predict", "-m", str(out), "--about"]) == 0
     assert "provenance fer2013" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_fusion_rules_hold_at_any_temperature(temperature: float) -> None:
+    """(a) agreement is kept and (b) a class one part lacks gets no free pass, whatever the temperatures."""
+    voice = Part(
+        "voice", _Labels(["neutral", "calm", "happy", "sad", "angry"]), {}, 1.0, temperature=temperature
+    )  # type: ignore[arg-type]
+    face = Part("face", _Labels(["happy", "sad", "angry", "surprised", "fearful"]), {}, 1.0)  # type: ignore[arg-type]
+    labels = ["neutral", "calm", "happy", "sad", "angry", "fearful", "surprised"]
+    qv = np.array([0.25, 0.15, 0.15, 0.30, 0.15])  # the issue's example: sad 0.30, neutral 0.25
+    qf = np.full(5, 0.20)  # face: sad 0.20, no opinion otherwise, no neutral
+    p, _ = fuse_scores([qv, qf], [voice, face], labels, "log")
+    assert labels[int(np.argmax(p))] == "sad"
+    rng = np.random.default_rng(4)
+    for _ in range(100):
+        qv, qf = rng.dirichlet(np.ones(5)), rng.dirichlet(np.ones(5))
+        qv[3], qf[1] = qv.max() + 0.2, qf.max() + 0.2  # both parts' top class: sad
+        p, _ = fuse_scores([qv / qv.sum(), qf / qf.sum()], [voice, face], labels, "log")
+        assert labels[int(np.argmax(p))] == "sad"
