@@ -302,7 +302,13 @@ def test_b0_random_init_is_seeded_finite_and_warns(caplog) -> None:
 
 
 def test_backbone_registry() -> None:
-    assert set(B.BACKBONES.names()) == {"efficientnet_lite0", "efficientnet_b0", "fer2013"}
+    assert set(B.BACKBONES.names()) == {
+        "efficientnet_lite0",
+        "efficientnet_b0",
+        "fer2013",
+        "faceapi",
+        "fer2013+faceapi",
+    }
     with pytest.raises(ConfigError, match="valid names"):
         B.create_backbone("resnet50")
 

@@ -331,12 +331,17 @@ def test_shipped_default_model_loads_and_says_what_it_is(capsys) -> None:  # typ
     model = mmfer.load(None)
     assert isinstance(model, ComposedPredictor)
     assert {p.name for p in model.parts} == {"face", "voice"}
-    assert model.coverage()["neutral"] == ["voice"] and model.coverage()["contempt"] == ["face"]
+    # the face part is the zero-shot in-the-wild part (pretrained heads, 7 classes; no calm, no contempt)
+    assert model.coverage()["calm"] == ["voice"] and "contempt" not in model.labels
+    assert model.coverage()["neutral"] == ["voice", "face"]
     face = next(p for p in model.parts if p.name == "face")
+    assert face.predictor.part_kind == "zeroshot-face"
     assert face.predictor.features_cfg.face.detector == "haar"
     assert main(["predict", "--about"]) == 0
     text = capsys.readouterr().out
-    assert "RAVDESS" in text and "CK+" in text and "licence" in text
+    assert "RAVDESS" in text and "licence" in text
+    assert "FER2013" in text and "face-api" in text and "MIT" in text and "frontal" in text
+    assert "may include CK+" in text  # CK+48 is no clean zero-shot test for face-api
 
 
 @pytest.mark.realdata

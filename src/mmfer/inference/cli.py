@@ -167,6 +167,16 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
+def _part_source(value: str) -> Any:
+    """A compose part: a checkpoint path, or ``zeroshot-face[:HEADS]`` (``fer2013``, ``faceapi``, by +)."""
+    if not value.startswith("zeroshot-face"):
+        return Path(value)
+    from mmfer.inference.zeroshot import zeroshot_face_predictor
+
+    heads = value.split(":", 1)[1].split("+") if ":" in value else ["fer2013", "faceapi"]
+    return zeroshot_face_predictor(heads)
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
     """``mmfer compose face=F.safetensors voice=V.safetensors --out M``: one decision-level model."""
     from mmfer.inference.compose import compose, labelled_clips
@@ -186,13 +196,25 @@ def cmd_compose(args: argparse.Namespace) -> int:
         part, rest = item.split(":", 1) if ":" in item else ("", item)
         k, v = rest.split("=", 1) if "=" in rest else ("note", rest)
         about.setdefault(part, {})[k] = v
-    model = compose({k: Path(v) for k, v in parts.items()}, label_maps=maps, weights=weights, mode=args.mode,
+    checkpoints = {k: _part_source(v) for k, v in parts.items()}
+    model = compose(checkpoints, label_maps=maps, weights=weights, mode=args.mode,
                     about=about, face_detector=args.face_detector)  # fmt: skip
+    for name, t in _pairs(args.temperature, "--temperature").items():
+        part = next((p for p in model.parts if p.name == name), None)
+        if part is None or not float(t) > 0:
+            raise MmferError(f"--temperature: no part {name!r}, or temperature {t!r} not > 0")
+        part.temperature = float(t)
     if args.fit_weights is not None:
         paths, labels = labelled_clips(args.fit_weights)
         res = model.fit_weights(paths, labels)
         print(f"weights fitted on {res['clips']} clip(s) of {args.fit_weights}: {res['weights']} "
               f"(mean log-likelihood {res['log_likelihood']:.3f}, accuracy {res['accuracy']:.3f})",
+              file=sys.stderr)  # fmt: skip
+    if args.fit_temperatures is not None:
+        paths, labels = labelled_clips(args.fit_temperatures)
+        res = model.fit_temperatures(paths, labels)  # refuses clips all from a zero-shot test corpus
+        print(f"temperatures fitted on {res['clips']} clip(s) of {args.fit_temperatures}: "
+              f"{res['temperatures']} (NLL {res['nll_before']:.3f} -> {res['nll_after']:.3f})",
               file=sys.stderr)  # fmt: skip
     path = model.save(args.out)
     print(f"composed model written to {path}")
@@ -311,8 +333,10 @@ def _add_compose(sub: argparse._SubParsersAction) -> None:
     """The ``compose`` subcommand."""
     p = sub.add_parser("compose", help="fuse unimodal checkpoints (different corpora) at the decision level")
     p.add_argument(
-        "parts", nargs="+", metavar="NAME=CHECKPOINT", help="e.g. face=ck.safetensors voice=rav.safetensors"
-    )
+        "parts", nargs="+", metavar="NAME=CHECKPOINT",
+        help="e.g. face=ck.safetensors voice=rav.safetensors; face=zeroshot-face[:fer2013+faceapi] is the "
+        "zero-shot face part (pretrained heads, nothing trained)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="destination .safetensors")
     p.add_argument(
         "--mode", choices=("log", "prob"), default="log", help="average log-probabilities or probabilities"
@@ -323,6 +347,11 @@ def _add_compose(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-weights", type=Path, default=None, metavar="DIR",
                    help="fit the weights on held-out labelled clips "
                    "(labels.csv, emotion sub-folders or RAVDESS names)")  # fmt: skip
+    p.add_argument("--temperature", action="append", default=[], metavar="NAME=T",
+                   help="part temperature: probabilities ** (1/T), renormalised (default 1)")  # fmt: skip
+    p.add_argument("--fit-temperatures", type=Path, default=None, metavar="DIR",
+                   help="fit one temperature per part (min NLL) on held-out labelled clips; "
+                   "refused when all come from a zero-shot test corpus (CK+48)")  # fmt: skip
     p.add_argument("--about-part", action="append", default=[], metavar="PART:KEY=TEXT",
                    help="description stored with a part (training data, accuracy, licence)")  # fmt: skip
     p.add_argument(

