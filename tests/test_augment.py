@@ -279,3 +279,22 @@ def test_neural_early_stopping_scores_real_rows_only(monkeypatch: pytest.MonkeyP
     ((n_train, n_val),) = sizes
     # 2 of 8 speakers held out: their 10 real rows are scored, their 10 copies dropped
     assert (n_train, n_val) == (60, 10)
+
+
+def test_augment_corpora_limits_which_clips_get_copies() -> None:
+    import pandas as pd
+
+    from mmfer.config import AugmentConfig, FeatureConfig
+    from mmfer.features.extract import _augmentable
+    from mmfer.features.units import Unit, plan_augmented
+    from mmfer.features.voice.augment import augment_key
+
+    table = pd.DataFrame({"id": ["a", "b", "c"], "corpus": ["ravdess", "cremad", "ravdess"]})
+    units = [Unit(i, "audio", "audio", f"{i}.wav") for i in table["id"]]
+    cfg = FeatureConfig(augment=AugmentConfig(copies=2, corpora=["ravdess"]))
+    picked = plan_augmented(_augmentable(units, table, cfg), 2)
+    assert sorted({u.sample_id for u in picked}) == ["a", "c"] and len(picked) == 4
+    every = FeatureConfig(augment=AugmentConfig(copies=2))
+    assert len(plan_augmented(_augmentable(units, table, every), 2)) == 6
+    # which corpora get copies does not change what a copy is (its cache key)
+    assert augment_key(cfg.augment) == augment_key(every.augment)

@@ -79,6 +79,10 @@ class AugmentConfig:
 
     #: Augmented copies per audio clip (0 = off; the copies are extracted only when > 0).
     copies: int = 0
+    #: Only clips of these corpora (the table's ``corpus`` column) get copies; empty = all.
+    #: E.g. ``[ravdess]`` in a cross-corpus table: CREMA-D clips that are only ever tested
+    #: would be augmented for nothing.
+    corpora: list[str] = field(default_factory=list)
     #: Seed; with the clip's content and the copy index it fixes every random draw.
     seed: int = 0
     #: Coloured noise (``AddColorNoise``): probability, SNR range (dB) and spectral decay

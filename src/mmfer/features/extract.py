@@ -247,7 +247,7 @@ def extract_features(
     mods = _checked_modalities(table, cfg, modalities)
     run = _Run(table, cfg, FeatureCache(cache_dir))
     units = plan_units(table, mods, asr=cfg.text.asr)
-    units += plan_augmented(units, cfg.augment.copies)  # train-time voice augmentation (if any)
+    units += plan_augmented(_augmentable(units, table, cfg), cfg.augment.copies)  # train-time copies
     todo = run.read_cached(units)  # 1. key every unit, read the cache
     if todo:
         run.compute(todo, progress=progress)  # 2. compute the rest
@@ -256,6 +256,17 @@ def extract_features(
 
 
 # --------------------------------------------------------------------------- one sample, in memory
+
+
+def _augmentable(units: list[Unit], table: pd.DataFrame, cfg: FeatureConfig) -> list[Unit]:
+    """The units whose clips get augmented copies: all, or those of ``augment.corpora``."""
+    keep = cfg.augment.corpora
+    if not keep or cfg.augment.copies <= 0:
+        return units
+    if "corpus" not in table.columns:
+        raise ConfigError("features.augment.corpora needs a corpus column in the sample table")
+    ids = set(table.loc[table["corpus"].astype(str).isin([str(c) for c in keep]), "id"].astype(str))
+    return [u for u in units if u.sample_id in ids]
 
 
 def _guarded(sf: SampleFeatures, modality: str, fn: Callable[[], dict[str, np.ndarray]], src: Any) -> None:

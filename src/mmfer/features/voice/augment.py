@@ -53,6 +53,7 @@ def augment_key(cfg: AugmentConfig) -> dict[str, Any]:
     """
     d = dataclasses.asdict(cfg)
     d.pop("copies")
+    d.pop("corpora")  # which clips get copies, not what a copy is
     return {**d, "version": AUGMENT_VERSION, "audiomentations": _library_version()}
 
 
