@@ -2,7 +2,8 @@
 
 Prints clips/s of audio extraction (decode included) for ~100 3-s clips, for MFCC
 (librosa), the Whisper tiny.en encoder (CTranslate2 int8; ``--whisper-variants`` adds
-float32 and 30 s padding) and eGeMAPS (when openSMILE is installed):
+float32, 30 s padding and all five encoder states from the PyTorch port, the cross-corpus
+front end of configs/crosscorpus.yaml) and eGeMAPS (when openSMILE is installed):
 the bare extractor in one process, then the cached runner
 (:func:`mmfer.features.extract_features`) with 1 and N workers and a fully cached
 re-run; then TF-IDF fit/transform docs/s for both idf variants.
@@ -151,6 +152,10 @@ def main() -> None:
         if args.whisper_variants:
             bench_extractor("whisper", paths, args.workers, whisper_compute_type="float32")
             bench_extractor("whisper", paths, args.workers, whisper_pad_30s=True)
+            # the cross-corpus front end: all five encoder states from the float32 PyTorch port
+            bench_extractor(
+                "whisper", paths, args.workers, whisper_layers=[0, 1, 2, 3, -1], whisper_frame_pool=5
+            )
         if importlib.util.find_spec("opensmile") is not None:
             bench_extractor("egemaps", paths, args.workers)
         else:

@@ -52,11 +52,12 @@ TARGET = ROOT / "src" / "mmfer" / "inference" / "default_model" / "default.safet
 
 COMMON = ["model.name=logreg", "eval.select=true", "eval.select_budget=3", "eval.inner_folds=3"]
 VOICE = [
-    "-c", "configs/ravdess.yaml", f"data.root={DATA / 'ravdess-speech-16k'}", "features.profile=default",
-    "features.cache_dir=runs/ravdess-audio/cache", "fusion.modalities=[audio]", "fusion.speaker_norm=none",
+    "-c", "configs/crosscorpus.yaml", f"data.root={DATA / 'ravdess-speech-16k'}",
+    f"data.sources=[{{corpus: cremad, root: {DATA / 'cremad-audio'}}}]",
     'data.options.exclude_speakers=["05"]',  # actor 05's videos are the unseen demo/bench clips
-    "fusion.steps=8", "fusion.audio_pool=mean",  # pinned: the config file's defaults may move
-    *COMMON, f"output_dir={OUT / 'voice'}",
+    "data.corpus_balance=balanced",  # 1380 RAVDESS clips weigh as much as 7442 CREMA-D ones
+    "fusion.modalities=[audio]", "fusion.speaker_norm=none", "eval.protocol=group_kfold",
+    "eval.settings=[]", *COMMON, f"output_dir={OUT / 'voice'}",
 ]  # fmt: skip
 ABOUT = {
     "voice": {

@@ -279,3 +279,22 @@ def test_audio_layers_view_keeps_chosen_blocks() -> None:
         Fuser(replace(cfg, audio_layers=[3], audio_block=4), TextConfig()).fit(feats)
     with pytest.raises(ConfigError, match="audio_block"):
         Fuser(replace(cfg, audio_layers=[0], audio_block=5), TextConfig()).fit(feats)
+
+
+def test_frame_normalisation_uses_each_frame_only() -> None:
+    from mmfer.fusion.fuser import frame_normalise
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 8)).astype(np.float32)
+    out = frame_normalise(a, 4)  # two 4-wide blocks per frame
+    blocks = out.reshape(5, 2, 4)
+    assert np.allclose(blocks.mean(axis=2), 0, atol=1e-5) and np.allclose(blocks.std(axis=2), 1, atol=1e-4)
+    # a frame's result does not depend on the other frames, and a gain on the clip cancels
+    np.testing.assert_allclose(frame_normalise(a[2:3], 4), out[2:3], atol=1e-6)
+    np.testing.assert_allclose(frame_normalise(7.0 * a + 3.0, 4), out, atol=1e-4)
+    feats = [_AudioOnly(a), _AudioOnly(3 * a)]
+    cfg = FusionConfig(modalities=["audio"], steps=1, standardise=False, balance=False)
+    on = Fuser(replace(cfg, audio_norm="frame", audio_block=4), TextConfig()).fit(feats)
+    x = on.transform(feats).x
+    np.testing.assert_allclose(x[0], x[1], atol=1e-5)  # the clip-level gain is gone
+    assert Fuser.from_state(on.get_state()).cfg.audio_norm == "frame"

@@ -316,6 +316,10 @@ class FusionConfig:
     #: Block width of those frames (the encoder's ``d_model``, 384 for tiny.en); needed
     #: when ``audio_layers`` is set.
     audio_block: int = 0
+    #: Per-utterance normalisation of the audio frames before anything is fitted: ``frame`` =
+    #: each frame's ``audio_block``-wide blocks z-scored over their own dimensions (uses that
+    #: frame only: no statistics of other clips or speakers); ``none`` = off. Searchable.
+    audio_norm: Literal["none", "frame"] = "none"
     #: Z-normalise each speaker's face/audio frames with that speaker's own mean/std
     #: (label-free; training speakers from their own training rows, so ``fit``/``transform``
     #: need the speaker ids). Where a *test* speaker's statistics come from (the

@@ -41,7 +41,7 @@ __all__ = [
 TEXT_PREFIX = "text."
 FUSION_PREFIX = "fusion."
 #: Fuser settings nested selection may search (the others define the experiment).
-SEARCHABLE_FUSION = ("audio_layers", "audio_pool", "steps")
+SEARCHABLE_FUSION = ("audio_layers", "audio_norm", "audio_pool", "steps")
 VARIANT_SEP = "@"
 SELECTION_METRICS = ("accuracy", "uar", "macro_f1", "weighted_f1")
 

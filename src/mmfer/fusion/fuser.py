@@ -94,6 +94,22 @@ def pool_stats(frames: np.ndarray, steps: int) -> np.ndarray:
 STD_FLOOR = 1e-6
 
 
+def frame_normalise(a: np.ndarray, width: int = 0) -> np.ndarray:
+    """Per-utterance normalisation: each frame's ``width``-wide blocks (all of it when 0)
+    z-scored over their own dimensions, ``(T, D)`` -> ``(T, D)``.
+
+    A LayerNorm without gain: it removes each frame's overall level and spread (recording
+    gain, channel, the residual stream's growth through the encoder) using that frame only,
+    so it needs no statistics of anybody else, test speakers included.
+    """
+    t, d = a.shape
+    w = width if width > 0 and d % width == 0 else d
+    blocks = a.reshape(t, d // w, w).astype(np.float64)  # (T, n_blocks, w)
+    mu = blocks.mean(axis=2, keepdims=True)
+    sd = np.maximum(blocks.std(axis=2, keepdims=True), STD_FLOOR)
+    return ((blocks - mu) / sd).reshape(t, d).astype(np.float32)
+
+
 def mean_std(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-dimension mean and floored standard deviation over all rows of ``arrays``.
 
@@ -244,7 +260,11 @@ class Fuser:
         that list), so nested selection can choose layers without extracting again.
         """
         picks, width = self.cfg.audio_layers, int(self.cfg.audio_block)
-        if modality != "audio" or a is None or not picks:
+        if modality != "audio" or a is None:
+            return a
+        if self.cfg.audio_norm == "frame":
+            a = frame_normalise(a, width)
+        if not picks:
             return a
         if width <= 0 or a.shape[1] % width or max(picks) >= a.shape[1] // width or min(picks) < 0:
             raise ConfigError(
@@ -494,6 +514,7 @@ class Fuser:
             "audio_pool": self.cfg.audio_pool,
             "audio_layers": list(self.cfg.audio_layers),
             "audio_block": int(self.cfg.audio_block),
+            "audio_norm": self.cfg.audio_norm,
             # a flag only: per-speaker statistics are recomputed from the rows being transformed
             "speaker_norm": self.cfg.speaker_norm,
             "dims": self.dims_,
@@ -519,6 +540,7 @@ class Fuser:
             audio_pool=state.get("audio_pool", "mean"),
             audio_layers=[int(i) for i in state.get("audio_layers", [])],
             audio_block=int(state.get("audio_block", 0)),
+            audio_norm=state.get("audio_norm", "none"),
             speaker_norm=bool(state.get("speaker_norm", False)),
         )
         fuser = cls(cfg, from_dict(TextConfig, state["text_cfg"]))
