@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from common import RESULTS, header, set_threads  # noqa: E402
-
 from mmfer.config import ExperimentConfig, load_config  # noqa: E402
 from mmfer.estimators.neural import LEGACY_NETWORK_SPACE  # noqa: E402
 from mmfer.pipeline import extract, load_corpus, prepare_cv, run_fold  # noqa: E402
@@ -126,8 +125,11 @@ def run_corpus(corpus: str, out: Path) -> None:
                 }
             )
             r = rows[-1]
-            print(f"{corpus} n={size:>2} {model:<8} {recipe:<6} acc={100 * r['accuracy']:.1f} "
-                  f"({r['seconds']} s) {r['params']}", flush=True)
+            print(
+                f"{corpus} n={size:>2} {model:<8} {recipe:<6} acc={100 * r['accuracy']:.1f} "
+                f"({r['seconds']} s) {r['params']}",
+                flush=True,
+            )
             pd.DataFrame(rows).to_csv(out, index=False)
     print(f"test actors: {test_actors}; training pool order: {pool[: max(SIZES)]}")
 
@@ -144,8 +146,11 @@ def render() -> None:
     for corpus, sub in df.groupby("corpus", sort=False):
         sizes = sorted(sub["train_actors"].unique())
         clips = {s: int(sub[sub.train_actors == s].train_clips.iloc[0]) for s in sizes}
-        lines += [f"## {corpus} ({int(sub.test_clips.iloc[0])} test clips of "
-                  f"{int(sub.test_actors.iloc[0])} held-out actors)", ""]
+        lines += [
+            f"## {corpus} ({int(sub.test_clips.iloc[0])} test clips of "
+            f"{int(sub.test_actors.iloc[0])} held-out actors)",
+            "",
+        ]
         lines.append("| model | " + " | ".join(f"{s} actors ({clips[s]} clips)" for s in sizes) + " |")
         lines.append("|---|" + "---:|" * len(sizes))
         for row, g in sub.groupby("row", sort=False):
@@ -156,8 +161,11 @@ def render() -> None:
         gap = " / ".join(f"{100 * (rm[s] - lr[s]):+.1f}" for s in sizes if s in rm and s in lr)
         lines += ["", f"rmlstm (recipe) minus logreg, points: {gap}", ""]
         ep = sub[sub.recipe == "recipe"][["model", "train_actors", "epochs_trained"]]
-        lines += ["Epochs trained (chosen on the inner folds): " + ", ".join(
-            f"{r.model}@{r.train_actors}={r.epochs_trained}" for r in ep.itertuples()), ""]
+        lines += [
+            "Epochs trained (chosen on the inner folds): "
+            + ", ".join(f"{r.model}@{r.train_actors}={r.epochs_trained}" for r in ep.itertuples()),
+            "",
+        ]
     lines += ["Selected settings per run: `learning_curve.csv` (column `params`).", ""]
     (RESULTS / "learning_curve.md").write_text("\n".join(lines))
     _figure(df)

@@ -89,7 +89,7 @@ def _check_config(cfg: TrainConfig) -> None:
 
 
 def _column_std(data: TensorData) -> torch.Tensor:
-    """``(F,)`` std of each input column over the valid steps of ``data`` (the scale of ``train.input_noise``)."""
+    """``(F,)`` std of each input column over the valid steps of ``data`` (scale of ``train.input_noise``)."""
     rows = data.x[data.mask]  # (valid steps, F)
     return rows.std(dim=0, unbiased=False) if len(rows) > 1 else torch.ones(data.x.shape[2])
 
@@ -188,7 +188,7 @@ class Trainer:
 
     @property
     def horizon(self) -> int:
-        """Epochs this fit trains: ``cfg.stop_epoch`` when set (at most ``cfg.epochs``), else ``cfg.epochs``."""
+        """Epochs this fit trains: ``cfg.stop_epoch`` if set (at most ``cfg.epochs``), else ``cfg.epochs``."""
         return min(self.cfg.stop_epoch, self.cfg.epochs) if self.cfg.stop_epoch > 0 else self.cfg.epochs
 
     @contextmanager

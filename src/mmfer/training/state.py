@@ -154,7 +154,8 @@ def load_train_state(trainer: Trainer, path: Path) -> None:
         raise DataError(path, f"checkpoint version {meta.get('version')} != supported {STATE_VERSION}")
     saved_cfg = meta["train"]
     now = to_dict(trainer.cfg)
-    keys = list(_TRAJECTORY_KEYS) + (["epochs"] if trainer.cfg.scheduler in ("cosine", "warmup_cosine") else [])
+    spans_epochs = trainer.cfg.scheduler in ("cosine", "warmup_cosine")
+    keys = list(_TRAJECTORY_KEYS) + (["epochs"] if spans_epochs else [])
     # a key missing from an older checkpoint had its default value then
     defaults = to_dict(TrainConfig())
     for k in keys:
