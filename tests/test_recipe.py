@@ -213,7 +213,7 @@ def test_stop_epoch_ends_training_early_with_the_schedule_of_all_epochs() -> Non
 def test_input_noise_changes_training_but_not_prediction() -> None:
     from mmfer.training import predict
 
-    a, ta = _fit()
+    _, ta = _fit()
     b, tb = _fit(input_noise=0.5)
     assert ta.history[-1]["train_loss"] != tb.history[-1]["train_loss"]
     data = _separable(seed=3)
