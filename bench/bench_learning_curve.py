@@ -16,6 +16,7 @@ Usage (from the repository root)::
 
     python bench/bench_learning_curve.py run --corpus ravdess   # -> bench/results/learning_curve_ravdess.csv
     python bench/bench_learning_curve.py run --corpus cremad    # -> bench/results/learning_curve_cremad.csv
+    python bench/bench_learning_curve.py run --corpus ravdess --seed 1   # another draw of the actors
     python bench/bench_learning_curve.py render                 # -> learning_curve.{md,png,csv}
 
 Model/fusion/training settings of every run are those of ``configs/ravdess.yaml`` (Whisper
@@ -77,18 +78,18 @@ def experiment(corpus: str, old: bool) -> ExperimentConfig:
     return cfg
 
 
-def actor_split(table: pd.DataFrame, n_test: int) -> tuple[list[str], list[str]]:
-    """``(test actors, training pool in draw order)``, both from one seeded permutation."""
+def actor_split(table: pd.DataFrame, n_test: int, seed: int = SEED) -> tuple[list[str], list[str]]:
+    """``(test actors, training pool in draw order)``, both from one permutation seeded ``seed``."""
     actors = sorted(table["speaker"].astype(str).unique())
-    perm = [actors[i] for i in np.random.default_rng(SEED).permutation(len(actors))]
+    perm = [actors[i] for i in np.random.default_rng(seed).permutation(len(actors))]
     return sorted(perm[:n_test]), perm[n_test:]
 
 
-def run_corpus(corpus: str, out: Path) -> None:
+def run_corpus(corpus: str, out: Path, seed: int = SEED) -> None:
     """Every model x size of ``corpus``; one CSV row per run (written as it goes)."""
     cfg = experiment(corpus, old=False)
     table = load_corpus(cfg.data)
-    test_actors, pool = actor_split(table, CORPORA[corpus][3])
+    test_actors, pool = actor_split(table, CORPORA[corpus][3], seed)
     keep = set(test_actors) | set(pool[: max(SIZES)])
     table = table[table["speaker"].astype(str).isin(keep)].reset_index(drop=True)
     t0 = time.perf_counter()
@@ -111,6 +112,7 @@ def run_corpus(corpus: str, out: Path) -> None:
             rows.append(
                 {
                     "corpus": corpus,
+                    "draw": seed,
                     "model": model,
                     "recipe": recipe,
                     "train_actors": size,
@@ -138,6 +140,8 @@ def render() -> None:
     """learning_curve.{csv,md,png} from the per-corpus CSVs."""
     parts = [pd.read_csv(p) for p in sorted(RESULTS.glob("learning_curve_*.csv"))]
     df = pd.concat(parts, ignore_index=True)
+    df["draw"] = df["draw"].fillna(SEED).astype(int) if "draw" in df else SEED
+    df["corpus"] = df["corpus"] + ", draw " + df["draw"].astype(str)
     df.to_csv(RESULTS / "learning_curve.csv", index=False)
     df["row"] = df["model"] + np.where(df["recipe"] == "-", "", " (" + df["recipe"] + ")")
     lines = header("Learning curves on small speaker-independent slices (issue 23)")
@@ -163,12 +167,39 @@ def render() -> None:
         ep = sub[sub.recipe == "recipe"][["model", "train_actors", "epochs_trained"]]
         lines += [
             "Epochs trained (chosen on the inner folds): "
-            + ", ".join(f"{r.model}@{r.train_actors}={r.epochs_trained}" for r in ep.itertuples()),
+            + ", ".join(f"{r.model}@{r.train_actors}={int(r.epochs_trained)}" for r in ep.itertuples()),
             "",
         ]
+    lines += _mean_over_draws(df)
     lines += ["Selected settings per run: `learning_curve.csv` (column `params`).", ""]
     (RESULTS / "learning_curve.md").write_text("\n".join(lines))
     _figure(df)
+
+
+def _mean_over_draws(df: pd.DataFrame) -> list[str]:
+    """Markdown: per corpus, the mean accuracy over the draws that ran every size, and rmlstm - logreg."""
+    lines: list[str] = []
+    base = df["corpus"].str.split(",").str[0]
+    for corpus in dict.fromkeys(base):
+        sub = df[base == corpus]
+        sizes = sorted(sub["train_actors"].unique())
+        done = [d for d, g in sub.groupby("draw") if set(g.train_actors) == set(sizes)]
+        if len(done) < 2:
+            continue
+        sub = sub[sub.draw.isin(done)]
+        mean = sub.groupby(["row", "train_actors"], sort=False).accuracy.mean().unstack()
+        lines += [f"## {corpus}, mean over draws {done}", ""]
+        lines.append("| model | " + " | ".join(f"{s} actors" for s in sizes) + " |")
+        lines.append("|---|" + "---:|" * len(sizes))
+        for row in dict.fromkeys(sub["row"]):
+            lines.append(f"| {row} | " + " | ".join(f"{100 * mean.loc[row, s]:.1f}" for s in sizes) + " |")
+        gap = mean.loc["rmlstm (recipe)"] - mean.loc["logreg"]
+        lines += [
+            "",
+            "rmlstm (recipe) minus logreg, points: " + " / ".join(f"{100 * gap[s]:+.1f}" for s in sizes),
+        ]
+        lines.append("")
+    return lines
 
 
 def _figure(df: pd.DataFrame) -> None:
@@ -198,11 +229,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["run", "render", "all"], nargs="?", default="all")
     ap.add_argument("--corpus", choices=sorted(CORPORA), action="append")
+    ap.add_argument("--seed", type=int, default=SEED, help="draw of the test actors and training order")
     args = ap.parse_args()
     set_threads(1)
     if args.what in ("run", "all"):
         for corpus in args.corpus or sorted(CORPORA):
-            run_corpus(corpus, RESULTS / f"learning_curve_{corpus}.csv")
+            tag = "" if args.seed == SEED else f"_s{args.seed}"
+            run_corpus(corpus, RESULTS / f"learning_curve_{corpus}{tag}.csv", args.seed)
     if args.what in ("render", "all"):
         render()
 
