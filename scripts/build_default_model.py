@@ -50,7 +50,7 @@ DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "default-model"
 TARGET = ROOT / "src" / "mmfer" / "inference" / "default_model" / "default.safetensors"
 
-COMMON = ["model.name=logreg", "eval.select=true", "eval.select_budget=3", "eval.inner_folds=3"]
+COMMON = ["model.name=logreg", "eval.select=true", "eval.select_budget=6", "eval.inner_folds=2"]
 VOICE = [
     "-c", "configs/crosscorpus.yaml", f"data.root={DATA / 'ravdess-speech-16k'}",
     f"data.sources=[{{corpus: cremad, root: {DATA / 'cremad-audio'}}}]",

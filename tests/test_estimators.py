@@ -136,6 +136,9 @@ def test_any_import_of_the_package_registers_every_estimator() -> None:
 MOGRIFIERS = ["rmlstm", "mlstm", "rmlstm_gate", "rmlstm_layers", "rmlstm_hfirst"]
 NETWORKS = [*MOGRIFIERS, "lstm", "rnn", "mlp", "transformer"]
 SHARED = {"lr", "hidden_size", "dropout", "epochs", "weight_decay", "input_proj"}
+# the small-data recipe (TrainConfig fields searched on top)
+RECIPE = {"scheduler", "label_smoothing", "ema", "input_noise", "batch_size"}
+SHARED |= RECIPE
 
 
 def test_each_family_declares_its_own_space() -> None:
@@ -145,11 +148,11 @@ def test_each_family_declares_its_own_space() -> None:
     for name in NETWORKS:
         keys = set(create_estimator(name).search_space)
         if name in MOGRIFIERS:
-            assert keys == SHARED | {"mogrify_rounds"} and sizes[name] == 128, name
+            assert keys == SHARED | {"mogrify_rounds"} and sizes[name] == 4608, name
         elif name == "transformer":
-            assert keys == SHARED | {"num_heads"} and sizes[name] == 128, name
+            assert keys == SHARED | {"num_heads"} and sizes[name] == 4608, name
         else:
-            assert keys == SHARED and sizes[name] == 64, name
+            assert keys == SHARED and sizes[name] == 2304, name
     for name in ALL:  # late fusion searches its base's space
         if name != "majority":
             assert create_estimator(f"late_{name}").search_space == create_estimator(name).search_space
@@ -159,7 +162,7 @@ def test_each_family_declares_its_own_space() -> None:
 def test_every_value_of_a_network_space_builds(name: str) -> None:
     """Model-specific keys are accepted by create_estimator and by the network they configure."""
     space = create_estimator(name).search_space
-    for key in sorted(set(space) - {"lr", "dropout", "epochs", "weight_decay"}):
+    for key in sorted(set(space) - {"lr", "dropout", "epochs", "weight_decay"} - RECIPE):
         for value in space[key]:
             est = create_estimator(name, **{**FAST, "hidden_size": space["hidden_size"][0], key: value})
             assert est.params[key] == value and est.model_cfg.__dict__[key] == value
@@ -216,9 +219,9 @@ def test_candidate_grid_rules_and_selection_reach() -> None:
     assert (sel.tried, sel.space_size) == (3, 3)
     space = create_estimator("transformer").search_space
     sel = select(candidate_grid(space, 4, 0, model="transformer"), lambda p: p["lr"])
-    assert (sel.tried, sel.space_size) == (4, 128) and sel.reach == 4 / 128
+    assert (sel.tried, sel.space_size) == (4, 4608) and sel.reach == 4 / 4608
     only = select(candidate_grid(space, 1, 0, model="transformer"), lambda p: 1 / 0)  # not scored
-    assert (only.tried, only.space_size, only.scores) == (1, 128, [])
+    assert (only.tried, only.space_size, only.scores) == (1, 4608, [])
 
 
 def test_neural_early_stopping_holds_out_whole_speakers(monkeypatch: pytest.MonkeyPatch) -> None:

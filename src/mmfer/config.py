@@ -374,7 +374,7 @@ class TrainConfig:
     patience: int = 8
     #: Fraction of training *speakers* held out for validation (0 = none).
     val_fraction: float = 0.15
-    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    scheduler: Literal["cosine", "warmup_cosine", "plateau", "none"] = "cosine"
     class_weighted: bool = True
     seed: int = 0
     #: Write a checkpoint every N epochs (and always the best one).
@@ -388,6 +388,18 @@ class TrainConfig:
     #: (never every modality of a sample), so a model fitted on all modalities still
     #: works when one is missing. 0 = off; never applied at evaluation or prediction.
     modality_dropout: float = 0.0
+    #: Stop after this many epochs while the lr schedule still spans ``epochs`` (0 = all
+    #: ``epochs``); set per fold by the inner epoch selection (:mod:`mmfer.epoch_selection`).
+    stop_epoch: int = 0
+    #: ``warmup_cosine`` only: linear warm-up over this fraction of ``epochs`` (at least 1 epoch).
+    warmup_frac: float = 0.1
+    #: Label smoothing of the training loss (0 = plain cross entropy).
+    label_smoothing: float = 0.0
+    #: Exponential moving average of the weights, time constant in epochs (0 = off); validation,
+    #: the per-epoch scores and the fitted model use the averaged weights.
+    ema: float = 0.0
+    #: Std of Gaussian noise added to the (standardised) valid input steps of training batches.
+    input_noise: float = 0.0
 
 
 @dataclass
@@ -423,6 +435,10 @@ class EvalConfig:
     select_budget: int = 4
     #: Inner folds (speaker-grouped under speaker-independent protocols).
     inner_folds: int = 3
+    #: Networks: every inner fit scores the inner validation rows after each epoch and the
+    #: epoch count with the best mean inner score is trained on the outer training rows (no
+    #: early-stopping carve-out). False = each candidate's ``epochs`` with ``train.patience``.
+    select_epochs: bool = True
     #: Search spaces replacing the declared ones: ``{estimator name | "neural": {param: [values]}}``;
     #: ``all: {fusion.audio_layers: [...]}`` adds fuser settings to every model's space.
     search: dict[str, Any] = field(default_factory=dict)

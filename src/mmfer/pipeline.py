@@ -39,6 +39,7 @@ from mmfer.config import (
 )
 from mmfer.data.balance import balanced_rows
 from mmfer.emotions import label_order
+from mmfer.epoch_selection import EpochScorer, selects_epochs
 from mmfer.errors import ConfigError
 from mmfer.estimators import Estimator
 from mmfer.estimators.neural import NeuralEstimator
@@ -292,7 +293,8 @@ def select_settings(
     training rows and scored on the inner validation rows of
     :func:`mmfer.data.splits.inner_splits`, which are all drawn from
     ``train_idx``; the outer test rows are never passed in. Candidates are scored
-    with ``eval.headline_metric``; ``text.*`` settings go to the fold's Fuser.
+    with ``eval.headline_metric``; ``text.*`` settings go to the fold's Fuser. A network's
+    epoch count comes from per-epoch inner scores (:mod:`mmfer.epoch_selection`).
     """
     from mmfer.data.splits import inner_splits, is_speaker_independent
     from mmfer.estimators.selection import candidate_grid, select
@@ -301,7 +303,7 @@ def select_settings(
     # Each model draws with its own seed (and each fold anew), so models with the same space
     # do not all try the same settings; the budget is the same for every model.
     cands = candidate_grid(space, cfg.eval.select_budget, seed=cfg.eval.seed + fold, model=estimator.name)
-    if len(cands) <= 1:
+    if len(cands) <= 1 and not selects_epochs(estimator, cfg):
         return select(cands, lambda p: 0.0)
     inner = inner_splits(
         table,
@@ -311,6 +313,9 @@ def select_settings(
         seed=cfg.eval.seed + fold,
         protocol=protocol,
     )
+    if selects_epochs(estimator, cfg):
+        scorer = EpochScorer(table, feats, inner, estimator, cfg, labels, fusion_cfg, records, fold)
+        return scorer.finish(select(cands, scorer))
 
     def score(params: dict[str, Any]) -> float:
         accs = []

@@ -28,7 +28,14 @@ from mmfer.models.recurrent import MogrifierLSTMModel
 from mmfer.models.transformer import TransformerModel
 from mmfer.registry import MODELS
 
-__all__ = ["FAMILY_SPACES", "NETWORK_SPACE", "NeuralEstimator", "network_space", "split_params"]
+__all__ = [
+    "FAMILY_SPACES",
+    "LEGACY_NETWORK_SPACE",
+    "NETWORK_SPACE",
+    "NeuralEstimator",
+    "network_space",
+    "split_params",
+]
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "name")
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -43,14 +50,36 @@ def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return model, train
 
 
-#: Settings every network is searched over (2 values each: 64 combinations).
+#: Settings every network is searched over (the training recipe; 2304 combinations).
+#: ``epochs`` is the length of the lr schedule: how many of them the outer fit trains
+#: (``stop_epoch``) is chosen from the per-epoch inner scores (``eval.select_epochs``).
 NETWORK_SPACE: dict[str, list[Any]] = {
+    "lr": [1e-3, 3e-3],
+    "hidden_size": [64, 128],
+    "dropout": [0.2, 0.5],
+    "epochs": [30],
+    # AdamW's decoupled decay, up to strong regularisation for a few hundred clips
+    "weight_decay": [1e-3, 1e-2, 1e-1],
+    # a learned projection of the fused vector first, sized to the data
+    "input_proj": [32, 64, 128],
+    "scheduler": ["cosine", "warmup_cosine"],
+    "label_smoothing": [0.0, 0.1],
+    # weight average, time constant in epochs (0 = off)
+    "ema": [0.0, 2.0],
+    # Gaussian noise while training, relative to each input column's spread
+    "input_noise": [0.0, 0.5],
+    # more (smaller) steps per epoch
+    "batch_size": [16, 32],
+}
+
+#: The search space before the small-data recipe (2 values each: 64 combinations), kept
+#: to compare the two on the same folds (``eval.search.neural``, ``eval.select_epochs=false``).
+LEGACY_NETWORK_SPACE: dict[str, list[Any]] = {
     "lr": [1e-3, 3e-3],
     "hidden_size": [64, 128],
     "dropout": [0.2, 0.5],
     "epochs": [10, 25],
     "weight_decay": [1e-4, 1e-2],
-    # 0 = the fused vector enters the network as is; 64 = a learned projection first
     "input_proj": [0, 64],
 }
 
@@ -106,6 +135,8 @@ class NeuralEstimator(Estimator):
         self.out_dir: str | Path | None = None
         #: Input width F of the fitted/loaded network (0 = unknown).
         self._in_features = 0
+        #: Extra training-loop hooks of the next fit (not copied by :meth:`clone`).
+        self.extra_hooks: list[Any] = []
 
     def default_params(self) -> dict[str, Any]:
         """Every :class:`ModelConfig` and :class:`TrainConfig` field at its default (progress off)."""
@@ -165,7 +196,7 @@ class NeuralEstimator(Estimator):
                 torch.from_numpy(x[rows]), torch.from_numpy(mask[rows]), torch.from_numpy(y[rows])
             )
 
-        hooks: list[Hook] = []
+        hooks: list[Hook] = list(self.extra_hooks)
         if tcfg.modality_dropout > 0:
             from mmfer.training.modality_dropout import ModalityDropout
 

@@ -25,7 +25,8 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,25 @@ def _check_config(cfg: TrainConfig) -> None:
         "train.checkpoint_every": cfg.checkpoint_every >= 1,
         "train.threads": cfg.threads >= 0,
         "train.modality_dropout": 0.0 <= getattr(cfg, "modality_dropout", 0.0) < 1.0,
+        "train.stop_epoch": cfg.stop_epoch >= 0,
+        "train.warmup_frac": 0.0 <= cfg.warmup_frac < 1.0,
+        "train.label_smoothing": 0.0 <= cfg.label_smoothing < 1.0,
+        "train.ema": cfg.ema >= 0,
+        "train.input_noise": cfg.input_noise >= 0,
     }
     for key, ok in problems.items():
         if not ok:
             value = getattr(cfg, key.split(".", 1)[1])
             raise ConfigError(f"{key}: invalid value {value!r}")
-    if cfg.scheduler not in ("cosine", "plateau", "none"):
-        raise ConfigError(f"train.scheduler: {cfg.scheduler!r} is not one of ['cosine', 'plateau', 'none']")
+    schedulers = ("cosine", "warmup_cosine", "plateau", "none")
+    if cfg.scheduler not in schedulers:
+        raise ConfigError(f"train.scheduler: {cfg.scheduler!r} is not one of {list(schedulers)}")
+
+
+def _column_std(data: TensorData) -> torch.Tensor:
+    """``(F,)`` std of each input column over the valid steps of ``data`` (scale of ``train.input_noise``)."""
+    rows = data.x[data.mask]  # (valid steps, F)
+    return rows.std(dim=0, unbiased=False) if len(rows) > 1 else torch.ones(data.x.shape[2])
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -144,6 +157,12 @@ class Trainer:
         self.train_seconds = 0.0
         self.resumed_from = 0
         self._active_hooks: list[Hook] = []
+        #: Weight average (``train.ema``): its tensors, the per-step decay and the raw weights
+        #: while the average is swapped in (:meth:`averaged_weights`).
+        self.ema_state: dict[str, torch.Tensor] | None = None
+        self.ema_decay = 0.0
+        self._raw_state: dict[str, torch.Tensor] | None = None
+        self.noise_scale = torch.ones(1)
 
     # ------------------------------------------------------------------ properties
 
@@ -165,7 +184,37 @@ class Trainer:
     @property
     def finished(self) -> bool:
         """All epochs done or early stopping triggered (a resume has nothing left to do)."""
-        return self.epoch >= self.cfg.epochs or self.stop_reason == "early_stopping"
+        return self.epoch >= self.horizon or self.stop_reason == "early_stopping"
+
+    @property
+    def horizon(self) -> int:
+        """Epochs this fit trains: ``cfg.stop_epoch`` if set (at most ``cfg.epochs``), else ``cfg.epochs``."""
+        return min(self.cfg.stop_epoch, self.cfg.epochs) if self.cfg.stop_epoch > 0 else self.cfg.epochs
+
+    @contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Inside: the model holds the weight average (``train.ema``; no-op when off)."""
+        if self.ema_state is None or self.model is None or self._raw_state is not None:
+            yield
+            return
+        self._raw_state = _clone_state(self.model)
+        self.model.load_state_dict(self.ema_state)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(self._raw_state)
+            self._raw_state = None
+
+    def _update_average(self) -> None:
+        """One EMA step over the floating-point tensors (others copied)."""
+        assert self.model is not None and self.ema_state is not None
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                avg = self.ema_state[k]
+                if avg.is_floating_point():
+                    avg.mul_(self.ema_decay).add_(v.detach(), alpha=1.0 - self.ema_decay)
+                else:
+                    avg.copy_(v)
 
     def request_stop(self, reason: str = "requested") -> None:
         """Ask the loop to stop after the current epoch (callable from hooks)."""
@@ -242,6 +291,12 @@ class Trainer:
         self.model = model.to(self.device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = make_scheduler(cfg, self.optimizer)
+        self.noise_scale = _column_std(train) if cfg.input_noise > 0 else torch.ones(1)
+        if cfg.ema > 0:
+            # time constant of cfg.ema epochs whatever the number of batches per epoch
+            steps = max(1, math.ceil(len(train) / (cfg.batch_size * max(1, self.world_size))))
+            self.ema_decay = math.exp(-1.0 / (cfg.ema * steps))
+            self.ema_state = _clone_state(model)
         self.class_weight = (
             class_weights(train.y, self.num_classes) if cfg.class_weighted else torch.ones(self.num_classes)
         ).to(self.device)
@@ -269,6 +324,8 @@ class Trainer:
         """Load the best weights into ``model`` (eval mode), build the result, run ``on_fit_end``."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+        elif self.ema_state is not None:
+            model.load_state_dict(self.ema_state)
         model.eval()
         result = TrainResult(
             history=[dict(r) for r in self.history],
@@ -293,14 +350,14 @@ class Trainer:
         show = cfg.progress and self.is_main and sys.stderr.isatty()
         # Off a terminal tqdm is silent: a log line at most every 30 s (elapsed, ETA) instead.
         beat = Heartbeat(
-            cfg.epochs,
+            self.horizon,
             "train epoch",
             every_s=30.0,
             enabled=None if cfg.progress and self.is_main else False,
             initial=self.epoch,
         )
         with tqdm(
-            total=cfg.epochs, initial=self.epoch, disable=not show, unit="epoch", desc="train", leave=False
+            total=self.horizon, initial=self.epoch, disable=not show, unit="epoch", desc="train", leave=False
         ) as bar:
             while not self.finished and self.stop_reason is None:
                 for h in hooks:
@@ -309,9 +366,10 @@ class Trainer:
                 t0 = time.perf_counter()
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 train_loss, train_acc = self._train_epoch(net, train, epoch)
-                val_loss, val_acc = self._evaluate(val) if val is not None else (None, None)
+                with self.averaged_weights():
+                    val_loss, val_acc = self._evaluate(val) if val is not None else (None, None)
+                    self._track_best(epoch, val_loss)
                 step_scheduler(self.cfg, self.scheduler, train_loss if val_loss is None else val_loss)
-                self._track_best(epoch, val_loss)
                 seconds = time.perf_counter() - t0
                 self.epoch = epoch
                 self.train_seconds += seconds
@@ -364,8 +422,12 @@ class Trainer:
             x, mask, y = x.to(self.device), mask.to(self.device), y.to(self.device)  # (B,T,F), (B,T), (B,)
             for h in self._active_hooks:
                 x, mask = h.transform_batch(self, x, mask)  # training-time augmentation only
+            if cfg.input_noise > 0:  # relative to each column's spread, valid steps only
+                x = x + cfg.input_noise * self.noise_scale * torch.randn_like(x) * mask[..., None]
             logits = net(x, mask)  # (B, C)
-            per = F.cross_entropy(logits, y, weight=self.class_weight, reduction="none")  # (B,) = w_y * nll
+            per = F.cross_entropy(
+                logits, y, weight=self.class_weight, reduction="none", label_smoothing=cfg.label_smoothing
+            )  # (B,) = w_y * nll (smoothed)
             wsum = self.class_weight[y].sum()
             # Equals cross_entropy(reduction="mean") with weights; kept split to aggregate exactly.
             loss = per.sum() / wsum
@@ -380,6 +442,8 @@ class Trainer:
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.last_grad_norm = float(norm)
             self.optimizer.step()
+            if self.ema_state is not None:
+                self._update_average()
             with torch.no_grad():
                 sums += torch.stack(
                     [

@@ -53,6 +53,10 @@ _TRAJECTORY_KEYS: tuple[str, ...] = (
     "class_weighted",
     "seed",
     "modality_dropout",
+    "warmup_frac",
+    "label_smoothing",
+    "ema",
+    "input_noise",
 )
 
 
@@ -91,6 +95,8 @@ def train_state(trainer: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, An
     tensors = with_prefix("model", trainer.model.state_dict())
     if trainer.best_state is not None:
         tensors |= with_prefix("best", trainer.best_state)
+    if trainer.ema_state is not None:
+        tensors |= with_prefix("ema", trainer.ema_state)
     opt_tensors, opt_meta = optimizer_state_to_flat(trainer.optimizer.state_dict(), prefix="optim")
     tensors |= opt_tensors
     for r, states in enumerate(rng):
@@ -148,7 +154,8 @@ def load_train_state(trainer: Trainer, path: Path) -> None:
         raise DataError(path, f"checkpoint version {meta.get('version')} != supported {STATE_VERSION}")
     saved_cfg = meta["train"]
     now = to_dict(trainer.cfg)
-    keys = list(_TRAJECTORY_KEYS) + (["epochs"] if trainer.cfg.scheduler == "cosine" else [])
+    spans_epochs = trainer.cfg.scheduler in ("cosine", "warmup_cosine")
+    keys = list(_TRAJECTORY_KEYS) + (["epochs"] if spans_epochs else [])
     # a key missing from an older checkpoint had its default value then
     defaults = to_dict(TrainConfig())
     for k in keys:
@@ -171,6 +178,9 @@ def load_train_state(trainer: Trainer, path: Path) -> None:
         trainer.scheduler.load_state_dict(meta["scheduler"])
     best = strip_prefix("best", tensors)
     trainer.best_state = {k: v.to(trainer.device) for k, v in best.items()} or None
+    ema = strip_prefix("ema", tensors)
+    if ema and trainer.ema_state is not None:
+        trainer.ema_state = {k: v.to(trainer.device) for k, v in ema.items()}
     trainer.epoch = int(meta["epoch"])
     trainer.history = list(meta["history"])
     trainer.best_epoch = int(meta["best_epoch"])
