@@ -7,9 +7,10 @@ EmoBox 4-class setting. Variants:
 
 * ``selected layers``: the report's own front end (all five Whisper tiny.en encoder states
   extracted; the view, last state or all five, chosen per fold on inner splits);
-* ``all layers (fixed)`` / ``last layer (fixed)``: the view fixed to all five / the final output;
+* ``all layers (fixed)`` / ``last layer (fixed)``: the view fixed to all five / the final output
+  (the pooling still chosen by the inner folds);
 * ``CTranslate2 final layer (old front end)``: the shipped front end before issue 20 (int8
-  final output at 50 frames/s, no layer view);
+  final output at 50 frames/s, no layer view, mean pooling, only C searched);
 * ``+ per-utterance normalisation``: each frame's 384-wide blocks z-scored over their own
   dimensions (``fusion.audio_norm=frame``: uses that frame only);
 * ``+ augmentation (2 copies)``: 2 augmented copies of every RAVDESS clip (``features.augment``,
@@ -39,8 +40,14 @@ ALL = "[[0,1,2,3,4]]"
 
 
 def view(layers: str) -> str:
-    """The override fixing the layer view (a YAML mapping: the key holds a dot)."""
-    return 'eval.search={"all": {"fusion.audio_layers": ' + layers + "}}"
+    """The override fixing the layer view, the pooling still searched (a YAML mapping: keys hold dots)."""
+    return (
+        'eval.search={"all": {"fusion.audio_pool": ["mean", "clipstats"], "fusion.audio_layers": '
+        + layers
+        + "}}"
+    )
+
+
 LOCO: dict[str, list[str]] = {
     "selected layers (report's front end)": [],
     "all layers (fixed)": [view(ALL)],

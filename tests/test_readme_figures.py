@@ -355,7 +355,7 @@ def _meld(model: str, column: str = "weighted_f1_mean_pct") -> Src:
 
 FUSION = "fusion_synthetic.md"
 ACTOR05 = "actor05.md"
-SHIPPED = "14 audio-video clips*"  # the row of the newest actor05 table (the shipped model, zero-shot face)
+SHIPPED = "14 AV clips, shipped model of 2026-12-04*"  # the row of the newest actor05 table (the shipped model)
 SLASH4 = rf"{NUM} / {NUM} / {NUM} / {NUM} / {NUM}"
 
 FIGURES: list[Figure] = [

