@@ -97,7 +97,7 @@ def loco_rows(name: str, folder: Path) -> list[dict[str, str]]:
     rows = []
     for path in sorted((folder / "report").glob("*.csv")):
         with path.open() as f:
-            rows += [dict(r, variant=name) for r in csv.DictReader(f) if "accuracy_pct" in r]
+            rows += [dict(r, variant=name) for r in csv.DictReader(f) if "model" in r and "accuracy_pct" in r]
     return rows
 
 
@@ -116,6 +116,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "crosscorpus_ablations.md")
     ap.add_argument("--skip-within", action="store_true")
     ap.add_argument("--only", nargs="*", default=None, help="run only variants whose name contains these")
+    ap.add_argument("--render-only", action="store_true", help="run nothing: tabulate the finished runs")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from mmfer.provenance import code_version
@@ -123,7 +124,7 @@ def main() -> int:
     loco: list[dict[str, str]] = []
     for name, over in LOCO.items():
         folder = OUT / slug(name)
-        if a.only is None or any(k in name for k in a.only):
+        if not a.render_only and (a.only is None or any(k in name for k in a.only)):
             run(["report", *BASE, *over], folder)
         loco += loco_rows(name, folder)  # rows of earlier runs too, each with its code version
     within: list[dict[str, str]] = []
@@ -131,7 +132,7 @@ def main() -> int:
         for name, over in WITHIN_VARIANTS.items():
             folder = OUT / ("within-" + slug(name))
             for model in ("logreg", "majority"):
-                if a.only is None or any(k in name for k in a.only):
+                if not a.render_only and (a.only is None or any(k in name for k in a.only)):
                     run(["evaluate", *WITHIN, *over, f"model.name={model}"], folder)
                 within.append(within_row(name, folder, model))
     lines = [
@@ -140,8 +141,9 @@ def main() -> int:
         f"Written at code version {code_version()} (each row's own version is in its last column);",
         "command: `python bench/crosscorpus_ablations.py`",
         "(variants and their overrides in the script's docstring). Logistic-regression probe with",
-        "nested selection of C (select_budget 4, 2 speaker-grouped inner folds of the training",
-        "corpus), no test-speaker statistics.",
+        "nested selection of C and the fuser settings the variant leaves open (configs/crosscorpus.yaml:",
+        "6 candidates, 2 speaker-grouped inner folds of the training corpus; the within-RAVDESS rows",
+        "2 candidates), no test-speaker statistics.",
         "",
         "## Leave-one-corpus-out (closed set) and the EmoBox 4-class list",
         "",

@@ -32,6 +32,7 @@ README = ROOT / "README.md"
 RAV = "docs/reports/ravdess"
 CKP = "docs/reports/ckplus48"
 MELD = "docs/reports/meld"
+XC = "docs/reports/crosscorpus"
 DEFAULT_MODEL = "src/mmfer/inference/default_model/default.safetensors"
 NUM = r"(-?\d+(?:\.\d+)?)"
 
@@ -44,7 +45,8 @@ BLOCKS: dict[str, tuple[str, str]] = {
     "ckplus48": ("**CK+48**", "**Ablation**"),
     "ablation": ("**Ablation**", "What this says"),
     "says": ("What this says", "**MELD text**"),
-    "meld": ("**MELD text**", "**Real video**"),
+    "meld": ("**MELD text**", "**Cross-corpus**"),
+    "crosscorpus": ("**Cross-corpus**", "**Real video**"),
     "video": ("**Real video**", "The paper reports"),
     "paper": ("The paper reports", "## The shipped default model"),
     "default_model": ("## The shipped default model", "## Front ends"),
@@ -68,6 +70,7 @@ CODE_VERSIONS: dict[str, str] = {
     RAV: "0.1.0+3fb352c4034d",
     CKP: "0.1.0+3fb352c4034d",
     MELD: "0.1.0+b1ef58c0ee92",
+    XC: "0.1.0+ccf2697bd6d9",
 }
 
 
@@ -349,13 +352,23 @@ def _md(file: str, column: str, part: int = 0, **where: str) -> Src:
     return Src(f"bench/results/{file}", column, tuple(where.items()), kind="md", part=part)
 
 
+def _xc(model: str, train: str, test: str, setting: str = "loco") -> Src:
+    """Accuracy of ``model`` trained on ``train`` and tested on ``test`` in the cross-corpus report."""
+    stem = "crosscorpus_matrix" if setting == "loco" else f"setting_{setting}"
+    where = (("setting", setting), ("model", model), ("train", train), ("test", test))
+    return Src(f"{XC}/{stem}.csv", "accuracy_pct", where)
+
+
 def _meld(model: str, column: str = "weighted_f1_mean_pct") -> Src:
     return _t3(MELD, model, column)
 
 
 FUSION = "fusion_synthetic.md"
+ABL = "crosscorpus_ablations.md"
 ACTOR05 = "actor05.md"
-SHIPPED = "14 AV clips, shipped model of 2026-12-04*"  # the row of the newest actor05 table (the shipped model)
+SHIPPED = (
+    "14 AV clips, shipped model of 2026-12-04*"  # the row of the newest actor05 table (the shipped model)
+)
 SLASH4 = rf"{NUM} / {NUM} / {NUM} / {NUM} / {NUM}"
 
 FIGURES: list[Figure] = [
@@ -482,6 +495,58 @@ FIGURES: list[Figure] = [
     ),
     Figure("meld", rf"not reached: best {NUM}", (Scaled(_meld("logreg"), 0.01),)),
     Figure(
+        "crosscorpus",
+        rf"Trained on RAVDESS, tested on CREMA-D \(6 classes\): MLP {NUM} %, logreg {NUM} %, RMLSTM {NUM} % "
+        rf"\(majority {NUM} %; CREMA-D's crowd raters, voice only, {NUM} %\)",
+        (
+            *(_xc(m, "ravdess", "cremad") for m in ("mlp", "logreg", "rmlstm", "majority")),
+            Src(f"{XC}/cremad_raters.csv", "accuracy_pct", (("raters", "voice"),)),
+        ),
+    ),
+    Figure(
+        "crosscorpus",
+        rf"MLP {NUM} %, RMLSTM {NUM} %, logreg {NUM} % \(majority {NUM} %\). EmoBox",
+        tuple(_xc(m, "cremad", "ravdess") for m in ("mlp", "rmlstm", "logreg", "majority")),
+    ),
+    Figure(
+        "crosscorpus",
+        rf"RAVDESS list\): RMLSTM {NUM} %, MLP {NUM} %, logreg {NUM} % \(EmoBox's best frozen encoder, "
+        rf"trained on SAVEE: {NUM} %\)",
+        (
+            *(_xc(m, "cremad", "ravdess", "emobox4") for m in ("rmlstm", "mlp", "logreg")),
+            Src(
+                f"{XC}/report.md",
+                r"SAVEE → RAVDESS \(EmoBox Table 5[^|]*\|[^|]*\|[^|]*\|[^|]*\| acc ([\d.]+)",
+                kind="re",
+            ),
+        ),
+    ),
+    Figure(
+        "crosscorpus",
+        rf"The old front end \(final encoder output only\) gives logreg {NUM} % / {NUM} % / {NUM} %",
+        (
+            _md(
+                ABL,
+                "accuracy*",
+                0,
+                variant="CTranslate2 final layer*",
+                model="logreg",
+                setting="loco",
+                **{"train → test": "ravdess → cremad"},
+            ),
+            _md(
+                ABL,
+                "accuracy*",
+                0,
+                variant="CTranslate2 final layer*",
+                model="logreg",
+                setting="loco",
+                **{"train → test": "cremad → ravdess"},
+            ),
+            _md(ABL, "accuracy*", 0, variant="CTranslate2 final layer*", setting="emobox4", model="logreg"),
+        ),
+    ),
+    Figure(
         "video",
         rf"{NUM} RAVDESS videos of actor 05",
         (Src(f"bench/results/{ACTOR05}", r"(\d+) videos of actor 05", kind="re"),),
@@ -516,7 +581,7 @@ FIGURES: list[Figure] = [
     Figure(
         "default_model",
         rf"\| voice \| RAVDESS speech, {NUM} actors \(actor 05 left out, so it is an unseen person\), "
-        rf"{NUM} clips, {NUM} classes \|",
+        rf"{NUM} clips, {NUM} classes, \+ CREMA-D, {NUM} actors, {NUM} clips, {NUM} classes;",
         (
             Src(DEFAULT_MODEL, r"RAVDESS speech, (\d+) actors \(actor 05 left out", kind="st"),
             Src(
@@ -529,20 +594,32 @@ FIGURES: list[Figure] = [
                 r"RAVDESS speech, \d+ actors \(actor 05 left out[^)]*\), \d+ clips, (\d+) classes",
                 kind="st",
             ),
+            Src(DEFAULT_MODEL, r"\+ CREMA-D, (\d+) actors", kind="st"),
+            Src(DEFAULT_MODEL, r"\+ CREMA-D, \d+ actors, (\d+) clips", kind="st"),
+            Src(DEFAULT_MODEL, r"\+ CREMA-D, \d+ actors, \d+ clips, (\d+) classes", kind="st"),
         ),
     ),
-    *[
-        Figure(
-            "default_model",
-            rf"\| {NUM} ± {NUM} % accuracy \({kind}-independent {NUM}-fold, nested selection\) \|",
-            (
-                Src(DEFAULT_MODEL, rf"([\d.]+) ± [\d.]+ % accuracy, speaker-independent {k}-fold", kind="st"),
-                Src(DEFAULT_MODEL, rf"[\d.]+ ± ([\d.]+) % accuracy, speaker-independent {k}-fold", kind="st"),
-                Src(DEFAULT_MODEL, rf"[\d.]+ ± [\d.]+ % accuracy, speaker-independent ({k})-fold", kind="st"),
-            ),
-        )
-        for kind, k in (("speaker", 5),)
-    ],
+    Figure(
+        "default_model",
+        rf"leave-one-corpus-out, same recipe: {NUM} % RAVDESS → CREMA-D, {NUM} % CREMA-D → RAVDESS, "
+        rf"{NUM} % on the EmoBox 4-class list",
+        (
+            Src(DEFAULT_MODEL, r"trained on RAVDESS, tested on CREMA-D ([\d.]+) %", kind="st"),
+            Src(DEFAULT_MODEL, r"trained on CREMA-D, tested on RAVDESS ([\d.]+) %", kind="st"),
+            Src(DEFAULT_MODEL, r"EmoBox's 4-class RAVDESS list, trained on CREMA-D, ([\d.]+) %", kind="st"),
+        ),
+    ),
+    # ... and the same three figures in the report they come from
+    Figure(
+        "default_model",
+        rf"leave-one-corpus-out, same recipe: {NUM} % RAVDESS → CREMA-D, {NUM} % CREMA-D → RAVDESS, "
+        rf"{NUM} % on the EmoBox 4-class list",
+        (
+            _xc("logreg", "ravdess", "cremad"),
+            _xc("logreg", "cremad", "ravdess"),
+            _xc("logreg", "cremad", "ravdess", "emobox4"),
+        ),
+    ),
     Figure(
         "default_model",
         rf"its own decisions are right on {NUM}/{NUM} audio-video clips, against voice {NUM}/{NUM} and "
@@ -622,7 +699,8 @@ def test_the_checks_catch_a_wrong_figure() -> None:
         ("| MLSTM | 88.6 ± 3.5 |", "| MLSTM | 88.6 ± 3.9 |"),  # CK+48 std
         ("not reached: best 0.598", "not reached: best 0.608"),  # MELD
         ("face 2/14, voice 9/14", "face 2/14, voice 10/14"),  # actor 05
-        ("67.3 ± 4.7 % accuracy", "68.3 ± 4.7 % accuracy"),  # shipped voice head
+        ("same recipe: 39.5 % RAVDESS", "same recipe: 39.7 % RAVDESS"),  # shipped voice part
+        ("RMLSTM 71.7 %, MLP 69.6 %", "RMLSTM 70.7 %, MLP 69.6 %"),  # cross-corpus EmoBox row
     ],
 )
 def test_a_number_changed_by_hand_in_the_readme_fails(old: str, new: str) -> None:
@@ -655,5 +733,5 @@ def test_readme_code_versions_are_those_of_the_reports(report: str) -> None:
     assert f"- code version: `{version}`" in provenance, (
         f"{report}/provenance.md is not code version {version}"
     )
-    results = _block("intro") + " " + _block("meld")
+    results = _block("intro") + " " + _block("meld") + " " + _block("crosscorpus")
     assert f"`{version}`" in results, f"README's results section does not name code version {version}"
