@@ -13,6 +13,9 @@ EmoBox 4-class setting. Variants:
   final output at 50 frames/s, no layer view, mean pooling, only C searched);
 * ``+ per-utterance normalisation``: each frame's 384-wide blocks z-scored over their own
   dimensions (``fusion.audio_norm=frame``: uses that frame only);
+* ``+ speaker enrolment``: every speaker z-normalised with its own statistics; a test speaker's
+  come from 4 of its clips drawn without labels, which are then not scored (as a user would
+  enrol); a separate, labelled row, never the headline;
 * ``+ augmentation (2 copies)``: 2 augmented copies of every RAVDESS clip (``features.augment``,
   ``augment.corpora=[ravdess]``: CREMA-D clips are only ever tested in the RAVDESS -> CREMA-D
   direction, so only that direction is run);
@@ -57,6 +60,9 @@ LOCO: dict[str, list[str]] = {
         "fusion.audio_block=0", "eval.search={}",
     ],
     "+ per-utterance normalisation (fusion.audio_norm=frame, fixed)": ["fusion.audio_norm=frame"],
+    "+ speaker enrolment: 4 unlabelled clips per test speaker give its statistics, not scored": [
+        "fusion.speaker_norm=enrol", "fusion.enrol_k=4",
+    ],
     "+ augmentation, 2 copies of each RAVDESS clip (RAVDESS -> CREMA-D only)": [
         "features.augment.copies=2", "features.augment.corpora=[ravdess]", "eval.loco_targets=[cremad]",
         "eval.settings=[]",

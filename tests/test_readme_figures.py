@@ -547,6 +547,18 @@ FIGURES: list[Figure] = [
         ),
     ),
     Figure(
+        "crosscorpus",
+        rf"not the headline\): logreg {NUM} % / {NUM} % / {NUM} %",
+        tuple(
+            _md(ABL, "accuracy*", 0, variant="+ speaker enrolment*", model="logreg", setting=st, **tt)
+            for st, tt in (
+                ("loco", {"train → test": "ravdess → cremad"}),
+                ("loco", {"train → test": "cremad → ravdess"}),
+                ("emobox4", {}),
+            )
+        ),
+    ),
+    Figure(
         "video",
         rf"{NUM} RAVDESS videos of actor 05",
         (Src(f"bench/results/{ACTOR05}", r"(\d+) videos of actor 05", kind="re"),),
