@@ -14,19 +14,18 @@ schedule still spans ``epochs``, as in the inner fits) with early stopping off
 (``patience = 0``), and both land in the fold's selected settings.
 
 Only the outer *training* rows are read here (the inner splits are drawn from them);
-every fit is recorded for the leakage audit like :func:`mmfer.pipeline.fit_rows`.
+every fit goes through :func:`mmfer.pipeline.fit_rows`, so it is recorded for the leakage audit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mmfer.augmented_rows import with_augmented
 from mmfer.config import ExperimentConfig, FusionConfig
-from mmfer.data.balance import balanced_rows
 from mmfer.errors import ConfigError
 from mmfer.estimators.base import Estimator
 from mmfer.estimators.neural import NeuralEstimator
@@ -99,6 +98,9 @@ class EpochScorer:
         Class names in index order.
     fusion_cfg
         The fold's fusion settings.
+    fit_rows
+        :func:`mmfer.pipeline.fit_rows` (passed in: pipeline imports this module), called
+        with a ``before_fit`` that attaches the per-epoch scorer.
     records
         Where each inner fit's :class:`FitRecord` goes (None = not recorded).
     fold
@@ -114,10 +116,12 @@ class EpochScorer:
         cfg: ExperimentConfig,
         labels: list[str],
         fusion_cfg: FusionConfig,
+        fit_rows: Callable[..., Any],
         records: list[FitRecord] | None = None,
         fold: int = 0,
     ) -> None:
         self.table, self.feats, self.inner = table, feats, inner
+        self.fit_rows = fit_rows
         self.estimator, self.cfg, self.labels = estimator, cfg, labels
         self.fusion_cfg, self.records, self.fold = fusion_cfg, records, fold
         #: ``(K, E)`` inner curves per candidate (keyed by its sorted parameters).
@@ -132,29 +136,33 @@ class EpochScorer:
         t = self.table
         ids, spk = t["id"].astype(str).to_numpy(), t["speaker"].astype(str).to_numpy()
         y = t["emotion"].map({e: i for i, e in enumerate(self.labels)}).to_numpy().astype(np.int64)
-        # the same rows, fuser settings and augmented copies as mmfer.pipeline.fit_rows
         est_params, text_cfg, fusion_cfg = fold_configs(params, self.cfg.features.text, self.fusion_cfg)
-        rows = balanced_rows(t, rows)  # data.corpus_balance (else as given)
-        fuser = Fuser(fusion_cfg, text_cfg)
-        fuser.fit([self.feats[i] for i in ids[rows]], speakers=spk[rows], ids=ids[rows])
-        tr = fuser.transform([self.feats[i] for i in ids[rows]], speakers=spk[rows])  # (n, T, F)
-        tr, y_tr, spk_tr, ids_tr = with_augmented(
-            fuser, self.feats, tr, ids[rows], y[rows], spk[rows], self.cfg.features
-        )  # + augmented copies of the inner training rows (features.augment)
-        va = fuser.transform([self.feats[i] for i in ids[val]], speakers=spk[val])  # (m, T, F)
         metric = self.cfg.eval.headline_metric
-        hook = EpochScores(va.x, va.mask, y[val], lambda yv, p: proba_score(yv, p, metric))
-        est = self.estimator.clone(**est_params, patience=0, stop_epoch=0).set_layout(fuser.layout())
-        assert isinstance(est, NeuralEstimator)
-        est.extra_hooks = [hook]
-        est.fit(tr.x, tr.mask, y_tr, num_classes=len(self.labels), groups=spk_tr, ids=ids_tr)
-        if self.records is not None:
-            self.records.append(FitRecord(self.fold, "inner fuser (TF-IDF, standardisers)", fuser.fitted_on_))
-            if fuser.cfg.speaker_norm:
-                comp = "inner per-speaker statistics (training speakers)"
-                self.records.append(FitRecord(self.fold, comp, fuser.fitted_on_, label_free=True))
-            self.records.append(FitRecord(self.fold, f"inner estimator {est.name}", est.fitted_on_))
-        return np.asarray(hook.scores, dtype=np.float64)
+        hooks: list[EpochScores] = []
+
+        def watch(fuser: Fuser, est: Estimator) -> None:
+            # the validation rows go through the Fuser fitted on this fit's training rows
+            va = fuser.transform([self.feats[i] for i in ids[val]], speakers=spk[val])  # (m, T, F)
+            hooks.append(EpochScores(va.x, va.mask, y[val], lambda yv, p: proba_score(yv, p, metric)))
+            assert isinstance(est, NeuralEstimator)
+            est.extra_hooks = hooks[-1:]
+
+        # one fitting path: the same rows, fuser, augmented copies and audit records as any fit
+        self.fit_rows(
+            t,
+            self.feats,
+            rows,
+            labels=self.labels,
+            estimator=self.estimator.clone(**est_params, patience=0, stop_epoch=0),
+            fusion_cfg=fusion_cfg,
+            text_cfg=text_cfg,
+            features_cfg=self.cfg.features,
+            records=self.records,
+            fold=self.fold,
+            stage="inner ",
+            before_fit=watch,
+        )
+        return np.asarray(hooks[0].scores, dtype=np.float64)
 
     def __call__(self, params: dict[str, Any]) -> float:
         """Best mean inner score over the epochs of candidate ``params``."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,7 @@ def fit_rows(
     records: list[FitRecord] | None = None,
     fold: int = 0,
     stage: str = "",
+    before_fit: Callable[[Fuser, Estimator], None] | None = None,
 ) -> Recognizer:
     """Fit a fresh Fuser (:func:`fit_fuser`) and a clone of ``estimator`` on ``rows`` only.
 
@@ -209,6 +211,8 @@ def fit_rows(
         component is appended (with the ids it saw), for the leakage audit.
     fold, stage
         Outer fold index and a prefix such as ``"inner "`` for those records.
+    before_fit
+        Called with the fitted Fuser and the estimator clone just before it is fitted.
     """
     rows = balanced_rows(table, rows)  # data.corpus_balance: smaller corpora repeated (else as given)
     ids = table["id"].astype(str).to_numpy()[rows]
@@ -220,6 +224,8 @@ def fit_rows(
     est = estimator.clone().set_layout(fuser.layout())  # late fusion / modality dropout read it
     if hasattr(estimator, "out_dir"):
         est.out_dir = estimator.out_dir  # type: ignore[attr-defined]
+    if before_fit is not None:
+        before_fit(fuser, est)  # e.g. the inner epoch scorer's hook (mmfer/epoch_selection.py)
     est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids)
     if records is not None:
         records.append(FitRecord(fold, f"{stage}fuser (TF-IDF, standardisers)", fuser.fitted_on_))
@@ -314,7 +320,7 @@ def select_settings(
         protocol=protocol,
     )
     if selects_epochs(estimator, cfg):
-        scorer = EpochScorer(table, feats, inner, estimator, cfg, labels, fusion_cfg, records, fold)
+        scorer = EpochScorer(table, feats, inner, estimator, cfg, labels, fusion_cfg, fit_rows, records, fold)
         return scorer.finish(select(cands, scorer))
 
     def score(params: dict[str, Any]) -> float:

@@ -48,6 +48,11 @@ CODE_PATTERNS: tuple[str, ...] = (
     "data/splits.py",
     "data/balance.py",
     "closedset.py",
+    # nested selection and the training rows of every fit: fuser settings searched, epochs
+    # chosen from inner curves, augmented copies
+    "tuning.py",
+    "epoch_selection.py",
+    "augmented_rows.py",
     "pipeline.py",
     "recognizer.py",
     # the fold metrics are part of every finished run

@@ -20,6 +20,7 @@ followed.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -370,6 +371,28 @@ def read_text(path: Path) -> str:
         raise DataError(path, f"is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise DataError(path, f"cannot be read: {e.strerror or e}") from None
+
+
+def read_jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of a JSON-lines file's ``text``.
+
+    Raises
+    ------
+    DataError
+        Naming ``path`` and the line: not valid JSON, or not a JSON object.
+    """
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(path, f"line {n}: expected a JSON object, got {type(row).__name__}")
+        rows.append((n, row))
+    return rows
 
 
 class Records:

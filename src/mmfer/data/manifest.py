@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mmfer.data.corpora import read_text
+from mmfer.data.corpora import read_jsonl_rows, read_text
 from mmfer.data.table import MEDIA_COLUMNS, make_table
 from mmfer.emotions import canonical_emotion
 from mmfer.errors import DataError
@@ -30,21 +29,6 @@ def _rows_csv(path: Path, text: str, sep: str) -> list[tuple[int, dict[str, Any]
     df.columns = [str(c).strip() for c in df.columns]
     # +2: line 1 is the header and people count lines from 1.
     return [(i + 2, row) for i, row in enumerate(df.to_dict("records"))]
-
-
-def _rows_jsonl(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(path, f"line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(path, f"line {n}: expected a JSON object, got {type(row).__name__}")
-        rows.append((n, row))
-    return rows
 
 
 def _resolve_media(path: Path, line: int, column: str, value: str) -> str:
@@ -99,7 +83,7 @@ def load_manifest(root: str | Path, *, corpus_name: str = "manifest") -> pd.Data
     text = read_text(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        rows = _rows_jsonl(path, text)
+        rows = read_jsonl_rows(path, text)
     elif suffix in (".csv", ".tsv", ".txt"):
         rows = _rows_csv(path, text, "\t" if suffix == ".tsv" else ",")
     else:

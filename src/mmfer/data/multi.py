@@ -18,14 +18,13 @@ already canonical (:mod:`mmfer.emotions`), so labels of different corpora compar
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mmfer.data.corpora import load_corpus
+from mmfer.data.corpora import load_corpus, read_jsonl_rows, read_text
 from mmfer.data.table import MEDIA_COLUMNS, validate_table
 from mmfer.errors import ConfigError, DataError
 
@@ -158,21 +157,15 @@ def read_stem_list(path: str | Path) -> list[str]:
     Raises
     ------
     DataError
-        Missing or unreadable file, a line that is not JSON or names no clip, no name at all.
+        Missing or unreadable file, a line that is not a JSON object or names no clip, no name at all.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(p, "subset list file not found")
     names: list[str] = []
     if p.suffix.lower() == ".jsonl":
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(p, f"line {n} is not JSON: {e}") from None
-            key = next((k for k in LIST_KEYS if isinstance(obj, dict) and obj.get(k)), None)
+        for n, obj in read_jsonl_rows(p, read_text(p)):
+            key = next((k for k in LIST_KEYS if obj.get(k)), None)
             if key is None:
                 raise DataError(p, f"line {n} names no clip (expected one of {', '.join(LIST_KEYS)})")
             names.append(str(obj[key]))
@@ -181,7 +174,7 @@ def read_stem_list(path: str | Path) -> list[str]:
         col = next((c for c in df.columns if c.lower() in LIST_KEYS), df.columns[0])
         names = [v for v in df[col].tolist() if v]
     else:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = read_text(p).splitlines()
         names = [s.strip() for s in lines if s.strip() and not s.strip().startswith("#")]
     if not names:
         raise DataError(p, "subset list names no clip")
