@@ -218,18 +218,29 @@ def _reference_rows(y: np.ndarray) -> list[str]:
     ]
 
 
+#: The columns every results table of this script starts with.
+SCORE_COLUMNS: list[Column] = [
+    ("Accuracy (%)", lambda s: f"{s['acc']:.1f}"),
+    ("95 % CI (subject bootstrap)", lambda s: f"[{s['lo']:.1f}, {s['hi']:.1f}]"),
+    ("UAR (%)", lambda s: f"{s['uar']:.1f}"),
+    ("Predicted neutral (%)", lambda s: f"{s['neutral']:.1f}"),
+]
+
+
+def both_ways(
+    name: str, probs: np.ndarray, y: np.ndarray, subjects: np.ndarray
+) -> list[tuple[str, str, dict[str, float]]]:
+    """The 7-way and 6-way rows of one head or part."""
+    return [
+        (name, "7-way (neutral counted wrong)", scores(probs, y, subjects, six=False)),
+        (name, "6-way (argmax over the 6 CK+ classes)", scores(probs, y, subjects, six=True)),
+    ]
+
+
 def report(heads: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, notes: list[str]) -> list[str]:
     """The results file's body: main table, per-class recall, caveats."""
-    rows = []
-    for name, probs in heads.items():
-        rows.append((name, "7-way (neutral counted wrong)", scores(probs, y, subjects, six=False)))
-        rows.append((name, "6-way (argmax over the 6 CK+ classes)", scores(probs, y, subjects, six=True)))
-    main: list[Column] = [
-        ("Accuracy (%)", lambda s: f"{s['acc']:.1f}"),
-        ("95 % CI (subject bootstrap)", lambda s: f"[{s['lo']:.1f}, {s['hi']:.1f}]"),
-        ("UAR (%)", lambda s: f"{s['uar']:.1f}"),
-        ("Predicted neutral (%)", lambda s: f"{s['neutral']:.1f}"),
-    ]
+    rows = [r for name, probs in heads.items() for r in both_ways(name, probs, y, subjects)]
+    main = SCORE_COLUMNS
     recall: list[Column] = [(c, lambda s, c=c: f"{s[f'rec_{c}']:.1f}") for c in COMMON[:6]]
     counts = ", ".join(f"{c} {int((y == k).sum())}" for k, c in enumerate(COMMON[:6]))
     lines = [
@@ -282,15 +293,9 @@ def shipped_section(paths: list[Path], y: np.ndarray, subjects: np.ndarray) -> t
         probs_of[name] = probs
         if fallback:
             notes.append(f"- {name}: {fallback}")
-        rows.append((name, "7-way (neutral counted wrong)", scores(probs, y, subjects, six=False)))
-        rows.append((name, "6-way (argmax over the 6 CK+ classes)", scores(probs, y, subjects, six=True)))
-    cols: list[Column] = [
-        ("Accuracy (%)", lambda s: f"{s['acc']:.1f}"),
-        ("95 % CI (subject bootstrap)", lambda s: f"[{s['lo']:.1f}, {s['hi']:.1f}]"),
-        ("UAR (%)", lambda s: f"{s['uar']:.1f}"),
-        ("Predicted neutral (%)", lambda s: f"{s['neutral']:.1f}"),
-        ("No face found (images, counted wrong)", lambda s: f"{s['no_face']}"),
-    ]
+        rows += both_ways(name, probs, y, subjects)
+    no_face: Column = ("No face found (images, counted wrong)", lambda s: f"{s['no_face']}")
+    cols = [*SCORE_COLUMNS, no_face]
     lines = [
         "",
         "## As shipped: the zero-shot face part (`mmfer.inference.zeroshot`), Haar crop as at inference",
