@@ -75,7 +75,7 @@ ABOUT = {
         "cross-corpus accuracy": "leave-one-corpus-out with the same recipe (logreg, nested selection, "
         "no statistics of test speakers): trained on RAVDESS, tested on CREMA-D 39.5 % (6 classes); trained "
         "on CREMA-D, tested on RAVDESS 60.4 % (the 6 shared classes); EmoBox's 4-class RAVDESS list, trained "
-        "on CREMA-D, 68.8 % (docs/reports/crosscorpus, code version 0.1.0+ccf2697bd6d9). Domain: acted "
+        "on CREMA-D, 68.8 % (docs/reports/crosscorpus, code version 0.1.0+c23dc6df5260). Domain: acted "
         "English speech, studio recordings; expect less on spontaneous or noisy speech",
     },
     "face": {

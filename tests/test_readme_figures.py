@@ -70,7 +70,7 @@ CODE_VERSIONS: dict[str, str] = {
     RAV: "0.1.0+3fb352c4034d",
     CKP: "0.1.0+3fb352c4034d",
     MELD: "0.1.0+b1ef58c0ee92",
-    XC: "0.1.0+ccf2697bd6d9",
+    XC: "0.1.0+c23dc6df5260",
 }
 
 
