@@ -400,6 +400,11 @@ class TrainConfig:
     ema: float = 0.0
     #: Std of Gaussian noise added to the (standardised) valid input steps of training batches.
     input_noise: float = 0.0
+    #: Pretrain, then fine-tune (neural models): train this many epochs on the rows of the
+    #: train-only corpora (``data.extra_train``) first, then train on the target corpus's rows
+    #: alone with the settings above, starting from those weights (0 = off: every training row
+    #: in one fit). The epoch selection and early stopping act on the fine-tuning stage.
+    pretrain_epochs: int = 0
 
 
 @dataclass

@@ -38,7 +38,7 @@ from mmfer.config import (
     TrainConfig,
     to_dict,
 )
-from mmfer.data.balance import balanced_rows
+from mmfer.data.balance import balanced_rows, pretrain_flags
 from mmfer.emotions import label_order
 from mmfer.epoch_selection import EpochScorer, selects_epochs
 from mmfer.errors import ConfigError
@@ -226,7 +226,8 @@ def fit_rows(
         est.out_dir = estimator.out_dir  # type: ignore[attr-defined]
     if before_fit is not None:
         before_fit(fuser, est)  # e.g. the inner epoch scorer's hook (mmfer/epoch_selection.py)
-    est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids)
+    pre = pretrain_flags(table, ids)  # train-only corpus rows: what train.pretrain_epochs pretrains on
+    est.fit(fused.x, fused.mask, y, num_classes=len(labels), groups=speakers, ids=ids, pretrain=pre)
     if records is not None:
         records.append(FitRecord(fold, f"{stage}fuser (TF-IDF, standardisers)", fuser.fitted_on_))
         if fuser.cfg.speaker_norm:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["balanced_rows", "repeat_factors"]
+__all__ = ["balanced_rows", "pretrain_flags", "repeat_factors"]
 
 
 def repeat_factors(counts: dict[str, int]) -> dict[str, int]:
@@ -66,3 +66,31 @@ def balanced_rows(table: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         return rows
     factors = repeat_factors(dict(zip(names.tolist(), counts.tolist(), strict=True)))
     return np.repeat(rows, [factors[c] for c in corpus]).astype(np.int64)
+
+
+def pretrain_flags(table: pd.DataFrame, ids: np.ndarray) -> np.ndarray | None:
+    """Which fitted rows come from a train-only corpus (``data.extra_train``).
+
+    What ``train.pretrain_epochs`` pretrains on (:class:`mmfer.estimators.neural.NeuralEstimator`).
+
+    Parameters
+    ----------
+    table
+        Sample table (column ``train_only``, :func:`mmfer.data.splits.train_only_mask`).
+    ids
+        ``(n,)`` ids of the rows about to be fitted; augmented copies (``<id>#aug<k>``)
+        take the flag of the sample they were made from.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(n,)`` bool, or None when the table has no train-only rows.
+    """
+    from mmfer.data.splits import train_only_mask
+    from mmfer.evaluation.audit import source_id
+
+    mask = train_only_mask(table)
+    if not mask.any():
+        return None
+    flag = dict(zip(table["id"].astype(str), mask, strict=True))
+    return np.array([bool(flag[source_id(str(i))]) for i in ids], dtype=bool)

@@ -193,6 +193,7 @@ class Estimator(ABC):
         num_classes: int,
         groups: np.ndarray | None = None,
         ids: Sequence[str] | None = None,
+        pretrain: np.ndarray | None = None,
     ) -> Estimator:
         """Fit on fused rows.
 
@@ -211,6 +212,10 @@ class Estimator(ABC):
             that keeps groups whole; ``None`` = no grouping.
         ids
             ``(N,)`` sample ids, recorded in :attr:`fitted_on_` for the leakage audit.
+        pretrain
+            ``(N,)`` bool: rows of train-only corpora (``data.extra_train``), which a neural
+            estimator with ``pretrain_epochs > 0`` pretrains on before fine-tuning on the
+            others; every other estimator fits on all rows alike. None = no such rows.
         """
         x = np.asarray(x, dtype=np.float32)
         mask = np.asarray(mask, dtype=bool)
@@ -232,6 +237,10 @@ class Estimator(ABC):
         self.augmented_rows_ = np.array(
             ["#aug" in str(i) for i in ids] if ids is not None else [False] * len(y)
         )
+        if pretrain is not None and np.shape(pretrain) != y.shape:
+            raise DataError(None, f"{self.name}.fit: pretrain flags {np.shape(pretrain)} != y {y.shape}")
+        #: (N,) rows of train-only corpora (all False when the caller named none)
+        self.pretrain_rows_ = np.zeros(len(y), bool) if pretrain is None else np.asarray(pretrain, bool)
         with _thread_limit(int(self.params.get("threads", 0) or 0)):
             self._fit(x, mask, y, groups=None if groups is None else np.asarray(groups))
         return self

@@ -244,6 +244,7 @@ class LateFusionEstimator(Estimator):
                 y[rows],
                 num_classes=self.num_classes_,
                 groups=None if groups is None else groups[rows],
+                pretrain=self.pretrain_rows_[rows],  # train-only corpus rows, for pretrain_epochs
             )
             heads[m] = head
         return heads

@@ -180,13 +180,23 @@ class NeuralEstimator(Estimator):
         from mmfer.training import Hook, TensorData, Trainer
 
         tcfg = self.train_cfg
-        fit_rows, val_rows = np.arange(len(y)), np.arange(0)
+        # train.pretrain_epochs: the train-only corpus rows are a first stage of their own
+        pre = getattr(self, "pretrain_rows_", np.zeros(len(y), dtype=bool))
+        if tcfg.pretrain_epochs > 0 and not (pre.any() and not pre.all()):
+            raise ConfigError(
+                f"{self.name}: pretrain_epochs={tcfg.pretrain_epochs} needs rows of a train-only corpus "
+                "(data.extra_train) and rows of the target corpus in the same fit"
+            )
+        staged = tcfg.pretrain_epochs > 0
+        fit_rows = np.flatnonzero(~pre) if staged else np.arange(len(y))
+        val_rows = np.arange(0)
         if tcfg.patience > 0 and tcfg.val_fraction > 0:
             from mmfer.data.splits import group_holdout
 
             # no groups: every row its own group
-            g = groups if groups is not None else np.arange(len(y))
-            fit_rows, val_rows = group_holdout(g, tcfg.val_fraction, tcfg.seed)
+            g = groups[fit_rows] if groups is not None else fit_rows
+            keep, val = group_holdout(g, tcfg.val_fraction, tcfg.seed)
+            fit_rows, val_rows = fit_rows[keep], fit_rows[val]
             # copies of the held-out speakers' clips are neither trained on nor scored
             aug = getattr(self, "augmented_rows_", np.zeros(len(y), dtype=bool))
             val_rows = val_rows[~aug[val_rows]]
@@ -204,6 +214,9 @@ class NeuralEstimator(Estimator):
             hooks.append(ModalityDropout(layout, tcfg.modality_dropout, seed=tcfg.seed))
         self.module = self.build(x.shape[2], self.num_classes_)
         self._in_features = int(x.shape[2])
+        if staged:  # stage 1: the big corpus, no hooks (the epoch scorer follows stage 2)
+            first = dataclasses.replace(tcfg, epochs=tcfg.pretrain_epochs, stop_epoch=0, patience=0)
+            Trainer(first).fit(self.module, tensors(np.flatnonzero(pre)), None, num_classes=self.num_classes_)
         result = Trainer(tcfg, hooks=hooks).fit(
             self.module,
             tensors(fit_rows),
