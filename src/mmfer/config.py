@@ -359,6 +359,14 @@ class ModelConfig:
     pooling: Literal["mean", "last"] = "mean"
     #: Project the fused input to this size first (0 = no projection).
     input_proj: int = 0
+    #: Learned softmax weighting of stacked encoder layers before the input projection
+    #: (SUPERB): the audio block's ``L`` layer blocks -> ``sum_l softmax(w)_l x_l``, ``w``
+    #: learned with the classifier from equal weights. ``L`` (must match the fuser's layer
+    #: view), ``-1`` = every layer the view holds, ``0`` = off (:mod:`mmfer.models.layer_mix`).
+    layer_mix: int = 0
+    #: Columns the mix acts on, ``[start, stop, stats, layers]``; set at fit from the fused
+    #: layout (not a setting: empty = the whole input is one stack of ``layer_mix`` blocks).
+    layer_mix_span: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -212,6 +212,9 @@ class NeuralEstimator(Estimator):
 
             layout = self.require_layout(x.shape[2], f"train.modality_dropout={tcfg.modality_dropout}")
             hooks.append(ModalityDropout(layout, tcfg.modality_dropout, seed=tcfg.seed))
+        if self.params["layer_mix"]:
+            # where the stacked layers are depends on this fit's fuser (its layer view, pooling)
+            self.params["layer_mix_span"] = self._layer_span(int(x.shape[2]))
         self.module = self.build(x.shape[2], self.num_classes_)
         self._in_features = int(x.shape[2])
         if staged:  # stage 1: the big corpus, no hooks (the epoch scorer follows stage 2)
@@ -226,6 +229,31 @@ class NeuralEstimator(Estimator):
         )
         self.module.eval()
         self.history = list(result.history)
+
+    def _layer_span(self, width: int) -> list[int]:
+        """``model.layer_mix``'s span in an input of ``width`` columns: the fused layout's audio
+        block when a layout is set, else the whole input (:func:`mmfer.models.layer_mix.layer_span`).
+
+        Raises
+        ------
+        ConfigError
+            A layout without an audio block, or a block that does not hold the layers asked for.
+        """
+        from mmfer.models.layer_mix import layer_span
+
+        mix = int(self.params["layer_mix"])
+        if self.layout_ is None:
+            return layer_span(mix, width)
+        layout = self.require_layout(width, f"model.layer_mix={mix}")
+        if "audio" not in layout.modalities:
+            raise ConfigError(f"model.layer_mix={mix} mixes the layers of the audio block; there is no audio")
+        block = layout.blocks[layout.modalities.index("audio")]
+        return layer_span(mix, width, block, stats=layout.audio_stats, layers=layout.audio_layers)
+
+    def layer_weights(self) -> np.ndarray | None:
+        """``(L,)`` learned softmax layer weights of the fitted network (None without a layer mix)."""
+        weights = getattr(self.module, "layer_weights", lambda: None)()
+        return None if weights is None else weights.cpu().numpy()
 
     def _predict_proba(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         from mmfer.training import predict

@@ -192,7 +192,11 @@ class Fuser:
         """Column map of the fused vector: each modality's block, then its presence flag."""
         self._check_fitted()
         assert self.dims_ is not None
-        return FusedLayout.from_dims(self.modalities, self.dims_)
+        stats = self._audio_width(1)
+        block = int(self.cfg.audio_block)
+        width = self.dims_.get("audio", 0) // stats
+        layers = width // block if block > 0 and width % block == 0 else 0
+        return FusedLayout.from_dims(self.modalities, self.dims_, audio_stats=stats, audio_layers=layers)
 
     def face_frames_used(self, n_frames: int) -> np.ndarray | None:
         """Indices of the face frames :meth:`transform` reads out of a clip's ``n_frames``.

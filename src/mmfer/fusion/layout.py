@@ -33,22 +33,44 @@ class FusedLayout:
         Feature column of each modality's presence flag (1 = present), same order.
     width
         ``F``, the total width (blocks + flags).
+    audio_stats
+        Pooled statistics per step in the audio block (``fusion.audio_pool``: 1 ``mean``,
+        4 ``stats``, 2 ``clipstats``), each a group of ``audio_layers`` layer blocks.
+    audio_layers
+        Encoder layer blocks per statistic in the audio block (the fuser's layer view;
+        0 = unknown, i.e. no ``fusion.audio_block``). Read by ``model.layer_mix``.
     """
 
     modalities: tuple[str, ...]
     blocks: tuple[tuple[int, int], ...]
     flags: tuple[int, ...]
     width: int
+    audio_stats: int = 1
+    audio_layers: int = 0
 
     @classmethod
-    def from_dims(cls, modalities: list[str] | tuple[str, ...], dims: dict[str, int]) -> FusedLayout:
+    def from_dims(
+        cls,
+        modalities: list[str] | tuple[str, ...],
+        dims: dict[str, int],
+        *,
+        audio_stats: int = 1,
+        audio_layers: int = 0,
+    ) -> FusedLayout:
         """Layout of blocks of widths ``dims[m]`` in ``modalities`` order, then the flags."""
         blocks, col = [], 0
         for m in modalities:
             blocks.append((col, col + int(dims[m])))
             col += int(dims[m])
         flags = tuple(col + j for j in range(len(modalities)))
-        return cls(tuple(modalities), tuple(blocks), flags, col + len(modalities))
+        return cls(
+            tuple(modalities),
+            tuple(blocks),
+            flags,
+            col + len(modalities),
+            int(audio_stats),
+            int(audio_layers),
+        )
 
     def block(self, modality: str) -> slice:
         """Feature-axis slice of ``modality``'s block."""
@@ -74,6 +96,8 @@ class FusedLayout:
             "blocks": [list(b) for b in self.blocks],
             "flags": list(self.flags),
             "width": self.width,
+            "audio_stats": self.audio_stats,
+            "audio_layers": self.audio_layers,
         }
 
     @classmethod
@@ -84,4 +108,6 @@ class FusedLayout:
             tuple((int(a), int(b)) for a, b in d["blocks"]),
             tuple(int(f) for f in d["flags"]),
             int(d["width"]),
+            int(d.get("audio_stats", 1)),
+            int(d.get("audio_layers", 0)),
         )

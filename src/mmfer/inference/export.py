@@ -49,7 +49,8 @@ class ExportableModel(nn.Module):
     Parameters
     ----------
     model
-        A model with ``input_proj``, ``encode(x, prefix_mask)`` and ``forward_head``
+        A model with ``project`` (layer mix, input projection), ``encode(x, prefix_mask)``
+        and ``forward_head``
         (every registered mmfer model). It is put in eval mode.
 
     Notes
@@ -61,7 +62,7 @@ class ExportableModel(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        for attr in ("input_proj", "encode", "forward_head"):
+        for attr in ("project", "encode", "forward_head"):
             if not hasattr(model, attr):
                 raise ConfigError(
                     f"cannot export {type(model).__name__}: it has no {attr}() (not an mmfer model)"
@@ -79,7 +80,7 @@ class ExportableModel(nn.Module):
         x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, T, F)
         prefix = pos < mask.sum(dim=1, keepdim=True)  # (B, T) prefix-form mask
         x = x.masked_fill(~prefix.unsqueeze(-1), 0.0)  # NaN/inf in padding must not leak
-        h = self.model.encode(self.model.input_proj(x), prefix)  # (B, H)
+        h = self.model.encode(self.model.project(x), prefix)  # (B, H)
         return self.model.forward_head(h)  # (B, C)
 
 

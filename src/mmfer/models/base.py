@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from mmfer.config import ModelConfig, from_dict
 from mmfer.errors import ConfigError, DataError
+from mmfer.models.layer_mix import AUTO, LayerMix, layer_span
 from mmfer.registry import MODELS
 
 __all__ = [
@@ -200,16 +201,19 @@ class EmotionModel(nn.Module):
                 raise ConfigError(f"{type(self).__name__}: {key} must be a positive integer, got {value!r}")
         self.in_features = in_features
         self.num_classes = num_classes
+        # the layer mix sits in front of the projection, so one place serves every network
+        self.layer_mix = self._build_layer_mix(in_features)
+        mixed = in_features if self.layer_mix is None else self.layer_mix.out_features
         self.input_proj: nn.Module
         if self.cfg.input_proj > 0:
             # LayerNorm tames the very different scales of the fused modalities.
             self.input_proj = nn.Sequential(
-                nn.Linear(in_features, self.cfg.input_proj), nn.LayerNorm(self.cfg.input_proj)
+                nn.Linear(mixed, self.cfg.input_proj), nn.LayerNorm(self.cfg.input_proj)
             )
             self.feature_size = self.cfg.input_proj
         else:
             self.input_proj = nn.Identity()
-            self.feature_size = in_features
+            self.feature_size = mixed
         self.num_features = 0
         self.head_drop = nn.Dropout(self.cfg.dropout)
         self.head: nn.Linear | None = None
@@ -234,11 +238,39 @@ class EmotionModel(nn.Module):
             ("num_heads", cfg.num_heads >= 1, ">= 1"),
             ("ff_size", cfg.ff_size >= 1, ">= 1"),
             ("input_proj", cfg.input_proj >= 0, ">= 0"),
+            ("layer_mix", cfg.layer_mix >= AUTO, f">= {AUTO} ({AUTO} = every layer of the audio view)"),
+            ("layer_mix_span", len(cfg.layer_mix_span) in (0, 4), "empty or [start, stop, stats, layers]"),
         )
         for key, ok, rule in checks:
             if not ok:
                 raise ConfigError(f"model.{key} must be {rule}, got {getattr(cfg, key)!r} ({cfg.name})")
         return cfg
+
+    def _build_layer_mix(self, in_features: int) -> LayerMix | None:
+        """The learned layer weighting of ``cfg.layer_mix`` (None when off or a single layer).
+
+        Raises
+        ------
+        ConfigError
+            The span does not divide into the requested layer blocks (see :func:`layer_span`).
+        """
+        c = self.cfg
+        if c.layer_mix == 0:
+            return None
+        span = list(c.layer_mix_span) or layer_span(c.layer_mix, in_features)
+        if c.layer_mix not in (AUTO, span[3]):
+            raise ConfigError(f"model.layer_mix={c.layer_mix} disagrees with model.layer_mix_span={span}")
+        return LayerMix(span, in_features) if span[3] > 1 else None
+
+    def layer_weights(self) -> Tensor | None:
+        """``(L,)`` learned softmax layer weights (detached, sum to 1), or None without a layer mix."""
+        return None if self.layer_mix is None else self.layer_mix.weights().detach()
+
+    def project(self, x: Tensor) -> Tensor:
+        """``x (B, T, F)`` -> ``(B, T, feature_size)``: layer mix (if any), then the input projection."""
+        if self.layer_mix is not None:
+            x = self.layer_mix(x)
+        return self.input_proj(x)
 
     def _build_head(self, num_features: int) -> None:
         """Create the classifier for pooled features of size ``num_features``."""
@@ -290,7 +322,7 @@ class EmotionModel(nn.Module):
         """
         x, mask = self._check_input(x, mask)
         x, mask = compact_valid(x, mask)  # (B, T', F), prefix-form (B, T')
-        x = self.input_proj(x)  # (B, T', feature_size)
+        x = self.project(x)  # (B, T', feature_size)
         return self.encode(x, mask)
 
     def encode(self, x: Tensor, mask: Tensor) -> Tensor:
