@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from common import RESULTS, header, set_threads  # noqa: E402
-from mmfer.config import ExperimentConfig, load_config  # noqa: E402
-from mmfer.estimators.neural import LEGACY_NETWORK_SPACE  # noqa: E402
+from mmfer.config import ExperimentConfig, SourceConfig, load_config  # noqa: E402
+from mmfer.estimators.neural import LEGACY_NETWORK_SPACE, network_space  # noqa: E402
 from mmfer.pipeline import extract, load_corpus, prepare_cv, run_fold  # noqa: E402
 from mmfer.provenance import code_version  # noqa: E402
 
@@ -75,6 +75,8 @@ NOTES = [
     "",
 ]
 NETWORKS = ("rmlstm", "mlp", "lstm")
+#: Networks run pretrained on CREMA-D (run_extra)
+EXTRA_NETWORKS = ("rmlstm", "mlp")
 SEED = 0
 
 
@@ -121,32 +123,106 @@ def run_corpus(corpus: str, out: Path, seed: int = SEED) -> None:
             t1 = time.perf_counter()
             res = run_fold(setup, feats, 0, train_idx, test_idx)
             assert res is not None
-            params = (res.selected or {}).get("params", {})
-            rows.append(
-                {
-                    "corpus": corpus,
-                    "draw": seed,
-                    "model": model,
-                    "recipe": recipe,
-                    "train_actors": size,
-                    "train_clips": len(train_idx),
-                    "test_actors": len(test_actors),
-                    "test_clips": len(res.test_rows),
-                    "accuracy": float(res.metrics["accuracy"]),
-                    "uar": float(res.metrics["uar"]),
-                    "epochs_trained": params.get("stop_epoch", params.get("epochs", "")),
-                    "params": ";".join(f"{k}={v}" for k, v in sorted(params.items())),
-                    "seconds": round(time.perf_counter() - t1, 1),
-                }
-            )
-            r = rows[-1]
-            print(
-                f"{corpus} n={size:>2} {model:<8} {recipe:<6} acc={100 * r['accuracy']:.1f} "
-                f"({r['seconds']} s) {r['params']}",
-                flush=True,
-            )
+            rows.append(_row(corpus, seed, model, recipe, size, len(train_idx), test_actors, res, t1))
             pd.DataFrame(rows).to_csv(out, index=False)
     print(f"test actors: {test_actors}; training pool order: {pool[: max(SIZES)]}")
+
+
+def extra_experiment(model: str, pretrain: bool) -> ExperimentConfig:
+    """RAVDESS slices with all of CREMA-D as a train-only corpus (``data.extra_train``).
+
+    ``pretrain``: the network trains on CREMA-D first, then on the RAVDESS actors alone
+    (``train.pretrain_epochs``, searched in ``[10, 20]`` on top of the recipe's space, same
+    budget); else the model fits both corpora at once, corpus-balanced (``data.corpus_balance``).
+    """
+    cfg = experiment("ravdess", old=False)
+    src = SourceConfig(corpus="cremad", root=CORPORA["cremad"][1], options={"require_audio": True})
+    balance = "none" if pretrain else "balanced"
+    cfg.data = replace(cfg.data, sources=[src], extra_train=["cremad"], corpus_balance=balance)
+    if pretrain:
+        space = network_space(model) | {"pretrain_epochs": [10, 20]}
+        cfg.eval = replace(cfg.eval, search={model: space})
+    return cfg
+
+
+def run_extra(out: Path, seed: int = SEED) -> None:
+    """RAVDESS slices (the same test actors and training order as :func:`run_corpus`) + CREMA-D.
+
+    Rows: the networks pretrained on CREMA-D then fine-tuned on the slice (``pretrain``), and
+    logreg fitted on slice + CREMA-D corpus-balanced (``+cremad``): the same extra data for both.
+    """
+    base = extra_experiment("logreg", pretrain=False)
+    table = load_corpus(base.data)
+    rav = (table["corpus"] == "ravdess").to_numpy()
+    test_actors, pool = actor_split(table[rav], CORPORA["ravdess"][3], seed)
+    keep = ~rav | table["speaker"].astype(str).isin(set(test_actors) | set(pool[: max(SIZES)])).to_numpy()
+    table = table[keep].reset_index(drop=True)
+    rav = (table["corpus"] == "ravdess").to_numpy()
+    t0 = time.perf_counter()
+    feats: dict[str, Any] = {}
+    for part, corpus in ((table[rav], "ravdess"), (table[~rav], "cremad")):
+        feats |= extract(part, base.features, CORPORA[corpus][2], ["audio"], progress=False)
+    print(
+        f"ravdess+cremad: {len(table)} clips, features read in {time.perf_counter() - t0:.0f} s", flush=True
+    )
+    spk = table["speaker"].astype(str).to_numpy()
+    test_idx = np.flatnonzero(np.isin(spk, test_actors))
+    rows: list[dict[str, Any]] = []
+    runs = [("logreg", "+cremad")] + [(m, "pretrain") for m in EXTRA_NETWORKS]
+    for size in SIZES:
+        train_idx = np.flatnonzero(np.isin(spk, pool[:size]) | ~rav)
+        for model, recipe in runs:
+            c = extra_experiment(model, pretrain=recipe == "pretrain")
+            t = table.copy()
+            t.attrs = dict(table.attrs)
+            if c.data.corpus_balance != "none":
+                t.attrs["corpus_balance"] = c.data.corpus_balance
+            else:
+                t.attrs.pop("corpus_balance", None)
+            setup, _ = prepare_cv(t, feats, c, model_name=model, modalities=["audio"])
+            t1 = time.perf_counter()
+            res = run_fold(setup, feats, 0, train_idx, test_idx)
+            assert res is not None
+            rows.append(
+                _row("ravdess", seed, model, recipe, size, int(rav[train_idx].sum()), test_actors, res, t1)
+            )
+            pd.DataFrame(rows).to_csv(out, index=False)
+
+
+def _row(
+    corpus: str,
+    seed: int,
+    model: str,
+    recipe: str,
+    size: int,
+    clips: int,
+    test_actors: list[str],
+    res: Any,
+    t1: float,
+) -> dict[str, Any]:
+    """One CSV row of a finished run (and its progress line)."""
+    params = (res.selected or {}).get("params", {})
+    r = {
+        "corpus": corpus,
+        "draw": seed,
+        "model": model,
+        "recipe": recipe,
+        "train_actors": size,
+        "train_clips": clips,
+        "test_actors": len(test_actors),
+        "test_clips": len(res.test_rows),
+        "accuracy": float(res.metrics["accuracy"]),
+        "uar": float(res.metrics["uar"]),
+        "epochs_trained": params.get("stop_epoch", params.get("epochs", "")),
+        "params": ";".join(f"{k}={v}" for k, v in sorted(params.items())),
+        "seconds": round(time.perf_counter() - t1, 1),
+    }
+    print(
+        f"{corpus} n={size:>2} {model:<8} {recipe:<8} acc={100 * r['accuracy']:.1f} "
+        f"({r['seconds']} s) {r['params']}",
+        flush=True,
+    )
+    return r
 
 
 def render() -> None:
@@ -244,9 +320,15 @@ def main() -> None:
     ap.add_argument("what", choices=["run", "render", "all"], nargs="?", default="all")
     ap.add_argument("--corpus", choices=sorted(CORPORA), action="append")
     ap.add_argument("--seed", type=int, default=SEED, help="draw of the test actors and training order")
+    ap.add_argument(
+        "--extra", action="store_true", help="RAVDESS slices + CREMA-D: pretrained networks, logreg"
+    )
     args = ap.parse_args()
     set_threads(1)
-    if args.what in ("run", "all"):
+    if args.what == "run" and args.extra:
+        tag = "" if args.seed == SEED else f"_s{args.seed}"
+        run_extra(RESULTS / f"learning_curve_ravdess_extra{tag}.csv", args.seed)
+    elif args.what in ("run", "all"):
         for corpus in args.corpus or sorted(CORPORA):
             tag = "" if args.seed == SEED else f"_s{args.seed}"
             run_corpus(corpus, RESULTS / f"learning_curve_{corpus}{tag}.csv", args.seed)
