@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mmfer.config import ExperimentConfig, FeatureConfig, dump_config, to_dict
-from mmfer.data.table import write_table
+from mmfer.data.table import describe_samples, write_table
 from mmfer.emotions import label_order
 from mmfer.errors import ConfigError
 from mmfer.io import atomic_write_text
@@ -543,7 +543,7 @@ def report(cfg: ExperimentConfig) -> dict[str, Path]:
         speaker_independent=is_speaker_independent(cfg.eval.protocol),
         second=second,
         primary_model=cfg.model.name,
-        title=f"mmfer report — {cfg.data.corpus} ({len(table)} samples, "
+        title=f"mmfer report — {cfg.data.corpus} ({describe_samples(table)}, "
         f"{table['speaker'].nunique()} speakers)",
         notes=[
             f"config: {out / 'config.yaml'}",

@@ -48,6 +48,7 @@ CODE_PATTERNS: tuple[str, ...] = (
     "data/splits.py",
     "data/balance.py",
     "closedset.py",
+    "frame_lists.py",  # how a multi-image sample's frames are read from its table cell
     # nested selection and the training rows of every fit: fuser settings searched, epochs
     # chosen from inner curves, augmented copies
     "tuning.py",

@@ -15,6 +15,20 @@ import pandas as pd
 
 from mmfer.emotions import CANONICAL
 from mmfer.errors import DataError
+from mmfer.frame_lists import FRAME_IMAGES, join_frame_images, split_frame_images
+
+__all__ = [
+    "COLUMNS",
+    "FRAME_IMAGES",
+    "MEDIA_COLUMNS",
+    "describe_samples",
+    "join_frame_images",
+    "make_table",
+    "read_table",
+    "split_frame_images",
+    "validate_table",
+    "write_table",
+]
 
 #: Required columns, in order. Extra corpus-specific columns may follow.
 COLUMNS: tuple[str, ...] = (
@@ -29,6 +43,22 @@ COLUMNS: tuple[str, ...] = (
     "transcript",
 )
 MEDIA_COLUMNS: tuple[str, ...] = ("video", "frames", "image", "audio")
+
+
+def describe_samples(table: pd.DataFrame) -> str:
+    """``"981 samples"``, or ``"327 samples (image sequences of 3 frames)"`` with ``frame_images``.
+
+    Report titles use it so a per-sequence and a per-image protocol of one corpus are
+    never read as the same kind of sample.
+    """
+    text = f"{len(table)} samples"
+    if FRAME_IMAGES not in table.columns:
+        return text
+    lengths = sorted({len(split_frame_images(c)) for c in table[FRAME_IMAGES]} - {0})
+    if not lengths:
+        return text
+    span = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
+    return f"{text} (image sequences of {span} frames)"
 
 
 def make_table(records: Iterable[Mapping[str, Any]], *, corpus: str, root: str | Path) -> pd.DataFrame:

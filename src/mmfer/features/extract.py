@@ -31,6 +31,7 @@ from mmfer.config import MODALITIES, FeatureConfig
 from mmfer.errors import ConfigError, FeatureError
 from mmfer.features.cache import FeatureCache
 from mmfer.features.extractors import Extractors, extractors_for
+from mmfer.features.frame_images import expand_frame_images, stack_frame_features
 from mmfer.features.runner import Outcome, error_from, iter_dask, iter_local, run_unit
 from mmfer.features.summary import log_masked
 from mmfer.features.units import SampleFeatures, Unit, plan_augmented, plan_units, record_arrays
@@ -219,7 +220,9 @@ def extract_features(
     ----------
     table
         Sample table (:mod:`mmfer.data.table`): ``id`` plus ``video``, ``frames``,
-        ``image``, ``audio``, ``transcript`` columns (absent cells are skipped).
+        ``image``, ``audio``, ``transcript`` columns (absent cells are skipped), and
+        optionally ``frame_images`` (ordered image files: the face is one row per image,
+        each extracted and cached as a still image, :mod:`mmfer.features.frame_images`).
     cfg
         :class:`mmfer.config.FeatureConfig` (extractor configs, ``workers``,
         ``backend``, ``dask_address``, ``strict``).
@@ -245,14 +248,17 @@ def extract_features(
         Unknown modality or backend.
     """
     mods = _checked_modalities(table, cfg, modalities)
+    # multi-image samples (frame_images): one image unit per frame, as in a per-image table
+    table, frame_parts = expand_frame_images(table, cfg.face.max_frames)
     run = _Run(table, cfg, FeatureCache(cache_dir))
     units = plan_units(table, mods, asr=cfg.text.asr)
     units += plan_augmented(_augmentable(units, table, cfg), cfg.augment.copies)  # train-time copies
     todo = run.read_cached(units)  # 1. key every unit, read the cache
     if todo:
         run.compute(todo, progress=progress)  # 2. compute the rest
-    log_masked(run.results)
-    return run.results
+    results = stack_frame_features(run.results, frame_parts)  # 3. frames -> (T, D) per sample
+    log_masked(results)
+    return results
 
 
 # --------------------------------------------------------------------------- one sample, in memory
