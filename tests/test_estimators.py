@@ -14,8 +14,9 @@ from mmfer.estimators import create_estimator, list_estimators
 from mmfer.estimators.selection import Candidates, candidate_grid, model_seed, select, space_size
 from mmfer.features.units import SampleFeatures
 
-# late_<base> needs the Fuser's layout: its contract is tested in tests/test_late_fusion.py
-ALL = [n for n in list_estimators() if not n.startswith("late_")]
+# late_<base> needs the Fuser's layout: its contract is tested in tests/test_late_fusion.py;
+# estimators on pixels (fer2013_ft) need 64x64 crops: tests/test_fer2013_ft.py
+ALL = [n for n in list_estimators() if not n.startswith("late_") and not create_estimator(n).raw_modalities]
 FAST = {
     "epochs": 3,
     "hidden_size": 8,

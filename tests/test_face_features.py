@@ -308,6 +308,7 @@ def test_backbone_registry() -> None:
         "fer2013",
         "faceapi",
         "fer2013+faceapi",
+        "fer2013_crop",
     }
     with pytest.raises(ConfigError, match="valid names"):
         B.create_backbone("resnet50")

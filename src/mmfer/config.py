@@ -331,6 +331,10 @@ class FusionConfig:
     speaker_norm: bool | Literal["none", "enrol", "neutral_enrol", "transductive"] = False
     #: Enrolment clips per test speaker under ``speaker_norm: enrol|neutral_enrol``.
     enrol_k: int = 4
+    #: Modalities whose frames enter as extracted: no standardisation, no ``balance`` scaling and
+    #: no ``speaker_norm`` (e.g. the pixels of ``face.backbone=fer2013_crop``). An estimator that
+    #: reads raw inputs adds its own (``Estimator.raw_modalities``: ``fer2013_ft`` reads raw faces).
+    raw: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -367,6 +371,9 @@ class ModelConfig:
     #: Columns the mix acts on, ``[start, stop, stats, layers]``; set at fit from the fused
     #: layout (not a setting: empty = the whole input is one stack of ``layer_mix`` blocks).
     layer_mix_span: list[int] = field(default_factory=list)
+    #: ``fer2013_ft`` only: mirror each training image with probability 1/2 and average the
+    #: logits of each test image and its mirror.
+    flip: bool = True
 
 
 @dataclass
@@ -462,6 +469,10 @@ class EvalConfig:
     front_ends: list[str] = field(default_factory=list)
     #: Models run under each front end of ``front_ends`` (the primary model and a linear probe).
     front_end_models: list[str] = field(default_factory=lambda: ["rmlstm", "logreg"])
+    #: Models of particular front ends instead of ``front_end_models``, keyed by the entry of
+    #: ``front_ends`` (e.g. ``{"face.backbone=fer2013_crop": [fer2013_ft]}``: a model that needs that
+    #: front end, or a front end only some models can read).
+    front_end_models_for: dict[str, list[str]] = field(default_factory=dict)
     #: Samples with no usable modality left (all-silent clip, unreadable file, LFS pointer):
     #: ``exclude`` them from every fold, or keep them and ``count_wrong`` (a conservative
     #: score). Either way the report lists them with the reason.

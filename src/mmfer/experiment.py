@@ -224,7 +224,7 @@ _EVAL_NOT_IN_KEY = (
     "models",
     "reference",
     "front_ends",
-    "front_end_models",
+    "front_end_models", "front_end_models_for",
     "ablations",
     "both_protocols",
     "reuse",
@@ -489,12 +489,13 @@ def _front_end_runs(
     hashes: list[str | None],
     ledger: RunLedger | None = None,
 ) -> list[RunResult]:
-    """The front-end ablation: ``eval.front_end_models`` under each of ``eval.front_ends`` (same folds)."""
+    """The front-end ablation: ``eval.front_end_models`` (or that front end's entry of
+    ``eval.front_end_models_for``) under each of ``eval.front_ends`` (same folds)."""
     runs = []
     for fe in cfg.eval.front_ends:
         sub = replace(cfg, features=features_for(cfg.features, fe))
         feats = _features(sub, table)
-        for model in dict.fromkeys(cfg.eval.front_end_models):
+        for model in dict.fromkeys(cfg.eval.front_end_models_for.get(fe, cfg.eval.front_end_models)):
             log.info("front end %r: %s on %s", fe, model, "+".join(mods))
             run, _ = cached_cross_validate(
                 table, feats, sub, model_name=model, modalities=mods, hashes=hashes, ledger=ledger

@@ -218,7 +218,8 @@ def fit_rows(
     ids = table["id"].astype(str).to_numpy()[rows]
     y = table["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()[rows].astype(np.int64)
     speakers = table["speaker"].astype(str).to_numpy()[rows]
-    fuser = fit_fuser(table, feats, rows, fusion_cfg=fusion_cfg, text_cfg=text_cfg)
+    raw = list(dict.fromkeys([*fusion_cfg.raw, *estimator.raw_modalities]))  # e.g. fer2013_ft's pixels
+    fuser = fit_fuser(table, feats, rows, fusion_cfg=replace(fusion_cfg, raw=raw), text_cfg=text_cfg)
     fused = fuser.transform([feats[i] for i in ids], speakers=speakers)  # x (n, T, F), mask (n, T)
     fused, y, speakers, ids = with_augmented(fuser, feats, fused, ids, y, speakers, features_cfg)  # + copies
     est = estimator.clone().set_layout(fuser.layout())  # late fusion / modality dropout read it

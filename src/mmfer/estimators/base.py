@@ -115,6 +115,10 @@ class Estimator(ABC):
     name: str = ""
     #: Candidate values per hyper-parameter searched by the nested selection.
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    #: Modalities this estimator reads as extracted (pixels, not features): every fit through
+    #: :func:`mmfer.pipeline.fit_rows` builds the Fuser with them in ``fusion.raw``, so no
+    #: standardisation reaches them, in cross-validation and in a saved model alike.
+    raw_modalities: tuple[str, ...] = ()
 
     def __init__(self, **params: Any) -> None:
         defaults = self.default_params()

@@ -95,7 +95,8 @@ def network_space(model: str) -> dict[str, list[Any]]:
     """The declared search space of the registered network ``model``.
 
     :data:`NETWORK_SPACE` plus the settings of the model's family (:data:`FAMILY_SPACES`),
-    so e.g. ``rmlstm`` also searches ``mogrify_rounds`` and ``transformer`` ``num_heads``.
+    so e.g. ``rmlstm`` also searches ``mogrify_rounds`` and ``transformer`` ``num_heads``;
+    a model class with its own ``search_space`` (``fer2013_ft``) gets exactly that one.
 
     Raises
     ------
@@ -103,6 +104,9 @@ def network_space(model: str) -> dict[str, list[Any]]:
         ``model`` is not a registered network.
     """
     cls = MODELS.get(model)
+    own = getattr(cls, "search_space", None)  # a model unlike the others declares its whole space
+    if own is not None:
+        return {k: list(v) for k, v in own.items()}
     space = {k: list(v) for k, v in NETWORK_SPACE.items()}
     for family, extra in FAMILY_SPACES:
         if issubclass(cls, family):
@@ -129,6 +133,8 @@ class NeuralEstimator(Estimator):
         self.name = model
         super().__init__(**params)
         self.search_space = network_space(model)  # type: ignore[misc]
+        # pixels in, e.g. fer2013_ft: the Fuser leaves these modalities unstandardised
+        self.raw_modalities = tuple(getattr(MODELS.get(model), "raw_modalities", ()))
         self.module: torch.nn.Module | None = None
         self.history: list[dict[str, Any]] = []
         #: Where the training loop writes its log and resumable checkpoints (None = nowhere).

@@ -166,6 +166,8 @@ class Fuser:
             raise ConfigError(
                 f"fusion.modalities: {cfg.modalities!r} must be a non-empty subset of {list(MODALITIES)}"
             )
+        if not set(cfg.raw) <= set(MODALITIES) - {"text"}:
+            raise ConfigError(f"fusion.raw: {cfg.raw!r} must name face and/or audio")
         if cfg.steps < 1:
             raise ConfigError(f"fusion.steps: must be >= 1, got {cfg.steps}")
         # The Fuser only needs on/off: where a test speaker's statistics come from
@@ -327,7 +329,7 @@ class Fuser:
         spk = [str(s) for s in speakers]
         if len(spk) != len(feats):
             raise ConfigError(f"fusion.speaker_norm: {len(spk)} speaker ids for {len(feats)} samples")
-        for m in mods:
+        for m in (m for m in mods if m not in self.cfg.raw):  # raw blocks enter as extracted
             rows_of: dict[str, list[int]] = {}
             for i, fr in enumerate(frames):
                 if fr[m] is not None:
@@ -382,7 +384,7 @@ class Fuser:
                 # standardise the pooled statistics themselves
                 arrays = [self._pool_audio(a) for a in arrays]
             dims[m] = int(arrays[0].shape[1])
-            if self.cfg.standardise:
+            if self.cfg.standardise and m not in self.cfg.raw:  # no scaler: no balance scaling either
                 self.scalers_[m] = _Standardiser().fit(arrays)
         self.dims_ = dims
         return self
@@ -521,6 +523,7 @@ class Fuser:
             "audio_norm": self.cfg.audio_norm,
             # a flag only: per-speaker statistics are recomputed from the rows being transformed
             "speaker_norm": self.cfg.speaker_norm,
+            "raw": list(self.cfg.raw),
             "dims": self.dims_,
             "scalers": {
                 m: {"mean": s.mean.tolist(), "std": s.std.tolist()}  # type: ignore[union-attr]
@@ -546,6 +549,7 @@ class Fuser:
             audio_block=int(state.get("audio_block", 0)),
             audio_norm=state.get("audio_norm", "none"),
             speaker_norm=bool(state.get("speaker_norm", False)),
+            raw=[str(m) for m in state.get("raw", [])],
         )
         fuser = cls(cfg, from_dict(TextConfig, state["text_cfg"]))
         fuser.dims_ = {k: int(v) for k, v in state["dims"].items()}

