@@ -239,7 +239,12 @@ def test_ckplus_original(tmp_path: Path) -> None:
     first = row(df, "S005_001_00000004")
     assert first["emotion"] == "disgust" and first["speaker"] == "S005"
     assert first["image"] == str(root / "cohn-kanade-images" / "S005" / "001" / "S005_001_00000004.png")
-    assert first["frames"] == str(root / "cohn-kanade-images" / "S005" / "001")
+    # each row is its own frame: the face comes from the image, not the whole sequence folder
+    assert "frames" not in df.columns or df["frames"].isna().all()
+    from mmfer.features.units import plan_units
+
+    faces = [u for u in plan_units(df, ["face"]) if u.sample_id == first["id"]]
+    assert [(u.kind, str(u.source)) for u in faces] == [("image", first["image"])]
     assert row(df, "S011_001_00000004")["emotion"] == "happy"
 
     more = load_ckplus(root, last_n=2, include_neutral=True)

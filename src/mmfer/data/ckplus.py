@@ -91,8 +91,9 @@ def _load_sequences(
                     "id": frame.stem,
                     "speaker": subject,
                     "emotion": emo,
+                    # no ``frames`` column: the face extractor prefers a frames folder over the
+                    # image, so every peak (and onset) row would get the whole sequence
                     "image": frame,
-                    "frames": seq_dir,
                     "sequence": f"{subject}_{seq}",
                     "frame_role": role,
                 },
