@@ -10,13 +10,18 @@ sees the same training and test actors at every size. The figure and table compa
   epochs chosen from per-epoch inner scores: ``eval.select_epochs``, :mod:`mmfer.epoch_selection`),
 - ``old``: the same networks with the previous search space (``LEGACY_NETWORK_SPACE``) and
   the candidate's ``epochs`` as is (``eval.select_epochs=false``),
-- ``logreg`` (its own declared space) and the ``majority`` class (chance row).
+- ``logreg`` (its own declared space) and the ``majority`` class (chance row),
+- with all of CREMA-D (91 actors, 7442 clips) as extra training data (``--extra``, RAVDESS only):
+  ``pretrain`` = the network trained on CREMA-D first, then fine-tuned on the RAVDESS actors
+  (``train.pretrain_epochs`` in the searched space), ``+cremad`` = logreg on both corpora at
+  once, corpus-balanced; the same test actors and training actors as the other rows.
 
 Usage (from the repository root)::
 
     python bench/bench_learning_curve.py run --corpus ravdess   # -> bench/results/learning_curve_ravdess.csv
     python bench/bench_learning_curve.py run --corpus cremad    # -> bench/results/learning_curve_cremad.csv
     python bench/bench_learning_curve.py run --corpus ravdess --seed 1   # another draw of the actors
+    python bench/bench_learning_curve.py run --extra            # -> learning_curve_ravdess_extra.csv
     python bench/bench_learning_curve.py render                 # -> learning_curve.{md,png,csv}
 
 Model/fusion/training settings of every run are those of ``configs/ravdess.yaml`` (Whisper
@@ -253,6 +258,11 @@ def render() -> None:
         rm = sub[(sub.model == "rmlstm") & (sub.recipe == "recipe")].set_index("train_actors").accuracy
         gap = " / ".join(f"{100 * (rm[s] - lr[s]):+.1f}" for s in sizes if s in rm and s in lr)
         lines += ["", f"rmlstm (recipe) minus logreg, points: {gap}", ""]
+        pre = sub[(sub.model == "rmlstm") & (sub.recipe == "pretrain")].set_index("train_actors").accuracy
+        lrx = sub[(sub.model == "logreg") & (sub.recipe == "+cremad")].set_index("train_actors").accuracy
+        if len(pre) and len(lrx):  # the same extra data (CREMA-D) on both sides
+            gap = " / ".join(f"{100 * (pre[s] - lrx[s]):+.1f}" for s in sizes if s in pre and s in lrx)
+            lines += [f"rmlstm (pretrain) minus logreg (+cremad), points: {gap}", ""]
         ep = sub[sub.recipe == "recipe"][["model", "train_actors", "epochs_trained"]]
         lines += [
             "Epochs trained (chosen on the inner folds): "
@@ -277,6 +287,9 @@ def _mean_over_draws(df: pd.DataFrame) -> list[str]:
         if len(done) < 2:
             continue
         sub = sub[sub.draw.isin(done)]
+        # only rows every one of those draws ran (the CREMA-D rows ran on draw 0 only)
+        every = sub.groupby("row").draw.nunique()
+        sub = sub[sub["row"].isin(every[every == len(done)].index)]
         mean = sub.groupby(["row", "train_actors"], sort=False).accuracy.mean().unstack()
         lines += [f"## {corpus}, mean over draws {done}", ""]
         lines.append("| model | " + " | ".join(f"{s} actors" for s in sizes) + " |")
