@@ -77,6 +77,9 @@ NOTES = [
     "  the 4 actors outside draw 0's slices, scored on 8 of its training-pool actors; CREMA-D: 4",
     "  unused actors scored on 12 other unused ones). Draw 1 was run afterwards with the final code;",
     "  its test actors may include actors of that exploration. Nothing was chosen on a test fold.",
+    "- Code versions: the recipe/old/logreg rows ran at `0.1.0+e068a4a70d87` (2026-12-03); the",
+    "  CREMA-D rows (`pretrain`, `+cremad`, `run --extra`, draw 0 only) at `0.1.0+c97b1d5b78b0`",
+    "  (2026-12-04), which added `train.pretrain_epochs` and changes no other row's computation.",
     "",
 ]
 NETWORKS = ("rmlstm", "mlp", "lstm")
@@ -254,7 +257,7 @@ def render() -> None:
         for row, g in sub.groupby("row", sort=False):
             acc = {int(r.train_actors): 100 * r.accuracy for r in g.itertuples()}
             lines.append(f"| {row} | " + " | ".join(f"{acc.get(s, float('nan')):.1f}" for s in sizes) + " |")
-        lr = sub[sub.model == "logreg"].set_index("train_actors").accuracy
+        lr = sub[(sub.model == "logreg") & (sub.recipe == "-")].set_index("train_actors").accuracy
         rm = sub[(sub.model == "rmlstm") & (sub.recipe == "recipe")].set_index("train_actors").accuracy
         gap = " / ".join(f"{100 * (rm[s] - lr[s]):+.1f}" for s in sizes if s in rm and s in lr)
         lines += ["", f"rmlstm (recipe) minus logreg, points: {gap}", ""]
