@@ -11,7 +11,8 @@ every row). Rows:
 * ``rmlstm, 32 steps, all layers``: five concatenated states per step (10 frames/s pooled to
   32 steps; clips shorter than 3.2 s get masked steps), projected to ``input_proj``;
 * ``rmlstm, 32 steps, all layers, learned layer weighting``: the same, the five states first
-  combined by learned softmax weights (``model.layer_mix=-1``) -- printed per fold below the table.
+  combined by learned softmax weights (``model.layer_mix=-1``) -- printed per fold below the table;
+* ``majority class``: the most frequent class of each fold's training rows (the reference row).
 
 ``--extra-cremad`` adds the rows again with CREMA-D as train-only extra data
 (``data.extra_train=[cremad]``, ``data.corpus_balance=balanced``). Each row is its own run folder
@@ -50,6 +51,8 @@ ROWS: dict[str, list[str]] = {
         *STEPS32,
         "model.layer_mix=-1",
     ],
+    # reference: the most frequent training class of each fold (every table has one)
+    "majority class": ["model.name=majority", ALL, "fusion.audio_pool=clipstats"],
 }
 EXTRA = ["data.extra_train=[cremad]", "data.corpus_balance=balanced"]
 
@@ -214,7 +217,8 @@ def main() -> int:
     lines = [
         "# Learned Whisper layer weighting and 32 steps, within RAVDESS (issue 21)",
         "",
-        f"Code version {code_version()}; command: `python bench/whisper_layer_mix.py"
+        f"Rendered at code version {code_version()} (each row names the version it ran at); "
+        "command: `python bench/whisper_layer_mix.py"
         + (" --extra-cremad" if a.extra_cremad else "")
         + f" --budget {a.budget}` (rows in the script's docstring).",
         f"Actor-grouped 5-fold, nested selection of each model's declared space ({a.budget} candidates,",
