@@ -24,6 +24,8 @@ their scores and the learned weights (a few minutes)::
 
     python bench/whisper_layer_mix.py --smoke [--cache /work/main/runs/crosscorpus-cache]
     python bench/whisper_layer_mix.py [--extra-cremad] [--budget 6]   # -> bench/results/whisper_layer_mix.md
+    python bench/whisper_layer_mix.py --extra-only --rows logreg,mlp,majority --budget 2 \\
+        --out bench/results/whisper_layer_mix_cremad.md   # only the CREMA-D rows, on the same folds
 """
 
 from __future__ import annotations
@@ -178,6 +180,14 @@ def main() -> int:
     ap.add_argument(
         "--extra-cremad", action="store_true", help="also the rows with CREMA-D as extra training data"
     )
+    ap.add_argument(
+        "--extra-only", action="store_true", help="only the rows with CREMA-D as extra training data"
+    )
+    ap.add_argument(
+        "--rows",
+        default="",
+        help="comma-separated model names to run (logreg,mlp,rmlstm,majority); default: every row",
+    )
     ap.add_argument("--force", action="store_true", help="re-run rows whose results exist")
     ap.add_argument("--render-only", action="store_true", help="run nothing: tabulate the finished rows")
     ap.add_argument(
@@ -190,14 +200,18 @@ def main() -> int:
         return smoke(a)
     from mmfer.provenance import code_version
 
-    variants = [("RAVDESS only", ["data.sources=[]"])] + (
-        [("RAVDESS + CREMA-D (train only, balanced)", EXTRA)] if a.extra_cremad else []
+    extra = [("RAVDESS + CREMA-D (train only, balanced)", EXTRA)]
+    variants = extra if a.extra_only else [("RAVDESS only", ["data.sources=[]"])] + (
+        extra if a.extra_cremad else []
     )
+    wanted = {r for r in a.rows.split(",") if r}
     lines_rows, weights = [], []
     for data_name, data_over in variants:
         for name, over in ROWS.items():
             folder = OUT / slug(f"{data_name} {name}")
             model = next(o.split("=", 1)[1] for o in over if o.startswith("model.name="))
+            if wanted and model not in wanted:
+                continue
             done = folder / f"evaluate_{model}_group_kfold.json"
             if not a.render_only and (a.force or not done.exists()):
                 cache = [f"features.cache_dir={a.cache}"] if a.cache else []
@@ -220,6 +234,9 @@ def main() -> int:
         f"Rendered at code version {code_version()} (each row names the version it ran at); "
         "command: `python bench/whisper_layer_mix.py"
         + (" --extra-cremad" if a.extra_cremad else "")
+        + (" --extra-only" if a.extra_only else "")
+        + (f" --rows {a.rows}" if a.rows else "")
+        + (f" --out {a.out.relative_to(ROOT)}" if a.out.is_relative_to(ROOT) else "")
         + f" --budget {a.budget}` (rows in the script's docstring).",
         f"Actor-grouped 5-fold, nested selection of each model's declared space ({a.budget} candidates,",
         "2 actor-grouped inner folds of the training actors), Whisper tiny.en, all five encoder states.",
