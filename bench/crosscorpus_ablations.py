@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -111,8 +112,9 @@ def within_row(name: str, folder: Path, model: str) -> dict[str, str]:
     d = json.loads(next(folder.glob(f"evaluate_{model}_group_kfold.json")).read_text())
     accs = [f["accuracy"] for f in d["folds"]]
     uars = [f["uar"] for f in d["folds"]]
-    mean = lambda xs: 100 * sum(xs) / len(xs)  # noqa: E731
-    std = lambda xs: 100 * (sum((x - sum(xs) / len(xs)) ** 2 for x in xs) / len(xs)) ** 0.5  # noqa: E731
+    # sample std (ddof=1) over folds, as in every report table (this once used ddof=0)
+    mean = lambda xs: 100 * statistics.mean(xs)  # noqa: E731
+    std = lambda xs: 100 * statistics.stdev(xs)  # noqa: E731
     return {"variant": name, "model": model, "acc": f"{mean(accs):.1f} ± {std(accs):.1f}",
             "uar": f"{mean(uars):.1f} ± {std(uars):.1f}"}  # fmt: skip
 
@@ -170,7 +172,7 @@ def main() -> int:
             "",
             "## Within RAVDESS (actor-grouped 5-fold, same folds): CREMA-D as extra training data",
             "",
-            "| variant | model | accuracy % (mean ± std over folds) | UAR % |",
+            "| variant | model | accuracy % (mean ± sample std over folds) | UAR % |",
             "|---|---|---|---|",
             *[f"| {r['variant']} | {r['model']} | {r['acc']} | {r['uar']} |" for r in within],
         ]

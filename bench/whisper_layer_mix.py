@@ -241,7 +241,7 @@ def main() -> int:
         f"Actor-grouped 5-fold, nested selection of each model's declared space ({a.budget} candidates,",
         "2 actor-grouped inner folds of the training actors), Whisper tiny.en, all five encoder states.",
         "",
-        "| training data | row | accuracy % (mean ± std over folds) | UAR % | code version |",
+        "| training data | row | accuracy % (mean ± sample std over folds) | UAR % | code version |",
         "|---|---|---|---|---|",
         *lines_rows,
     ]
