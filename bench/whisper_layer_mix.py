@@ -205,7 +205,7 @@ def main() -> int:
         extra if a.extra_cremad else []
     )
     wanted = {r for r in a.rows.split(",") if r}
-    lines_rows, weights = [], []
+    lines_rows, weights, missing = [], [], []
     for data_name, data_over in variants:
         for name, over in ROWS.items():
             folder = OUT / slug(f"{data_name} {name}")
@@ -217,6 +217,7 @@ def main() -> int:
                 cache = [f"features.cache_dir={a.cache}"] if a.cache else []
                 run_row(folder, [*base(a.budget), *cache, *data_over, *over])
             if not done.exists():
+                missing.append(f"{data_name}: {name}")
                 continue
             d = json.loads(done.read_text())
             r = within_row(name, folder, model)
@@ -245,6 +246,9 @@ def main() -> int:
         "|---|---|---|---|---|",
         *lines_rows,
     ]
+    if missing:
+        lines += ["", "Rows not run (no finished run folder; not part of this table):", ""]
+        lines += [f"* {m}" for m in missing]
     if weights:
         lines += [
             "",
