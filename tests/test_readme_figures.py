@@ -371,6 +371,17 @@ SHIPPED = (
 )
 SLASH4 = rf"{NUM} / {NUM} / {NUM} / {NUM} / {NUM}"
 
+SEQ = "docs/reports/ckplus48_seq"
+WLM = "docs/reports/ravdess/supplement_all_layers.md"
+CREMA_EXTRA = "RAVDESS + CREMA-D (train only, balanced)"
+
+
+def _wlm(data: str, row: str) -> tuple[Src, Src]:
+    """``accuracy mean ± std`` of one row of the RAVDESS all-layer supplement table."""
+    where = (("training data", data), ("row", row))
+    return tuple(Src(WLM, "accuracy %*", where, kind="md", part=k) for k in (0, 1))  # type: ignore[return-value]
+
+
 FIGURES: list[Figure] = [
     *[
         Figure(
@@ -468,6 +479,30 @@ FIGURES: list[Figure] = [
         (
             _norm("neutral_enrol", "logreg", "accuracy_mean_pct"),
             _norm("neutral_enrol", "rmlstm", "accuracy_mean_pct"),
+        ),
+    ),
+    Figure(
+        "says",
+        rf"RMLSTM {PM} %, logreg {PM} %, majority {NUM} % — a separate protocol",
+        (
+            *_pm(lambda c: _t3(SEQ, "rmlstm", c), "accuracy"),
+            *_pm(lambda c: _t3(SEQ, "logreg", c), "accuracy"),
+            _t3(SEQ, "majority", "accuracy_mean_pct"),
+        ),
+    ),
+    Figure(
+        "says",
+        rf"beside accuracy there\): MLP {PM} %, logreg {PM} %, RMLSTM on 32 steps {PM} %, with learned layer "
+        rf"weighting {PM} %; with all of CREMA-D as train-only extra data MLP {PM} %, logreg {PM} % "
+        rf"\(majority {NUM} %\)",
+        (
+            *_wlm("RAVDESS only", "mlp, all layers, clipstats"),
+            *_wlm("RAVDESS only", "logreg, all layers, clipstats"),
+            *_wlm("RAVDESS only", "rmlstm, 32 steps, all layers"),
+            *_wlm("RAVDESS only", "rmlstm, 32 steps, all layers, learned layer weighting"),
+            *_wlm(CREMA_EXTRA, "mlp, all layers, clipstats"),
+            *_wlm(CREMA_EXTRA, "logreg, all layers, clipstats"),
+            _wlm(CREMA_EXTRA, "majority class")[0],
         ),
     ),
     Figure(
