@@ -372,6 +372,7 @@ SHIPPED = (
 SLASH4 = rf"{NUM} / {NUM} / {NUM} / {NUM} / {NUM}"
 
 SEQ = "docs/reports/ckplus48_seq"
+FT = "docs/reports/ckplus48/finetune"
 WLM = "docs/reports/ravdess/supplement_all_layers.md"
 CREMA_EXTRA = "RAVDESS + CREMA-D (train only, balanced)"
 
@@ -503,6 +504,18 @@ FIGURES: list[Figure] = [
             *_wlm(CREMA_EXTRA, "mlp, all layers, clipstats"),
             *_wlm(CREMA_EXTRA, "logreg, all layers, clipstats"),
             _wlm(CREMA_EXTRA, "majority class")[0],
+        ),
+    ),
+    Figure(
+        "says",
+        rf"10 folds as the table above\): {PM} % accuracy, UAR {PM} %, against {PM} % for logreg "
+        rf"on the frozen features of the same folds \(higher on {NUM} of {NUM} folds",
+        (
+            *_pm(lambda c: _fe(FT, "face.backbone=fer2013_crop", "fer2013_ft", c), "accuracy"),
+            *_pm(lambda c: _fe(FT, "face.backbone=fer2013_crop", "fer2013_ft", c), "uar"),
+            *_pm(lambda c: _t3(FT, "logreg", c), "accuracy"),
+            Src(f"{FT}/fer2013_ft_folds.md", r"higher on (\d+) of \d+ folds", kind="re"),
+            Src(f"{FT}/fer2013_ft_folds.md", r"higher on \d+ of (\d+) folds", kind="re"),
         ),
     ),
     Figure(
