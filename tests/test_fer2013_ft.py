@@ -274,3 +274,39 @@ def test_network_ignores_padding_and_rejects_bad_input() -> None:
         net(torch.zeros(2, 1, PIX))
     with pytest.raises(DataError, match="no valid time step"):
         net(x, torch.zeros(3, 1, dtype=torch.bool))
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_static_export_graph_matches_forward(flip: bool) -> None:
+    """export_forward (dense, for ONNX) gives forward's eval logits, padded steps ignored."""
+    x, y = _crops(9)
+    est = create_estimator(
+        "fer2013_ft", epochs=1, batch_size=4, threads=1, progress=False, patience=0, flip=flip
+    )
+    est.fit(*_fused(x), y, num_classes=3)
+    module = est.module
+    assert module is not None
+    clips = torch.from_numpy(np.stack([_fused(x[i : i + 3])[0][:, 0] for i in (0, 3, 6)]))  # (3, 3, 4097)
+    mask = torch.tensor([[True, True, True], [True, False, True], [False, True, False]])
+    garbage = clips.clone()
+    garbage[~mask] = 0.37  # what a padded step holds must not matter
+    with torch.no_grad():
+        want = module(clips, mask)
+        got = module.export_forward(garbage.masked_fill(~mask.unsqueeze(-1), 0.0), mask)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_onnx_export_of_a_fitted_fine_tune(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from mmfer.inference.export import export_onnx
+
+    x, y = _crops(8)
+    est = create_estimator("fer2013_ft", epochs=1, batch_size=4, threads=1, progress=False, patience=0)
+    est.fit(*_fused(x), y, num_classes=3)
+    assert est.module is not None
+    res = export_onnx(est.module, tmp_path / "ft.onnx", steps=3, allow_torchscript=False)
+    # ONNX Runtime on padded/unpadded batches of sizes 1 and 3 vs the PyTorch forward
+    assert res.method.startswith("onnx") and res.max_abs_diff is not None and res.max_abs_diff < 1e-4

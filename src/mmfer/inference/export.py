@@ -62,7 +62,10 @@ class ExportableModel(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        for attr in ("project", "encode", "forward_head"):
+        needs = (
+            ("export_forward",) if hasattr(model, "export_forward") else ("project", "encode", "forward_head")
+        )
+        for attr in needs:
             if not hasattr(model, attr):
                 raise ConfigError(
                     f"cannot export {type(model).__name__}: it has no {attr}() (not an mmfer model)"
@@ -71,6 +74,8 @@ class ExportableModel(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """``x (B, T, F)`` float, ``mask (B, T)`` bool -> logits ``(B, C)``."""
+        if hasattr(self.model, "export_forward"):  # a model with its own static graph (fer2013_ft)
+            return self.model.export_forward(x.masked_fill(~mask.unsqueeze(-1), 0.0), mask)
         steps = x.shape[1]
         pos = torch.arange(steps, device=x.device).unsqueeze(0)  # (1, T)
         # Valid steps keep their index, padding is pushed past T: keys are unique, so a plain
@@ -103,14 +108,24 @@ class ExportResult:
     max_abs_diff: float | None = None
 
 
-def example_inputs(batch: int, steps: int, in_features: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+def example_inputs(
+    batch: int,
+    steps: int,
+    in_features: int,
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+) -> tuple[Tensor, Tensor]:
     """Random ``x (batch, steps, F)`` and a mask with padding in every row but the first.
 
     Rows get ``steps, steps-1, ...`` (at least 1) valid steps, with the padding put
-    at varying places, so a trace goes through the reordering path.
+    at varying places, so a trace goes through the reordering path. ``value_range`` clips
+    ``x`` for a model that reads bounded input (``fer2013_ft``: pixels in [-1, 1]).
     """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, steps, in_features, generator=g)  # (B, T, F)
+    if value_range is not None:
+        x = x.clamp(*value_range)
     mask = torch.ones(batch, steps, dtype=torch.bool)  # (B, T)
     for b in range(1, batch):
         n_pad = min(b, steps - 1)
@@ -247,7 +262,8 @@ def export_onnx(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportableModel(net).eval()
-    args = example_inputs(2, steps, in_features)
+    vr = getattr(net, "input_range", None)  # bounded inputs (raw pixels), else None
+    args = example_inputs(2, steps, in_features, value_range=vr)
     errors: list[str] = []
     method = None
     for name, dynamo in (("onnx-legacy", False), ("onnx-dynamo", True)):
@@ -272,10 +288,10 @@ def export_onnx(
     diff = None
     if check:
         diffs = [
-            compare_onnx(out, net, *example_inputs(b, steps, in_features, seed=s))
+            compare_onnx(out, net, *example_inputs(b, steps, in_features, seed=s, value_range=vr))
             for s, b in enumerate((1, 3))
         ]
-        full_x, _ = example_inputs(3, steps, in_features, seed=7)
+        full_x, _ = example_inputs(3, steps, in_features, seed=7, value_range=vr)
         diffs.append(compare_onnx(out, net, full_x, torch.ones(3, steps, dtype=torch.bool)))
         diff = max(diffs)
     return ExportResult(path=out, method=method, max_abs_diff=diff)

@@ -68,6 +68,8 @@ class FER2013FineTune(EmotionModel):
     }
     #: The fused face block must reach the network as extracted (pixels, not z-scores).
     raw_modalities: ClassVar[tuple[str, ...]] = ("face",)
+    #: Range of the pixel values it reads (the export check draws its inputs inside it).
+    input_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
 
     def __init__(self, in_features: int, num_classes: int, cfg: ModelConfig | None = None) -> None:
         from mmfer.features.face.fer2013 import fer2013_net
@@ -130,3 +132,20 @@ class FER2013FineTune(EmotionModel):
         out.index_add_(0, owner, logits)
         count = torch.bincount(owner, minlength=x.shape[0]).clamp_min(1).unsqueeze(1)  # (B, 1)
         return out / count
+
+    def export_forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """The eval-mode :meth:`forward` as a static graph, for ONNX export.
+
+        :meth:`forward` gathers the valid steps (data-dependent shapes) and checks their value
+        range; this runs the CNN on every step's crop, ``(B*T, 1, 64, 64)``, and averages the
+        logits over the valid steps with the mask as weights. Same logits for valid input, no
+        input checks (a sample with no valid step gives zeros).
+        """
+        b, t = x.shape[:2]
+        img = x[..., :CROP_PIXELS].reshape(b * t, 1, 64, 64)  # (B*T, 1, 64, 64)
+        logits = self._logits(img)  # (B*T, C)
+        if self.cfg.flip:
+            logits = (logits + self._logits(img.flip(-1))) / 2  # test-time mirror averaging
+        w = mask.to(logits.dtype).reshape(b, t, 1)  # (B, T, 1)
+        total = (logits.reshape(b, t, -1) * w).sum(dim=1)  # (B, C)
+        return total / w.sum(dim=1).clamp_min(1.0)

@@ -95,8 +95,10 @@ def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 def pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:
     """Pad ``(B, C, H, W)`` like TF ``same`` for a square ``kernel``/``stride`` window."""
-    top, bottom = tf_same_padding(x.shape[-2], kernel, stride)
-    left, right = tf_same_padding(x.shape[-1], kernel, stride)
+    # int(): the pads are plain numbers of the image size, so an ONNX trace records them as
+    # constants (traced shape arithmetic gave wrong pads for other batch sizes in ONNX Runtime)
+    top, bottom = tf_same_padding(int(x.shape[-2]), kernel, stride)
+    left, right = tf_same_padding(int(x.shape[-1]), kernel, stride)
     if top == bottom == left == right == 0:
         return x
     return F.pad(x, (left, right, top, bottom), value=value)  # (B, C, H+top+bottom, W+left+right)
